@@ -1,0 +1,289 @@
+//! Layered settings shared by the web and worker processes.
+//!
+//! Order, last wins: `config/default.toml`, `config/{APP_ENV}.toml`, `APP__SECTION__KEY`
+//! environment variables, then the conventional names Procfile platforms set
+//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The secret shipped in `config/default.toml`; production refuses to run with it.
+const DEVELOPMENT_JWT_SECRET: &str = "development-only-secret-do-not-use-in-production";
+const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("APP_ENV").as_deref() {
+            Err(_) | Ok("development") => Ok(Self::Development),
+            Ok("test") => Ok(Self::Test),
+            Ok("production") => Ok(Self::Production),
+            Ok(other) => {
+                bail!("APP_ENV={other:?} is not one of development, test, production")
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub actors: ActorSettings,
+    pub tasks: TaskSettings,
+    pub worker: WorkerSettings,
+    pub email: EmailSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Largest accepted request body; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Actix worker threads; 0 means one per core.
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    /// Server-side cap on any one statement, so a bad query cannot pin a connection.
+    pub statement_timeout_ms: u64,
+    /// Run migrations when the web process starts.
+    pub migrate_on_start: bool,
+    /// Create the database named in the URL when the server has no such database.
+    pub create_if_missing: bool,
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+    pub token_ttl_secs: u64,
+    pub leeway_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub external: ExternalIssuerSettings,
+}
+
+/// Tokens minted by another auth server (for example Better Auth) with a shared secret.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExternalIssuerSettings {
+    pub enabled: bool,
+    pub secret: SecretString,
+    /// Required `iss` claim; empty means not checked.
+    pub issuer: String,
+    /// Required `aud` claim; empty means not checked.
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActorSettings {
+    pub idle_timeout_secs: u64,
+    pub mailbox_capacity: usize,
+    pub send_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskSettings {
+    pub trash_retention_days: u32,
+    pub idempotency_ttl_hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    /// How often a worker looks for due jobs; future jobs are found only by polling.
+    pub poll_interval_ms: u64,
+    /// How often maintenance (purging expired rows) is scheduled.
+    pub maintenance_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmailSettings {
+    pub smtp_url: SecretString,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` takes precedence when set.
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads settings for `APP_ENV` from the config folder and the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_environment(Environment::from_env()?)
+    }
+
+    /// Loads settings for a given environment, ignoring `APP_ENV`. Tests use this.
+    pub fn load_environment(environment: Environment) -> anyhow::Result<Self> {
+        let dir = config_dir()?;
+        let settings = Self::load_from(&dir, environment)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn load_from(dir: &Path, environment: Environment) -> anyhow::Result<Self> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let built = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")))
+            .add_source(
+                config::File::from(dir.join(format!("{}.toml", environment.as_str())))
+                    .required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("APP")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .set_override("environment", environment.as_str())?
+            .set_override_option("database.url", env("DATABASE_URL"))?
+            .set_override_option("server.port", env("PORT"))?
+            .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
+            .set_override_option("email.smtp_url", env("SMTP_URL"))?
+            .set_override_option("email.from", env("MAIL_FROM"))?
+            .build()
+            .with_context(|| format!("reading settings from {}", dir.display()))?;
+        built
+            .try_deserialize()
+            .with_context(|| format!("invalid settings in {} or the environment", dir.display()))
+    }
+
+    /// Refuses settings that are unsafe for the chosen environment.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.environment != Environment::Production {
+            return Ok(());
+        }
+        check_production_secret("JWT_SECRET", &self.auth.jwt_secret)?;
+        if self.auth.external.enabled {
+            check_production_secret("APP__AUTH__EXTERNAL__SECRET", &self.auth.external.secret)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_production_secret(name: &str, secret: &SecretString) -> anyhow::Result<()> {
+    let secret = secret.expose_secret();
+    if secret == DEVELOPMENT_JWT_SECRET {
+        bail!(
+            "{name} is the development default; set {name} to a random value of at least {MIN_SECRET_BYTES} bytes"
+        );
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        bail!(
+            "{name} is {} bytes; production needs at least {MIN_SECRET_BYTES}",
+            secret.len()
+        );
+    }
+    Ok(())
+}
+
+/// Finds the config folder: `APP_CONFIG_DIR`, else `config/` beside the workspace the binary was
+/// built in or any folder above the executable, so a worker started elsewhere still finds it.
+fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("APP_CONFIG_DIR") {
+        let dir = PathBuf::from(dir);
+        if !dir.join("default.toml").is_file() {
+            bail!("APP_CONFIG_DIR={} has no default.toml", dir.display());
+        }
+        return Ok(dir);
+    }
+    let beside_exe = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .map(|d| d.join("config"))
+            .find(|d| d.join("default.toml").is_file())
+    });
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    beside_exe
+        .or_else(|| built_in.join("default.toml").is_file().then_some(built_in))
+        .context("no config folder found; set APP_CONFIG_DIR to the folder holding default.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(environment: Environment, secret: &str) -> Settings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut s = Settings::load_from(&dir, environment).expect("shipped config loads");
+        s.auth.jwt_secret = SecretString::from(secret);
+        s
+    }
+
+    #[test]
+    fn production_refuses_the_development_secret() {
+        let err = settings(Environment::Production, DEVELOPMENT_JWT_SECRET)
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("development default"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_a_short_secret() {
+        let err = settings(Environment::Production, "short")
+            .check()
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
+    }
+
+    #[test]
+    fn production_accepts_a_long_random_secret() {
+        let s = settings(Environment::Production, "0123456789abcdef0123456789abcdef");
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn development_allows_the_default_secret() {
+        assert!(
+            settings(Environment::Development, DEVELOPMENT_JWT_SECRET)
+                .check()
+                .is_ok()
+        );
+    }
+}

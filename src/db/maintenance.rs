@@ -1,0 +1,24 @@
+//! Retention queries run by the maintenance job.
+
+use sqlx::PgPool;
+
+/// Finished jobs are kept this long for inspection, then removed so the queue table stays small.
+const FINISHED_JOB_RETENTION_DAYS: i32 = 7;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub finished_jobs: u64,
+}
+
+pub async fn purge_expired(pool: &PgPool) -> Result<Purged, sqlx::Error> {
+    let finished_jobs = sqlx::query(
+        "DELETE FROM apalis.jobs
+         WHERE status IN ('Done', 'Killed')
+           AND done_at < now() - make_interval(days => $1)",
+    )
+    .bind(FINISHED_JOB_RETENTION_DAYS)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(Purged { finished_jobs })
+}

@@ -1,0 +1,57 @@
+//! Job payloads and their stable queue names: the only contract between web and worker.
+//!
+//! Jobs are enqueued with [`enqueue`] inside the transaction of the write that causes them, so a
+//! job exists exactly when its cause committed.
+
+use std::time::SystemTime;
+
+use apalis::prelude::TaskBuilder;
+use apalis_postgres::PgTask;
+use serde::Serialize;
+use sqlx::PgConnection;
+
+pub mod maintenance;
+
+/// A job kind: its payload type and the queue it travels on. Queue names are explicit because
+/// apalis would otherwise use the Rust type path, which changes when code moves.
+pub trait Job: Serialize {
+    const QUEUE: &'static str;
+}
+
+/// When and how a job should run.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    pub run_at: Option<SystemTime>,
+    /// Unique per queue for ever, so include whatever version makes the job distinct.
+    pub idempotency_key: Option<String>,
+    pub max_attempts: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("encoding the job payload")]
+    Encode(#[from] serde_json::Error),
+    #[error("inserting the job row")]
+    Insert(#[from] apalis_postgres::Error),
+}
+
+/// Inserts one job on `conn`, which is normally the caller's open transaction.
+pub async fn enqueue<J: Job>(
+    conn: &mut PgConnection,
+    job: &J,
+    schedule: Schedule,
+) -> Result<(), EnqueueError> {
+    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?);
+    if let Some(run_at) = schedule.run_at {
+        builder = builder.run_at_time(run_at);
+    }
+    if let Some(key) = schedule.idempotency_key {
+        builder = builder.idempotency_key(key);
+    }
+    if let Some(attempts) = schedule.max_attempts {
+        builder = builder.max_attempts(attempts);
+    }
+    let task: PgTask = builder.build();
+    apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! The todo service library: everything the web and worker processes share.
+
+pub mod config;
+pub mod db;
+pub mod jobs;
+pub mod telemetry;
+
+#[cfg(feature = "web")]
+pub mod web;

@@ -1,0 +1,11 @@
+//! Web-only code: routes, middleware, the HTTP error type and startup. The worker crate builds
+//! the library without the `web` feature, so none of this is reachable from it.
+
+pub mod extractors;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod request_id;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,207 @@
+//! The one HTTP error type. Every failure a client sees is an RFC 7807 problem document.
+//!
+//! Error policy for the whole crate: startup and workers use `anyhow` with `.context()`;
+//! the domain and database layers return their own enums; only the web layer turns them into
+//! [`ApiError`]. Internal errors are logged with their full cause chain and shown to the client
+//! as an opaque 500 that carries the request id.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use super::request_id::RequestContext;
+
+/// One rule a field broke, for 422 answers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// `code` says which kind of credential failure, without saying which check failed.
+    #[error("unauthorized ({code})")]
+    Unauthorized { code: &'static str },
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unprocessable: {detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        reason: &'static str,
+        retry_after_secs: u64,
+    },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized { code } => code,
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict { code, .. } => code,
+            Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Validation(_) => "validation_failed",
+            Self::Unprocessable { code, .. } => code,
+            Self::TooManyRequests { .. } => "rate_limited",
+            Self::Unavailable { reason, .. } => reason,
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest(detail) => detail.clone(),
+            Self::Unauthorized { .. } => "Missing, invalid, expired or revoked credentials.".into(),
+            Self::Forbidden => "You may not act on another user's resources.".into(),
+            Self::NotFound => "No such resource.".into(),
+            Self::Conflict { detail, .. } | Self::Unprocessable { detail, .. } => detail.clone(),
+            Self::PreconditionFailed => {
+                "The resource changed since the ETag given in If-Match.".into()
+            }
+            Self::PayloadTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
+            Self::UnsupportedMediaType => "Send the body as application/json.".into(),
+            Self::Validation(errors) => match errors.as_slice() {
+                [one] => format!("{}: {}", one.field, one.message),
+                _ => "Several fields are invalid.".into(),
+            },
+            Self::TooManyRequests { .. } => "Too many requests; retry later.".into(),
+            Self::Unavailable { .. } => {
+                "The service is temporarily unavailable; retry later.".into()
+            }
+            Self::Internal(_) => {
+                "An unexpected error occurred; quote the request id when reporting it.".into()
+            }
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after_secs }
+            | Self::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+/// The wire shape, also used for the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub instance: String,
+    pub code: String,
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let context = RequestContext::current();
+        if let Self::Internal(err) = self {
+            tracing::error!(request_id = %context.request_id, error = ?ErrorChain(err), "internal error");
+        }
+        let code = self.code();
+        let problem = Problem {
+            kind: format!("urn:todo:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            instance: context.path,
+            code: code.to_owned(),
+            request_id: context.request_id,
+            errors: match self {
+                Self::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/problem+json");
+        if let Some(secs) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, secs));
+        }
+        if matches!(self, Self::Unauthorized { .. }) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(problem)
+    }
+}
+
+/// Formats an error with every cause on its own line, for logs only.
+struct ErrorChain<'a>(&'a anyhow::Error);
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        for cause in self.0.chain().skip(1) {
+            write!(f, "\n  caused by: {cause}")?;
+        }
+        Ok(())
+    }
+}

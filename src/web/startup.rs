@@ -1,0 +1,100 @@
+//! Builds the web process from library parts. Tests and `main` share this code: `build` binds
+//! the listener and reports the port, so tests can use port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use sqlx::PgPool;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::openapi::ApiDoc;
+use super::problem::ApiError;
+use super::routes;
+use super::state::AppState;
+use super::{extractors, request_id};
+use crate::config::Settings;
+use crate::db;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database (creating and migrating it when configured) and binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            db::migrate(&pool).await?;
+        }
+        Self::build_with_pool(settings, pool)
+    }
+
+    /// Binds the port and assembles the server around an existing pool.
+    pub fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        let server = run(listener, settings, pool)?;
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, settings: Settings, pool: PgPool) -> anyhow::Result<Server> {
+    // Install the recorder before the first request so no sample is lost.
+    super::metrics::handle();
+    let server_settings = settings.server.clone();
+    let body_limit = server_settings.body_limit_bytes;
+    let state = web::Data::new(AppState {
+        pool,
+        settings: Arc::new(settings),
+    });
+    let openapi = ApiDoc::openapi();
+
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(extractors::json_config(body_limit))
+            .app_data(extractors::query_config())
+            .app_data(extractors::path_config())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(Compress::default())
+            .wrap(from_fn(request_id::middleware))
+            .configure(routes::ops::configure)
+            .route("/docs", web::get().to(docs_redirect))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .service(web::scope("/api/v1").configure(routes::configure_api))
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(server_settings.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(10));
+    if server_settings.workers > 0 {
+        server = server.workers(server_settings.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+async fn docs_redirect() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

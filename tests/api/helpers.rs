@@ -1,0 +1,192 @@
+//! A real app on port 0 over a throwaway database, and typed helpers to talk to it.
+
+use std::sync::LazyLock;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use todo::config::{Environment, Settings};
+use todo::web::startup::Application;
+use uuid::Uuid;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let settings = Settings::load_environment(Environment::Test).expect("test settings load");
+        todo::telemetry::init(&settings.telemetry);
+    }
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    /// Dropped with the app, which drops the database.
+    _database: TestDatabase,
+}
+
+/// Test settings: port 0, and the database URL of the server the tests may create databases on.
+pub fn test_settings() -> Settings {
+    LazyLock::force(&TRACING);
+    let mut settings = Settings::load_environment(Environment::Test).expect("test settings load");
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings
+}
+
+impl TestApp {
+    /// A migrated database and a running app.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = test_settings();
+        customise(&mut settings);
+        let database = TestDatabase::create(&settings).await;
+        settings.database.url = database.url.clone();
+        let pool = todo::db::connect(&settings.database)
+            .await
+            .expect("connect to test database");
+        todo::db::migrate(&pool)
+            .await
+            .expect("migrate test database");
+        Self::start(settings, pool, database)
+    }
+
+    /// An app over a database that exists but has no migrations applied.
+    pub async fn spawn_unmigrated() -> Self {
+        let mut settings = test_settings();
+        let database = TestDatabase::create(&settings).await;
+        settings.database.url = database.url.clone();
+        let pool = todo::db::connect(&settings.database)
+            .await
+            .expect("connect to test database");
+        Self::start(settings, pool, database)
+    }
+
+    fn start(settings: Settings, pool: PgPool, database: TestDatabase) -> Self {
+        let app = Application::build_with_pool(settings.clone(), pool.clone()).expect("build app");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            pool,
+            client,
+            settings,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// A uniquely named database, dropped when the test ends (pass or fail).
+pub struct TestDatabase {
+    pub name: String,
+    pub url: SecretString,
+    admin: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn create(settings: &Settings) -> Self {
+        let admin: PgConnectOptions = settings
+            .database
+            .url
+            .expose_secret()
+            .parse()
+            .expect("test DATABASE_URL");
+        let name = format!("todo_test_{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&admin).await.expect(
+            "cannot reach PostgreSQL for tests; start it or set DATABASE_URL to a server where databases can be created",
+        );
+        conn.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .await
+            .expect("create test database");
+        let url = admin_url_with_database(settings, &name);
+        Self { name, url, admin }
+    }
+}
+
+fn admin_url_with_database(settings: &Settings, name: &str) -> SecretString {
+    let mut url = reqwest::Url::parse(settings.database.url.expose_secret())
+        .expect("test DATABASE_URL is a URL");
+    url.set_path(name);
+    SecretString::from(url.to_string())
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop is synchronous; use a private runtime so this works whatever the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                )))
+                .await
+                .map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// Asserts the response is a problem document with this status and code, and returns its body.
+pub async fn assert_problem(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response.headers().get("content-type").cloned();
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "problem documents use application/problem+json"
+    );
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: serde_json::Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status, "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["type"], format!("urn:todo:problem:{code}"));
+    assert!(
+        body["title"].is_string() && body["detail"].is_string() && body["instance"].is_string()
+    );
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "request id matches the header"
+    );
+    body
+}

@@ -172,8 +172,7 @@ impl Settings {
         let built = config::Config::builder()
             .add_source(config::File::from(dir.join("default.toml")))
             .add_source(
-                config::File::from(dir.join(format!("{}.toml", environment.as_str())))
-                    .required(false),
+                config::File::from(dir.join(format!("{}.toml", environment.as_str()))).required(false),
             )
             .add_source(
                 config::Environment::with_prefix("APP")
@@ -215,10 +214,7 @@ fn check_production_secret(name: &str, secret: &SecretString) -> anyhow::Result<
         );
     }
     if secret.len() < MIN_SECRET_BYTES {
-        bail!(
-            "{name} is {} bytes; production needs at least {MIN_SECRET_BYTES}",
-            secret.len()
-        );
+        bail!("{name} is {} bytes; production needs at least {MIN_SECRET_BYTES}", secret.len());
     }
     Ok(())
 }
@@ -234,10 +230,7 @@ fn config_dir() -> anyhow::Result<PathBuf> {
         return Ok(dir);
     }
     let beside_exe = std::env::current_exe().ok().and_then(|exe| {
-        exe.ancestors()
-            .skip(1)
-            .map(|d| d.join("config"))
-            .find(|d| d.join("default.toml").is_file())
+        exe.ancestors().skip(1).map(|d| d.join("config")).find(|d| d.join("default.toml").is_file())
     });
     let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     beside_exe
@@ -258,17 +251,13 @@ mod tests {
 
     #[test]
     fn production_refuses_the_development_secret() {
-        let err = settings(Environment::Production, DEVELOPMENT_JWT_SECRET)
-            .check()
-            .unwrap_err();
+        let err = settings(Environment::Production, DEVELOPMENT_JWT_SECRET).check().unwrap_err();
         assert!(err.to_string().contains("development default"), "{err}");
     }
 
     #[test]
     fn production_refuses_a_short_secret() {
-        let err = settings(Environment::Production, "short")
-            .check()
-            .unwrap_err();
+        let err = settings(Environment::Production, "short").check().unwrap_err();
         assert!(err.to_string().contains("at least 32"), "{err}");
     }
 
@@ -280,10 +269,6 @@ mod tests {
 
     #[test]
     fn development_allows_the_default_secret() {
-        assert!(
-            settings(Environment::Development, DEVELOPMENT_JWT_SECRET)
-                .check()
-                .is_ok()
-        );
+        assert!(settings(Environment::Development, DEVELOPMENT_JWT_SECRET).check().is_ok());
     }
 }

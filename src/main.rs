@@ -8,15 +8,11 @@ use todo::web::startup::Application;
 use todo::{db, telemetry};
 
 fn main() -> ExitCode {
-    let command = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "serve".to_owned());
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".to_owned());
     let result = match command.as_str() {
         "serve" => actix_web::rt::System::new().block_on(serve()),
         "migrate" => actix_web::rt::System::new().block_on(migrate()),
-        other => Err(anyhow::anyhow!(
-            "unknown command {other:?}; expected `serve` or `migrate`"
-        )),
+        other => Err(anyhow::anyhow!("unknown command {other:?}; expected `serve` or `migrate`")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

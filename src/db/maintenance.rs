@@ -8,6 +8,7 @@ const FINISHED_JOB_RETENTION_DAYS: i32 = 7;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub finished_jobs: u64,
+    pub revoked_tokens: u64,
 }
 
 pub async fn purge_expired(pool: &PgPool) -> Result<Purged, sqlx::Error> {
@@ -20,5 +21,10 @@ pub async fn purge_expired(pool: &PgPool) -> Result<Purged, sqlx::Error> {
     .execute(pool)
     .await?
     .rows_affected();
-    Ok(Purged { finished_jobs })
+    // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
+    let revoked_tokens = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(Purged { finished_jobs, revoked_tokens })
 }

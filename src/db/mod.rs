@@ -11,21 +11,16 @@ use sqlx::{PgPool, Postgres};
 use crate::config::DatabaseSettings;
 
 pub mod maintenance;
+pub mod users;
 
 /// The application's own migrations, in `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Parses the configured URL into connect options with the statement timeout applied.
 pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
-    let options: PgConnectOptions = settings
-        .url
-        .expose_secret()
-        .parse()
-        .context("DATABASE_URL is not a valid postgres:// URL")?;
-    Ok(options.options([(
-        "statement_timeout",
-        settings.statement_timeout_ms.to_string(),
-    )]))
+    let options: PgConnectOptions =
+        settings.url.expose_secret().parse().context("DATABASE_URL is not a valid postgres:// URL")?;
+    Ok(options.options([("statement_timeout", settings.statement_timeout_ms.to_string())]))
 }
 
 /// A pool that opens connections on demand, so a process can start while the database is down
@@ -52,15 +47,9 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     };
     if settings.create_if_missing && !Postgres::database_exists(url).await.map_err(unreachable)? {
         Postgres::create_database(url).await.with_context(|| {
-            format!(
-                "creating database {:?} on {server}",
-                options.get_database().unwrap_or("")
-            )
+            format!("creating database {:?} on {server}", options.get_database().unwrap_or(""))
         })?;
-        tracing::info!(
-            database = options.get_database(),
-            "created missing database"
-        );
+        tracing::info!(database = options.get_database(), "created missing database");
     }
     let pool = lazy_pool(settings, options);
     pool.acquire().await.map_err(unreachable)?;
@@ -69,13 +58,8 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 
 /// Applies apalis's queue schema and then the application's migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    apalis_postgres::PostgresStorage::setup(pool)
-        .await
-        .context("applying the apalis queue migrations")?;
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("applying the application migrations")?;
+    apalis_postgres::PostgresStorage::setup(pool).await.context("applying the apalis queue migrations")?;
+    MIGRATOR.run(pool).await.context("applying the application migrations")?;
     Ok(())
 }
 
@@ -93,9 +77,7 @@ pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
     let apalis = apalis_postgres::PostgresStorage::migrations();
     let mut pending = 0;
     for migrator in [&MIGRATOR, &apalis] {
-        pending += pending_migrations(pool, migrator)
-            .await
-            .map_err(NotReady::Unavailable)?;
+        pending += pending_migrations(pool, migrator).await.map_err(NotReady::Unavailable)?;
     }
     match pending {
         0 => Ok(()),
@@ -106,19 +88,15 @@ pub async fn check_ready(pool: &PgPool) -> Result<(), NotReady> {
 async fn pending_migrations(pool: &PgPool, migrator: &Migrator) -> Result<usize, sqlx::Error> {
     // to_regclass is NULL when the history table does not exist yet: nothing applied.
     let table = migrator.table_name.as_ref();
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-        .bind(table)
-        .fetch_one(pool)
-        .await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass($1)::text").bind(table).fetch_one(pool).await?;
     let applied: Vec<i64> = match exists {
         None => Vec::new(),
         Some(_) => {
             // The table name comes from the migrator's compiled-in config, never from input.
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT version FROM {table} WHERE success"
-            )))
-            .fetch_all(pool)
-            .await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table} WHERE success")))
+                .fetch_all(pool)
+                .await?
         }
     };
     Ok(migrator

@@ -21,9 +21,7 @@ impl Maintenance {
     pub fn for_slot(now: DateTime<Utc>, interval_secs: u64) -> Self {
         let interval = i64::try_from(interval_secs.max(1)).unwrap_or(i64::MAX);
         let start = now.timestamp().div_euclid(interval) * interval;
-        Self {
-            slot_start: DateTime::from_timestamp(start, 0).unwrap_or(now),
-        }
+        Self { slot_start: DateTime::from_timestamp(start, 0).unwrap_or(now) }
     }
 
     pub fn idempotency_key(&self) -> String {

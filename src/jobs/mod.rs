@@ -6,9 +6,11 @@
 use std::time::SystemTime;
 
 use apalis::prelude::TaskBuilder;
+use apalis_core::task::metadata::MetadataStore;
 use apalis_postgres::PgTask;
 use serde::Serialize;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 pub mod maintenance;
 
@@ -25,7 +27,12 @@ pub struct Schedule {
     /// Unique per queue for ever, so include whatever version makes the job distinct.
     pub idempotency_key: Option<String>,
     pub max_attempts: Option<usize>,
+    /// The user the job acts for; their pending jobs are cancelled when the account goes.
+    pub owner: Option<Uuid>,
 }
+
+/// The metadata key under which a job's owner is recorded.
+const OWNER_KEY: &str = "user_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
@@ -51,7 +58,28 @@ pub async fn enqueue<J: Job>(
     if let Some(attempts) = schedule.max_attempts {
         builder = builder.max_attempts(attempts);
     }
+    if let Some(owner) = schedule.owner {
+        let mut metadata = MetadataStore::new();
+        // A fresh store has no keys, so this insert cannot collide.
+        let _ = metadata.insert(OWNER_KEY, owner.to_string());
+        builder = builder.with_metadata(metadata);
+    }
     let task: PgTask = builder.build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
     Ok(())
+}
+
+/// Removes every job of `owner` that has not started, inside the caller's transaction. A job
+/// already fetched cannot be recalled, which is why handlers re-check what they act on.
+pub async fn cancel_for_owner(conn: &mut PgConnection, owner: Uuid) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM apalis.jobs
+         WHERE metadata -> $1 = $2
+           AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+    )
+    .bind(OWNER_KEY)
+    .bind(owner.to_string())
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
 }

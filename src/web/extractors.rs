@@ -40,9 +40,7 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(err) if err.is_data() => data_error(&err),
-        JsonPayloadError::Deserialize(err) => {
-            ApiError::BadRequest(format!("Malformed JSON: {err}"))
-        }
+        JsonPayloadError::Deserialize(err) => ApiError::BadRequest(format!("Malformed JSON: {err}")),
         other => ApiError::BadRequest(format!("Could not read the request body: {other}")),
     }
 }
@@ -55,10 +53,6 @@ fn data_error(err: &serde_json::Error) -> ApiError {
         .or_else(|| message.strip_prefix("unknown field `"))
         .and_then(|rest| rest.split('`').next())
         .unwrap_or("body");
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_owned();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
     ApiError::field(field, message)
 }

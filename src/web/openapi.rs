@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{FieldError, Problem};
-use super::routes::ops;
+use super::routes::{auth, ops, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,10 +12,18 @@ use super::routes::ops;
         title = "Todo API",
         description = "A multi-user task service: priorities, tags, due dates, reminders and recurrence.",
     ),
-    paths(ops::health, ops::ready, ops::prometheus),
+    paths(
+        ops::health, ops::ready, ops::prometheus,
+        auth::register, auth::login, auth::logout,
+        users::me, users::update_me, users::delete_me, users::export,
+    ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "operations", description = "Liveness, readiness and metrics")),
+    tags(
+        (name = "auth", description = "Accounts and access tokens"),
+        (name = "users", description = "The caller's own account"),
+        (name = "operations", description = "Liveness, readiness and metrics"),
+    ),
 )]
 pub struct ApiDoc;
 
@@ -28,10 +36,7 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
             ),
         );
     }

@@ -23,10 +23,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -56,10 +53,7 @@ pub enum ApiError {
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {reason}")]
-    Unavailable {
-        reason: &'static str,
-        retry_after_secs: u64,
-    },
+    Unavailable { reason: &'static str, retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -71,6 +65,23 @@ impl ApiError {
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         Self::Internal(err.into())
+    }
+
+    /// A database failure: an outage or exhausted pool is a 503 the client may retry; anything
+    /// else is a bug and an opaque 500.
+    pub fn from_db(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable { reason: "database_unavailable", retry_after_secs: 2 }
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+
+    /// Field errors from domain parsing.
+    pub fn invalid(errors: Vec<crate::domain::Invalid>) -> Self {
+        Self::Validation(errors.into_iter().map(|e| FieldError::new(e.field, e.message)).collect())
     }
 
     fn code(&self) -> &'static str {
@@ -98,9 +109,7 @@ impl ApiError {
             Self::Forbidden => "You may not act on another user's resources.".into(),
             Self::NotFound => "No such resource.".into(),
             Self::Conflict { detail, .. } | Self::Unprocessable { detail, .. } => detail.clone(),
-            Self::PreconditionFailed => {
-                "The resource changed since the ETag given in If-Match.".into()
-            }
+            Self::PreconditionFailed => "The resource changed since the ETag given in If-Match.".into(),
             Self::PayloadTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
             Self::UnsupportedMediaType => "Send the body as application/json.".into(),
             Self::Validation(errors) => match errors.as_slice() {
@@ -108,9 +117,7 @@ impl ApiError {
                 _ => "Several fields are invalid.".into(),
             },
             Self::TooManyRequests { .. } => "Too many requests; retry later.".into(),
-            Self::Unavailable { .. } => {
-                "The service is temporarily unavailable; retry later.".into()
-            }
+            Self::Unavailable { .. } => "The service is temporarily unavailable; retry later.".into(),
             Self::Internal(_) => {
                 "An unexpected error occurred; quote the request id when reporting it.".into()
             }
@@ -119,10 +126,9 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::TooManyRequests { retry_after_secs }
-            | Self::Unavailable {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            Self::TooManyRequests { retry_after_secs } | Self::Unavailable { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
             _ => None,
         }
     }

@@ -32,10 +32,7 @@ impl RequestContext {
 /// Accepts ids a proxy or client might send (UUIDs, ULIDs, trace ids) and nothing that could
 /// smuggle control characters or bloat logs.
 fn is_well_formed(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 pub async fn middleware(
@@ -48,9 +45,7 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|id| is_well_formed(id))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
     let span = tracing::info_span!(
         "http_request",
@@ -60,28 +55,19 @@ pub async fn middleware(
         user_id = tracing::field::Empty,
         status = tracing::field::Empty,
     );
-    let context = RequestContext {
-        request_id: request_id.clone(),
-        path: req.path().to_owned(),
-    };
+    let context = RequestContext { request_id: request_id.clone(), path: req.path().to_owned() };
     let started = Instant::now();
 
     // Handlers and extractors turn their errors into responses inside this scope, so problem
     // documents carry the request id. (Holding a clone of the request across `next.call` is not
     // an option: actix needs the request uniquely owned while routing.)
-    let mut response = CONTEXT
-        .scope(context, next.call(req).instrument(span.clone()))
-        .await?;
+    let mut response = CONTEXT.scope(context, next.call(req).instrument(span.clone())).await?;
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     span.record("status", status);
     span.in_scope(|| tracing::info!(latency_ms = elapsed * 1000.0, "request finished"));
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
+    let labels = [("method", method), ("route", route), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
 

@@ -2,7 +2,6 @@
 //! the listener and reports the port, so tests can use port 0.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -60,10 +59,7 @@ fn run(listener: TcpListener, settings: Settings, pool: PgPool) -> anyhow::Resul
     super::metrics::handle();
     let server_settings = settings.server.clone();
     let body_limit = server_settings.body_limit_bytes;
-    let state = web::Data::new(AppState {
-        pool,
-        settings: Arc::new(settings),
-    });
+    let state = web::Data::new(AppState::new(settings, pool)?);
     let openapi = ApiDoc::openapi();
 
     let mut server = HttpServer::new(move || {

@@ -16,6 +16,15 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub token: String,
+    pub id: Uuid,
+    pub email: String,
+}
+
 pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
@@ -46,12 +55,8 @@ impl TestApp {
         customise(&mut settings);
         let database = TestDatabase::create(&settings).await;
         settings.database.url = database.url.clone();
-        let pool = todo::db::connect(&settings.database)
-            .await
-            .expect("connect to test database");
-        todo::db::migrate(&pool)
-            .await
-            .expect("migrate test database");
+        let pool = todo::db::connect(&settings.database).await.expect("connect to test database");
+        todo::db::migrate(&pool).await.expect("migrate test database");
         Self::start(settings, pool, database)
     }
 
@@ -60,9 +65,7 @@ impl TestApp {
         let mut settings = test_settings();
         let database = TestDatabase::create(&settings).await;
         settings.database.url = database.url.clone();
-        let pool = todo::db::connect(&settings.database)
-            .await
-            .expect("connect to test database");
+        let pool = todo::db::connect(&settings.database).await.expect("connect to test database");
         Self::start(settings, pool, database)
     }
 
@@ -74,13 +77,56 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
-        Self {
-            address: format!("http://127.0.0.1:{port}"),
-            pool,
-            client,
-            settings,
-            _database: database,
+        Self { address: format!("http://127.0.0.1:{port}"), pool, client, settings, _database: database }
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    /// Sends `method path` with a bearer token and an optional JSON body.
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
         }
+        request.send().await.expect("request sent")
+    }
+
+    /// Registers a user and returns their access token and id.
+    pub async fn register(&self, email: &str) -> TestUser {
+        let body = serde_json::json!({"email": email, "password": TEST_PASSWORD});
+        let response = self.post_json("/api/v1/auth/register", &body).await;
+        assert_eq!(response.status(), 201, "registering {email}");
+        let body: serde_json::Value = response.json().await.expect("token response");
+        TestUser {
+            token: body["access_token"].as_str().expect("access_token").to_owned(),
+            id: body["user"]["id"].as_str().expect("user id").parse().expect("uuid"),
+            email: email.to_owned(),
+        }
+    }
+
+    /// A registered user with a unique email.
+    pub async fn new_user(&self) -> TestUser {
+        self.register(&format!("user-{}@example.com", Uuid::new_v4().simple())).await
+    }
+
+    /// Another web process on the same database, as when several run behind a load balancer.
+    pub async fn second_instance(&self) -> SecondInstance {
+        let app = Application::build_with_pool(self.settings.clone(), self.pool.clone()).expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        SecondInstance { address, client: self.client.clone() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -88,11 +134,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).send().await.expect("request sent")
     }
 }
 
@@ -105,12 +147,8 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create(settings: &Settings) -> Self {
-        let admin: PgConnectOptions = settings
-            .database
-            .url
-            .expose_secret()
-            .parse()
-            .expect("test DATABASE_URL");
+        let admin: PgConnectOptions =
+            settings.database.url.expose_secret().parse().expect("test DATABASE_URL");
         let name = format!("todo_test_{}", Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await.expect(
             "cannot reach PostgreSQL for tests; start it or set DATABASE_URL to a server where databases can be created",
@@ -124,8 +162,8 @@ impl TestDatabase {
 }
 
 fn admin_url_with_database(settings: &Settings, name: &str) -> SecretString {
-    let mut url = reqwest::Url::parse(settings.database.url.expose_secret())
-        .expect("test DATABASE_URL is a URL");
+    let mut url =
+        reqwest::Url::parse(settings.database.url.expose_secret()).expect("test DATABASE_URL is a URL");
     url.set_path(name);
     SecretString::from(url.to_string())
 }
@@ -136,13 +174,9 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop is synchronous; use a private runtime so this works whatever the test's runtime.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                let mut conn = PgConnection::connect_with(&admin)
-                    .await
-                    .map_err(std::io::Error::other)?;
+                let mut conn = PgConnection::connect_with(&admin).await.map_err(std::io::Error::other)?;
                 conn.execute(sqlx::AssertSqlSafe(format!(
                     r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
                 )))
@@ -159,11 +193,7 @@ impl Drop for TestDatabase {
 }
 
 /// Asserts the response is a problem document with this status and code, and returns its body.
-pub async fn assert_problem(
-    response: reqwest::Response,
-    status: u16,
-    code: &str,
-) -> serde_json::Value {
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status, "unexpected status");
     let content_type = response.headers().get("content-type").cloned();
     assert_eq!(
@@ -171,22 +201,28 @@ pub async fn assert_problem(
         Some("application/problem+json"),
         "problem documents use application/problem+json"
     );
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body: serde_json::Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status, "body: {body}");
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["type"], format!("urn:todo:problem:{code}"));
-    assert!(
-        body["title"].is_string() && body["detail"].is_string() && body["instance"].is_string()
-    );
-    assert_eq!(
-        body["request_id"].as_str(),
-        request_id.as_deref(),
-        "request id matches the header"
-    );
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["instance"].is_string());
+    assert_eq!(body["request_id"].as_str(), request_id.as_deref(), "request id matches the header");
     body
+}
+
+pub struct SecondInstance {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl SecondInstance {
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
 }

@@ -35,13 +35,9 @@ async fn ready_is_503_while_the_database_is_unreachable_and_health_stays_ok() {
     let mut settings = test_settings();
     settings.database.acquire_timeout_secs = 1;
     // Port 1 on loopback: nothing listens there, so every connection is refused.
-    let options = PgConnectOptions::new()
-        .host("127.0.0.1")
-        .port(1)
-        .username("postgres");
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(settings.database.acquire_timeout())
-        .connect_lazy_with(options);
+    let options = PgConnectOptions::new().host("127.0.0.1").port(1).username("postgres");
+    let pool =
+        PgPoolOptions::new().acquire_timeout(settings.database.acquire_timeout()).connect_lazy_with(options);
     let app = Application::build_with_pool(settings, pool).unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -49,10 +45,7 @@ async fn ready_is_503_while_the_database_is_unreachable_and_health_stays_ok() {
     let ready = reqwest::get(format!("{address}/ready")).await.unwrap();
     assert_eq!(ready.headers().get("retry-after").unwrap(), "5");
     let body = assert_problem(ready, 503, "database_unavailable").await;
-    assert!(
-        !body["detail"].as_str().unwrap().contains("127.0.0.1:1"),
-        "no internals leak: {body}"
-    );
+    assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1:1"), "no internals leak: {body}");
 
     let health = reqwest::get(format!("{address}/health")).await.unwrap();
     assert_eq!(health.status(), 200);
@@ -68,17 +61,9 @@ async fn an_unknown_route_is_a_404_problem_document() {
 #[tokio::test]
 async fn a_well_formed_incoming_request_id_is_echoed() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(app.url("/nowhere"))
-        .header("x-request-id", "client-trace-42")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.headers().get("x-request-id").unwrap(),
-        "client-trace-42"
-    );
+    let response =
+        app.client.get(app.url("/nowhere")).header("x-request-id", "client-trace-42").send().await.unwrap();
+    assert_eq!(response.headers().get("x-request-id").unwrap(), "client-trace-42");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["request_id"], "client-trace-42");
 }
@@ -86,24 +71,11 @@ async fn a_well_formed_incoming_request_id_is_echoed() {
 #[tokio::test]
 async fn a_malformed_incoming_request_id_is_replaced() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(app.url("/health"))
-        .header("x-request-id", "bad id with spaces")
-        .send()
-        .await
-        .unwrap();
-    let id = response
-        .headers()
-        .get("x-request-id")
-        .unwrap()
-        .to_str()
-        .unwrap();
+    let response =
+        app.client.get(app.url("/health")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    let id = response.headers().get("x-request-id").unwrap().to_str().unwrap();
     assert_ne!(id, "bad id with spaces");
-    assert!(
-        uuid::Uuid::parse_str(id).is_ok(),
-        "a generated id is a UUID: {id}"
-    );
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "a generated id is a UUID: {id}");
 }
 
 #[tokio::test]
@@ -111,10 +83,7 @@ async fn each_request_gets_its_own_generated_id() {
     let app = TestApp::spawn().await;
     let first = app.get("/health").await;
     let second = app.get("/health").await;
-    assert_ne!(
-        first.headers().get("x-request-id"),
-        second.headers().get("x-request-id")
-    );
+    assert_ne!(first.headers().get("x-request-id"), second.headers().get("x-request-id"));
 }
 
 #[tokio::test]
@@ -123,22 +92,17 @@ async fn openapi_document_is_openapi_3_1_and_lists_operations_routes() {
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: serde_json::Value = response.json().await.unwrap();
-    assert!(
-        doc["openapi"].as_str().unwrap().starts_with("3.1"),
-        "{}",
-        doc["openapi"]
-    );
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
     for path in ["/health", "/ready", "/metrics"] {
-        assert!(
-            doc["paths"][path]["get"].is_object(),
-            "{path} is documented"
-        );
+        assert!(doc["paths"][path]["get"].is_object(), "{path} is documented");
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
-    assert_eq!(
-        doc["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(doc["paths"]["/api/v1/users/me"]["get"]["security"][0]["bearer"], serde_json::json!([]));
+    assert!(doc["paths"]["/api/v1/auth/register"]["post"].get("security").is_none(), "registering is public");
+    let register = &doc["paths"]["/api/v1/auth/register"]["post"];
+    assert!(register["requestBody"]["content"]["application/json"]["schema"].is_object());
+    assert!(register["responses"]["201"].is_object() && register["responses"]["409"].is_object());
 }
 
 #[tokio::test]
@@ -153,12 +117,7 @@ async fn docs_page_is_served_from_vendored_assets() {
     assert!(!html.contains("https://"), "no asset comes from a CDN");
     let bundle = app.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status(), 200);
-    let config = app
-        .get("/docs/swagger-initializer.js")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let config = app.get("/docs/swagger-initializer.js").await.text().await.unwrap();
     assert!(config.contains("/openapi.json"));
 }
 
@@ -173,8 +132,5 @@ async fn metrics_expose_request_counts_and_latencies_by_route_and_status() {
             && l.contains(r#"status="200""#)),
         "{text}"
     );
-    assert!(
-        text.contains("http_request_duration_seconds_bucket{"),
-        "{text}"
-    );
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "{text}");
 }

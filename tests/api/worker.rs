@@ -32,26 +32,15 @@ async fn worker_registers_a_unique_name_runs_maintenance_and_stops_on_signal() {
     }
     assert_eq!(done_jobs, 1, "the first maintenance slot ran once");
 
-    let names: Vec<String> = sqlx::query_scalar("SELECT id FROM apalis.workers")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM apalis.workers").fetch_all(&app.pool).await.unwrap();
     assert_eq!(names.len(), 1, "{names:?}");
-    assert!(
-        names[0].starts_with(&prefix),
-        "name {} has host and pid",
-        names[0]
-    );
-    assert!(
-        names[0].len() > prefix.len() + "todo.maintenance".len(),
-        "name has a random suffix"
-    );
+    assert!(names[0].starts_with(&prefix), "name {} has host and pid", names[0]);
+    assert!(names[0].len() > prefix.len() + "todo.maintenance".len(), "name has a random suffix");
 
     stop.send(()).unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), worker).await;
-    let outcome = result
-        .expect("worker stops within 10 s")
-        .expect("worker task did not panic");
+    let outcome = result.expect("worker stops within 10 s").expect("worker task did not panic");
     assert!(outcome.is_ok(), "clean shutdown: {outcome:?}");
 }
 

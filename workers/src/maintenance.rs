@@ -12,7 +12,11 @@ use todo::jobs::{EnqueueError, Schedule, enqueue};
 #[tracing::instrument(skip_all, fields(slot = %job.slot_start))]
 pub async fn handle(job: Maintenance, pool: Data<PgPool>) -> Result<(), BoxDynError> {
     let purged = purge_expired(&pool).await?;
-    tracing::info!(finished_jobs = purged.finished_jobs, "maintenance done");
+    tracing::info!(
+        finished_jobs = purged.finished_jobs,
+        revoked_tokens = purged.revoked_tokens,
+        "maintenance done"
+    );
     Ok(())
 }
 
@@ -23,10 +27,7 @@ pub async fn schedule(pool: PgPool, interval: Duration) {
     loop {
         ticker.tick().await;
         let job = Maintenance::for_slot(Utc::now(), interval.as_secs());
-        let schedule = Schedule {
-            idempotency_key: Some(job.idempotency_key()),
-            ..Schedule::default()
-        };
+        let schedule = Schedule { idempotency_key: Some(job.idempotency_key()), ..Schedule::default() };
         let result = match pool.acquire().await {
             Ok(mut conn) => enqueue(&mut conn, &job, schedule).await,
             Err(err) => Err(EnqueueError::Insert(err.into())),

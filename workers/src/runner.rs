@@ -42,10 +42,7 @@ pub async fn run(
         })
         .shutdown_timeout(Duration::from_secs(settings.server.shutdown_timeout_secs));
 
-    let result = monitor
-        .run_with_signal(shutdown)
-        .await
-        .context("running the job workers");
+    let result = monitor.run_with_signal(shutdown).await.context("running the job workers");
     scheduler.abort();
     tracing::info!(worker = %name, "worker stopped");
     result

@@ -42,10 +42,7 @@ pub async fn health() -> HttpResponse {
 )]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let unavailable = |reason| ApiError::Unavailable {
-        reason,
-        retry_after_secs: 5,
-    };
+    let unavailable = |reason| ApiError::Unavailable { reason, retry_after_secs: 5 };
     match tokio::time::timeout(READY_TIMEOUT, db::check_ready(&state.pool)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ok" })),
         Ok(Err(db::NotReady::Pending(n))) => {
@@ -67,9 +64,7 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     record_queue_depth(&state).await;
     let handle = crate::web::metrics::handle();
     handle.run_upkeep();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(handle.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }
 
 /// Samples the job table at scrape time; a scrape during an outage just omits these gauges.
@@ -81,12 +76,10 @@ async fn record_queue_depth(state: &AppState) {
     match tokio::time::timeout(READY_TIMEOUT, query).await {
         Ok(Ok(rows)) => {
             // Zero every status of a seen queue first, so a drained status does not keep its old value.
-            let queues: std::collections::BTreeSet<&str> =
-                rows.iter().map(|(q, _, _)| q.as_str()).collect();
+            let queues: std::collections::BTreeSet<&str> = rows.iter().map(|(q, _, _)| q.as_str()).collect();
             for queue in queues {
                 for status in JOB_STATUSES {
-                    metrics::gauge!("jobs", "queue" => queue.to_owned(), "status" => *status)
-                        .set(0.0);
+                    metrics::gauge!("jobs", "queue" => queue.to_owned(), "status" => *status).set(0.0);
                 }
             }
             for (queue, status, count) in rows {

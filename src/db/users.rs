@@ -1,0 +1,177 @@
+//! Queries on accounts and revoked tokens.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// An account as stored, minus the password hash.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub timezone: String,
+    pub email_reminders: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, email, name, timezone, email_reminders, created_at, updated_at";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub name: Option<&'a str>,
+    pub timezone: &'a str,
+}
+
+pub async fn insert(conn: impl PgExecutor<'_>, user: NewUser<'_>) -> Result<User, CreateUserError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users (id, email, password_hash, name, timezone) VALUES ($1, $2, $3, $4, $5)
+         RETURNING {USER_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(user.email)
+    .bind(user.password_hash)
+    .bind(user.name)
+    .bind(user.timezone)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
+            CreateUserError::EmailTaken
+        }
+        _ => CreateUserError::Database(e),
+    })
+}
+
+/// The user with this email (case-insensitive) and their password hash, for login.
+pub async fn find_credentials(
+    conn: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<(Uuid, Option<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Finds the user behind an external issuer's `sub`, creating the row on first sight. The email
+/// is kept only when no other account has it, so a token can never take over a local account.
+pub async fn find_or_create_external(
+    conn: &mut PgConnection,
+    external_id: &str,
+    email: Option<&str>,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH inserted AS (
+             INSERT INTO users (id, external_id, email)
+             VALUES ($1, $2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($3))
+                                  THEN NULL ELSE $3 END)
+             ON CONFLICT (external_id) DO NOTHING
+             RETURNING id
+         )
+         SELECT id FROM inserted
+         UNION ALL
+         SELECT id FROM users WHERE external_id = $2
+         LIMIT 1",
+    )
+    .bind(Uuid::now_v7())
+    .bind(external_id)
+    .bind(email)
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether the token's user still exists and the token has not been revoked, in one round trip.
+pub async fn token_standing(
+    conn: impl PgExecutor<'_>,
+    user_id: Uuid,
+    token_id: &str,
+) -> Result<TokenStanding, sqlx::Error> {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2) FROM users WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(token_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        None => TokenStanding::UnknownUser,
+        Some((true,)) => TokenStanding::Revoked,
+        Some((false,)) => TokenStanding::Good,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStanding {
+    Good,
+    Revoked,
+    UnknownUser,
+}
+
+pub async fn revoke_token(
+    conn: impl PgExecutor<'_>,
+    token_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO revoked_tokens (token_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(token_id)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A profile change: `None` leaves a column as it is; `Some(None)` clears `name`.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub name: Option<Option<String>>,
+    pub timezone: Option<String>,
+    pub email_reminders: Option<bool>,
+}
+
+pub async fn update_profile(
+    conn: impl PgExecutor<'_>,
+    id: Uuid,
+    change: ProfileChange,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET
+             name = CASE WHEN $2 THEN $3 ELSE name END,
+             timezone = COALESCE($4, timezone),
+             email_reminders = COALESCE($5, email_reminders),
+             updated_at = now()
+         WHERE id = $1
+         RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(change.name.is_some())
+    .bind(change.name.flatten())
+    .bind(change.timezone)
+    .bind(change.email_reminders)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Deletes the account; its tasks go with it through `ON DELETE CASCADE`.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(deleted.rows_affected() == 1)
+}

@@ -1,0 +1,84 @@
+use std::future::{Ready, ready};
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::tokens::{Subject, TokenError};
+use crate::db::users::{self, TokenStanding};
+use crate::web::problem::ApiError;
+use crate::web::state::AppState;
+
+/// The authenticated caller. Taking it as a handler argument is what makes a route protected:
+/// the handler cannot run without a valid, unrevoked token for a user that exists.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub token_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn unauthorized(code: &'static str) -> ApiError {
+    ApiError::Unauthorized { code }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
+            let token = token.ok_or(unauthorized("token_missing"))?;
+            let verified = state.tokens.verify(&token).map_err(|e| match e {
+                TokenError::Expired => unauthorized("token_expired"),
+                TokenError::Invalid => unauthorized("token_invalid"),
+            })?;
+            let id = match verified.subject {
+                Subject::User(id) => id,
+                Subject::External { external_id, email } => {
+                    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
+                    users::find_or_create_external(&mut conn, &external_id, email.as_deref())
+                        .await
+                        .map_err(ApiError::from_db)?
+                }
+            };
+            match users::token_standing(&state.pool, id, &verified.token_id)
+                .await
+                .map_err(ApiError::from_db)?
+            {
+                TokenStanding::Good => {}
+                TokenStanding::Revoked => return Err(unauthorized("token_revoked")),
+                TokenStanding::UnknownUser => return Err(unauthorized("token_invalid")),
+            }
+            tracing::Span::current().record("user_id", tracing::field::display(id));
+            Ok(Self { id, token_id: verified.token_id, expires_at: verified.expires_at })
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The caller's IP as seen on the socket. Forwarded headers are not trusted: a client could
+/// forge them to hide from the audit log.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ip = req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+        ready(Ok(Self(ip)))
+    }
+}

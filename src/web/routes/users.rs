@@ -1,0 +1,168 @@
+//! The caller's own account: profile, export and deletion.
+
+use actix_web::{HttpResponse, delete, get, patch, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::users::{self, ProfileChange, User};
+use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
+use crate::jobs;
+use crate::web::auth::{AuthUser, ClientIp};
+use crate::web::problem::{ApiError, Problem};
+use crate::web::request_id::RequestContext;
+use crate::web::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(me).service(update_me).service(delete_me).service(export);
+}
+
+/// An account as clients see it. There is no password hash here, nor anywhere else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    id: Uuid,
+    email: Option<String>,
+    name: Option<String>,
+    timezone: String,
+    email_reminders: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            timezone: u.timezone,
+            email_reminders: u.email_reminders,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// A new display name, or `null` to clear it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    name: Patch<String>,
+    /// IANA time zone name.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    timezone: Patch<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    email_reminders: Patch<bool>,
+}
+
+impl ProfileUpdate {
+    fn parse(self) -> Result<ProfileChange, ApiError> {
+        let mut errors = Vec::new();
+        let name = match self.name {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(raw) => keep(&mut errors, DisplayName::parse(&raw)).map(|n| Some(n.into_inner())),
+        };
+        let timezone = match self.timezone {
+            Patch::Absent => None,
+            Patch::Null => keep(&mut errors, Err(Invalid::new("timezone", "cannot be null"))),
+            Patch::Value(raw) => {
+                keep(&mut errors, TimeZone::parse("timezone", &raw)).map(|tz| tz.name().to_owned())
+            }
+        };
+        let email_reminders = match self.email_reminders {
+            Patch::Absent => None,
+            Patch::Null => keep(&mut errors, Err(Invalid::new("email_reminders", "cannot be null"))),
+            Patch::Value(on) => Some(on),
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(errors));
+        }
+        Ok(ProfileChange { name, timezone, email_reminders })
+    }
+}
+
+/// Keeps a parsed value, or records why it failed so every bad field is reported at once.
+fn keep<T>(errors: &mut Vec<Invalid>, result: Result<T, Invalid>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+/// The caller's profile.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/users/me")]
+#[tracing::instrument(skip_all)]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<UserView>, ApiError> {
+    let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
+    Ok(web::Json(found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?.into()))
+}
+
+/// Changes name, timezone or email_reminders. Left-out fields stay; `null` clears `name`.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/users/me")]
+#[tracing::instrument(skip_all)]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<ProfileUpdate>,
+) -> Result<web::Json<UserView>, ApiError> {
+    let change = body.into_inner().parse()?;
+    let updated = users::update_profile(&state.pool, user.id, change).await.map_err(ApiError::from_db)?;
+    Ok(web::Json(updated.ok_or(ApiError::Unauthorized { code: "token_invalid" })?.into()))
+}
+
+/// Deletes the account, its tasks and its queued jobs, in one transaction.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "Account deleted"), (status = 401, body = Problem, content_type = "application/problem+json"))
+)]
+#[delete("/users/me")]
+#[tracing::instrument(skip_all)]
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    ip: ClientIp,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(ApiError::from_db)?;
+    let cancelled = jobs::cancel_for_owner(&mut tx, user.id).await.map_err(ApiError::from_db)?;
+    users::delete(&mut tx, user.id).await.map_err(ApiError::from_db)?;
+    tx.commit().await.map_err(ApiError::from_db)?;
+    let request_id = RequestContext::current().request_id;
+    tracing::info!(target: "audit", event = "account_deleted", user_id = %user.id, ip = %ip.0, %request_id, cancelled_jobs = cancelled);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Export {
+    exported_at: DateTime<Utc>,
+    user: UserView,
+}
+
+/// Everything stored about the caller, as one JSON document (GDPR right of access).
+#[utoipa::path(
+    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = Export), (status = 401, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/users/me/export")]
+#[tracing::instrument(skip_all)]
+pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
+    let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
+    let user = found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?;
+    let document = Export { exported_at: Utc::now(), user: user.into() };
+    Ok(HttpResponse::Ok()
+        .insert_header(("content-disposition", "attachment; filename=\"todo-export.json\""))
+        .json(document))
+}

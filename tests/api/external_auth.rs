@@ -1,0 +1,99 @@
+//! Tokens minted by another auth server that shares a secret, as Better Auth does.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem};
+
+const SECRET: &str = "better-auth-shared-secret-0123456789abcdef";
+
+async fn app_trusting_external_issuer() -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.auth.external.enabled = true;
+        s.auth.external.secret = SecretString::from(SECRET);
+        s.auth.external.issuer = "https://auth.example.com".into();
+        s.auth.external.audience = "todo-api".into();
+    })
+    .await
+}
+
+fn external_token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn claims(sub: &str, email: Option<&str>) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({"sub": sub, "iat": now, "exp": now + 600, "iss": "https://auth.example.com", "aud": "todo-api"});
+    if let Some(email) = email {
+        claims["email"] = json!(email);
+    }
+    claims
+}
+
+#[tokio::test]
+async fn an_external_users_row_is_created_on_first_sight_and_reused() {
+    let app = app_trusting_external_issuer().await;
+    let token = external_token(claims("ba_user_42", Some("ext@example.com")));
+    let first: Value = app.get_as(&token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(first["email"], "ext@example.com");
+    let again = external_token(claims("ba_user_42", Some("ext@example.com")));
+    let second: Value = app.get_as(&again, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn an_external_token_cannot_take_over_a_local_accounts_email() {
+    let app = app_trusting_external_issuer().await;
+    let local = app.register("owner@example.com").await;
+    let token = external_token(claims("ba_intruder", Some("OWNER@example.com")));
+    let body: Value = app.get_as(&token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_ne!(body["id"], local.id.to_string());
+    assert!(body["email"].is_null());
+}
+
+#[tokio::test]
+async fn external_tokens_with_the_wrong_issuer_or_audience_are_rejected() {
+    let app = app_trusting_external_issuer().await;
+    let mut wrong_iss = claims("ba_user", None);
+    wrong_iss["iss"] = json!("https://evil.example.com");
+    let mut wrong_aud = claims("ba_user", None);
+    wrong_aud["aud"] = json!("someone-else");
+    let mut no_iss = claims("ba_user", None);
+    no_iss.as_object_mut().unwrap().remove("iss");
+    for c in [wrong_iss, wrong_aud, no_iss] {
+        let response = app.get_as(&external_token(c.clone()), "/api/v1/users/me").await;
+        assert_problem(response, 401, "token_invalid").await;
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows, 0, "rejected tokens create no user");
+}
+
+#[tokio::test]
+async fn external_tokens_are_refused_unless_configured() {
+    let app = TestApp::spawn().await;
+    let token = external_token(claims("ba_user", Some("ext@example.com")));
+    assert_problem(app.get_as(&token, "/api/v1/users/me").await, 401, "token_invalid").await;
+}
+
+#[tokio::test]
+async fn an_external_token_without_jti_can_still_be_logged_out() {
+    let app = app_trusting_external_issuer().await;
+    let token = external_token(claims("ba_user_7", None));
+    assert_eq!(app.get_as(&token, "/api/v1/users/me").await.status(), 200);
+    assert_eq!(app.send_as(&token, Method::POST, "/api/v1/auth/logout", None).await.status(), 204);
+    assert_problem(app.get_as(&token, "/api/v1/users/me").await, 401, "token_revoked").await;
+    // A distinct token for the same user: a different `iat` gives a different digest.
+    let mut earlier = claims("ba_user_7", None);
+    earlier["iat"] = json!(earlier["iat"].as_i64().unwrap() - 1);
+    let other = external_token(earlier);
+    assert_eq!(app.get_as(&other, "/api/v1/users/me").await.status(), 200, "other tokens still work");
+}

@@ -1,5 +1,6 @@
 //! The todo service library: everything the web and worker processes share.
 
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -9,9 +9,18 @@ const FINISHED_JOB_RETENTION_DAYS: i32 = 7;
 pub struct Purged {
     pub finished_jobs: u64,
     pub revoked_tokens: u64,
+    pub trashed_tasks: u64,
+    pub idempotency_keys: u64,
 }
 
-pub async fn purge_expired(pool: &PgPool) -> Result<Purged, sqlx::Error> {
+/// How long rows are kept, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub trash_days: u32,
+    pub idempotency_hours: u32,
+}
+
+pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged, sqlx::Error> {
     let finished_jobs = sqlx::query(
         "DELETE FROM apalis.jobs
          WHERE status IN ('Done', 'Killed')
@@ -26,5 +35,17 @@ pub async fn purge_expired(pool: &PgPool) -> Result<Purged, sqlx::Error> {
         .execute(pool)
         .await?
         .rows_affected();
-    Ok(Purged { finished_jobs, revoked_tokens })
+    // Trashed tasks have no pending jobs: moving to the trash cancelled them.
+    let trashed_tasks = sqlx::query("DELETE FROM tasks WHERE deleted_at < now() - make_interval(days => $1)")
+        .bind(i32::try_from(retention.trash_days).unwrap_or(i32::MAX))
+        .execute(pool)
+        .await?
+        .rows_affected();
+    let idempotency_keys =
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)")
+            .bind(i32::try_from(retention.idempotency_hours).unwrap_or(i32::MAX))
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys })
 }

@@ -10,7 +10,9 @@ use sqlx::{PgPool, Postgres};
 
 use crate::config::DatabaseSettings;
 
+pub mod idempotency;
 pub mod maintenance;
+pub mod tasks;
 pub mod users;
 
 /// The application's own migrations, in `migrations/`.

@@ -13,6 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub mod maintenance;
+pub mod task_jobs;
 
 /// A job kind: its payload type and the queue it travels on. Queue names are explicit because
 /// apalis would otherwise use the Rust type path, which changes when code moves.
@@ -29,10 +30,14 @@ pub struct Schedule {
     pub max_attempts: Option<usize>,
     /// The user the job acts for; their pending jobs are cancelled when the account goes.
     pub owner: Option<Uuid>,
+    /// The task the job is about; its pending jobs are rescheduled or cancelled with it.
+    pub subject: Option<Uuid>,
 }
 
 /// The metadata key under which a job's owner is recorded.
 const OWNER_KEY: &str = "user_id";
+/// The metadata key under which a job's task is recorded.
+const SUBJECT_KEY: &str = "task_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
@@ -40,6 +45,8 @@ pub enum EnqueueError {
     Encode(#[from] serde_json::Error),
     #[error("inserting the job row")]
     Insert(#[from] apalis_postgres::Error),
+    #[error("updating the job table")]
+    Database(#[from] sqlx::Error),
 }
 
 /// Inserts one job on `conn`, which is normally the caller's open transaction.
@@ -58,12 +65,15 @@ pub async fn enqueue<J: Job>(
     if let Some(attempts) = schedule.max_attempts {
         builder = builder.max_attempts(attempts);
     }
+    let mut metadata = MetadataStore::new();
+    // A fresh store has distinct keys, so these inserts cannot collide.
     if let Some(owner) = schedule.owner {
-        let mut metadata = MetadataStore::new();
-        // A fresh store has no keys, so this insert cannot collide.
         let _ = metadata.insert(OWNER_KEY, owner.to_string());
-        builder = builder.with_metadata(metadata);
     }
+    if let Some(subject) = schedule.subject {
+        let _ = metadata.insert(SUBJECT_KEY, subject.to_string());
+    }
+    builder = builder.with_metadata(metadata);
     let task: PgTask = builder.build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
     Ok(())
@@ -73,11 +83,9 @@ pub async fn enqueue<J: Job>(
 /// already fetched cannot be recalled, which is why handlers re-check what they act on.
 pub async fn cancel_for_owner(conn: &mut PgConnection, owner: Uuid) -> Result<u64, sqlx::Error> {
     let deleted = sqlx::query(
-        "DELETE FROM apalis.jobs
-         WHERE metadata -> $1 = $2
-           AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))",
+        // The key is spelled out so the partial index on (metadata -> 'user_id') applies.
+        "DELETE FROM apalis.jobs WHERE metadata -> 'user_id' = $1 AND status IN ('Pending', 'Failed')",
     )
-    .bind(OWNER_KEY)
     .bind(owner.to_string())
     .execute(conn)
     .await?;

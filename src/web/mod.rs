@@ -1,6 +1,7 @@
 //! Web-only code: routes, middleware, the HTTP error type and startup. The worker crate builds
 //! the library without the `web` feature, so none of this is reachable from it.
 
+pub mod actors;
 pub mod auth;
 pub mod extractors;
 pub mod metrics;

@@ -23,6 +23,7 @@ use crate::db;
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -40,12 +41,18 @@ impl Application {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        let server = run(listener, settings, pool)?;
-        Ok(Self { port, server })
+        let state = web::Data::new(AppState::new(settings, pool)?);
+        let server = run(listener, state.clone())?;
+        Ok(Self { port, server, state })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The shared state, for tests that look inside (live actors, for one).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
@@ -54,12 +61,11 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, settings: Settings, pool: PgPool) -> anyhow::Result<Server> {
+fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     // Install the recorder before the first request so no sample is lost.
     super::metrics::handle();
-    let server_settings = settings.server.clone();
+    let server_settings = state.settings.server.clone();
     let body_limit = server_settings.body_limit_bytes;
-    let state = web::Data::new(AppState::new(settings, pool)?);
     let openapi = ApiDoc::openapi();
 
     let mut server = HttpServer::new(move || {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Settings;
+use crate::web::actors::ActorRegistry;
 use crate::web::auth::{PasswordHashing, TokenKeys};
 
 /// Shared by every handler through `web::Data`.
@@ -11,6 +12,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
     pub passwords: PasswordHashing,
+    pub actors: Arc<ActorRegistry>,
 }
 
 impl AppState {
@@ -18,6 +20,11 @@ impl AppState {
         Ok(Self {
             tokens: TokenKeys::new(&settings.auth),
             passwords: PasswordHashing::new(&settings.auth)?,
+            actors: ActorRegistry::new(
+                pool.clone(),
+                settings.actors.clone(),
+                settings.tasks.idempotency_ttl_hours,
+            ),
             pool,
             settings: Arc::new(settings),
         })

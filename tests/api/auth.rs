@@ -261,9 +261,16 @@ async fn expired_revocations_are_purged_by_maintenance() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let purged = todo::db::maintenance::purge_expired(&app.pool).await.unwrap();
+    let purged = todo::db::maintenance::purge_expired(&app.pool, retention(&app)).await.unwrap();
     assert_eq!(purged.revoked_tokens, 1);
     let left: Vec<String> =
         sqlx::query_scalar("SELECT token_id FROM revoked_tokens").fetch_all(&app.pool).await.unwrap();
     assert_eq!(left, vec!["live".to_owned()]);
+}
+
+fn retention(app: &TestApp) -> todo::db::maintenance::Retention {
+    todo::db::maintenance::Retention {
+        trash_days: app.settings.tasks.trash_retention_days,
+        idempotency_hours: app.settings.tasks.idempotency_ttl_hours,
+    }
 }

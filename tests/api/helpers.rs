@@ -30,6 +30,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub settings: Settings,
+    pub state: actix_web::web::Data<todo::web::state::AppState>,
     /// Dropped with the app, which drops the database.
     _database: TestDatabase,
 }
@@ -72,12 +73,20 @@ impl TestApp {
     fn start(settings: Settings, pool: PgPool, database: TestDatabase) -> Self {
         let app = Application::build_with_pool(settings.clone(), pool.clone()).expect("build app");
         let port = app.port();
+        let state = app.state();
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
-        Self { address: format!("http://127.0.0.1:{port}"), pool, client, settings, _database: database }
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            pool,
+            client,
+            settings,
+            state,
+            _database: database,
+        }
     }
 
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
@@ -116,6 +125,24 @@ impl TestApp {
         }
     }
 
+    /// Creates a task and returns its body.
+    pub async fn create_task(&self, user: &TestUser, body: serde_json::Value) -> serde_json::Value {
+        let response = self.send_as(&user.token, reqwest::Method::POST, "/api/v1/tasks", Some(&body)).await;
+        assert_eq!(response.status(), 201, "creating {body}");
+        response.json().await.expect("task body")
+    }
+
+    /// Every job row of a queue, oldest first, as (status, run_at, idempotency key).
+    pub async fn jobs(&self, queue: &str) -> Vec<(String, chrono::DateTime<chrono::Utc>, Option<String>)> {
+        sqlx::query_as(
+            "SELECT status, run_at, idempotency_key FROM apalis.jobs WHERE job_type = $1 ORDER BY run_at",
+        )
+        .bind(queue)
+        .fetch_all(&self.pool)
+        .await
+        .expect("read jobs")
+    }
+
     /// A registered user with a unique email.
     pub async fn new_user(&self) -> TestUser {
         self.register(&format!("user-{}@example.com", Uuid::new_v4().simple())).await
@@ -123,7 +150,8 @@ impl TestApp {
 
     /// Another web process on the same database, as when several run behind a load balancer.
     pub async fn second_instance(&self) -> SecondInstance {
-        let app = Application::build_with_pool(self.settings.clone(), self.pool.clone()).expect("build app");
+        let pool = todo::db::connect(&self.settings.database).await.expect("second pool");
+        let app = Application::build_with_pool(self.settings.clone(), pool).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         SecondInstance { address, client: self.client.clone() }
@@ -217,6 +245,24 @@ pub struct SecondInstance {
 }
 
 impl SecondInstance {
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(token);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))

@@ -103,6 +103,36 @@ async fn openapi_document_is_openapi_3_1_and_lists_operations_routes() {
     let register = &doc["paths"]["/api/v1/auth/register"]["post"];
     assert!(register["requestBody"]["content"]["application/json"]["schema"].is_object());
     assert!(register["responses"]["201"].is_object() && register["responses"]["409"].is_object());
+
+    for (path, method) in [
+        ("/api/v1/tasks", "get"),
+        ("/api/v1/tasks", "post"),
+        ("/api/v1/tasks/trash", "get"),
+        ("/api/v1/tasks/{id}", "get"),
+        ("/api/v1/tasks/{id}", "patch"),
+        ("/api/v1/tasks/{id}", "put"),
+        ("/api/v1/tasks/{id}", "delete"),
+        ("/api/v1/tasks/{id}/restore", "post"),
+        ("/api/v1/tasks/{id}/toggle", "post"),
+        ("/api/v1/tasks/{id}/complete", "patch"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is documented");
+        let alias = &doc["paths"][path.replace("/api/v1/", "/api/v1/users/{user_id}/")][method];
+        assert_eq!(alias["parameters"][0]["name"], "user_id", "{method} {path} has a user-scoped alias");
+        assert!(alias["responses"]["403"].is_object());
+    }
+    // The documented task body lists exactly the fields the parser accepts.
+    let mut documented: Vec<&str> = doc["components"]["schemas"]["TaskInput"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    let mut accepted = todo::web::routes::tasks::FIELDS.to_vec();
+    accepted.sort_unstable();
+    assert_eq!(documented, accepted);
 }
 
 #[tokio::test]

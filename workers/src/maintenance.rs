@@ -5,16 +5,22 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use sqlx::PgPool;
-use todo::db::maintenance::purge_expired;
+use todo::db::maintenance::{Retention, purge_expired};
 use todo::jobs::maintenance::Maintenance;
 use todo::jobs::{EnqueueError, Schedule, enqueue};
 
 #[tracing::instrument(skip_all, fields(slot = %job.slot_start))]
-pub async fn handle(job: Maintenance, pool: Data<PgPool>) -> Result<(), BoxDynError> {
-    let purged = purge_expired(&pool).await?;
+pub async fn handle(
+    job: Maintenance,
+    pool: Data<PgPool>,
+    retention: Data<Retention>,
+) -> Result<(), BoxDynError> {
+    let purged = purge_expired(&pool, *retention).await?;
     tracing::info!(
         finished_jobs = purged.finished_jobs,
         revoked_tokens = purged.revoked_tokens,
+        trashed_tasks = purged.trashed_tasks,
+        idempotency_keys = purged.idempotency_keys,
         "maintenance done"
     );
     Ok(())
@@ -30,7 +36,7 @@ pub async fn schedule(pool: PgPool, interval: Duration) {
         let schedule = Schedule { idempotency_key: Some(job.idempotency_key()), ..Schedule::default() };
         let result = match pool.acquire().await {
             Ok(mut conn) => enqueue(&mut conn, &job, schedule).await,
-            Err(err) => Err(EnqueueError::Insert(err.into())),
+            Err(err) => Err(EnqueueError::Database(err)),
         };
         match result {
             Ok(()) => tracing::debug!(slot = %job.slot_start, "maintenance scheduled"),

@@ -8,6 +8,7 @@ use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_postgres::{Config, PostgresStorage};
 use sqlx::PgPool;
 use todo::config::Settings;
+use todo::db::maintenance::Retention;
 use todo::jobs::Job;
 use todo::jobs::maintenance::Maintenance;
 
@@ -28,6 +29,10 @@ pub async fn run(
     ));
 
     let maintenance_pool = pool.clone();
+    let retention = Retention {
+        trash_days: settings.tasks.trash_retention_days,
+        idempotency_hours: settings.tasks.idempotency_ttl_hours,
+    };
     let maintenance_name = format!("{name}:{}", Maintenance::QUEUE);
     let monitor = Monitor::new()
         .register(move |_restarts| {
@@ -37,6 +42,7 @@ pub async fn run(
             WorkerBuilder::new(maintenance_name.clone())
                 .backend(backend)
                 .data(maintenance_pool.clone())
+                .data(retention)
                 .concurrency(1)
                 .build(maintenance::handle)
         })

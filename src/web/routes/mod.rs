@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod ops;
+pub mod tasks;
 pub mod users;
 
 /// Everything under `/api/v1`.
 pub fn configure_api(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.configure(auth::configure).configure(users::configure);
+    // `/users/me…` before the `/users/{user_id}` task scope, which would otherwise claim it.
+    cfg.configure(auth::configure).configure(users::configure).configure(tasks::configure);
 }

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::commands::Command;
+use crate::db::tasks::{self, Task};
 use crate::db::users::{self, ProfileChange, User};
 use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
-use crate::jobs;
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::problem::{ApiError, Problem};
 use crate::web::request_id::RequestContext;
@@ -136,12 +137,10 @@ pub async fn delete_me(
     ip: ClientIp,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let mut tx = state.pool.begin().await.map_err(ApiError::from_db)?;
-    let cancelled = jobs::cancel_for_owner(&mut tx, user.id).await.map_err(ApiError::from_db)?;
-    users::delete(&mut tx, user.id).await.map_err(ApiError::from_db)?;
-    tx.commit().await.map_err(ApiError::from_db)?;
+    // Through the actor: removing the account is a write to all of the user's tasks.
+    state.actors.execute(user.id, Command::DeleteAccount).await?;
     let request_id = RequestContext::current().request_id;
-    tracing::info!(target: "audit", event = "account_deleted", user_id = %user.id, ip = %ip.0, %request_id, cancelled_jobs = cancelled);
+    tracing::info!(target: "audit", event = "account_deleted", user_id = %user.id, ip = %ip.0, %request_id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -149,6 +148,8 @@ pub async fn delete_me(
 pub struct Export {
     exported_at: DateTime<Utc>,
     user: UserView,
+    /// Every task, trashed ones included.
+    tasks: Vec<Task>,
 }
 
 /// Everything stored about the caller, as one JSON document (GDPR right of access).
@@ -161,7 +162,8 @@ pub struct Export {
 pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
     let user = found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?;
-    let document = Export { exported_at: Utc::now(), user: user.into() };
+    let tasks = tasks::all_for_export(&state.pool, user.id).await.map_err(ApiError::from_db)?;
+    let document = Export { exported_at: Utc::now(), user: user.into(), tasks };
     Ok(HttpResponse::Ok()
         .insert_header(("content-disposition", "attachment; filename=\"todo-export.json\""))
         .json(document))

@@ -1,0 +1,60 @@
+//! A merge patch of a task, applied to its current state.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::tasks::Task;
+use crate::domain::{
+    Description, Invalid, Patch, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, TimeZone,
+    Title,
+};
+
+/// Fields left `None`/`Absent` stay as they are; `Patch::Null` clears a nullable field.
+#[derive(Debug, Clone, Default)]
+pub struct TaskChanges {
+    pub title: Option<Title>,
+    pub description: Patch<Description>,
+    pub completed: Option<bool>,
+    pub priority: Option<Priority>,
+    pub tags: Option<Tags>,
+    pub due_at: Patch<DateTime<Utc>>,
+    pub timezone: Option<TimeZone>,
+    pub reminder_at: Patch<DateTime<Utc>>,
+    pub recurrence_rule: Patch<RecurrenceRule>,
+    pub recurrence_anchor: Option<RecurrenceAnchor>,
+}
+
+impl TaskChanges {
+    /// The task's fields after this patch. Cross-field rules are checked by the caller.
+    pub fn apply(self, current: &Task) -> Result<TaskFields, Invalid> {
+        let now = current_fields(current)?;
+        Ok(TaskFields {
+            title: self.title.unwrap_or(now.title),
+            description: self.description.apply(now.description),
+            completed: self.completed.unwrap_or(now.completed),
+            priority: self.priority.unwrap_or(now.priority),
+            tags: self.tags.unwrap_or(now.tags),
+            due_at: self.due_at.apply(now.due_at),
+            timezone: self.timezone.unwrap_or(now.timezone),
+            reminder_at: self.reminder_at.apply(now.reminder_at),
+            recurrence_rule: self.recurrence_rule.apply(now.recurrence_rule),
+            recurrence_anchor: self.recurrence_anchor.unwrap_or(now.recurrence_anchor),
+        })
+    }
+}
+
+/// Re-reads stored values through the domain parsers. They were valid when written, so a
+/// failure here means the rules were tightened since; it is reported against the field.
+fn current_fields(task: &Task) -> Result<TaskFields, Invalid> {
+    Ok(TaskFields {
+        title: Title::parse(&task.title)?,
+        description: task.description.as_deref().map(Description::parse).transpose()?,
+        completed: task.completed,
+        priority: task.priority,
+        tags: Tags::parse(&task.tags)?,
+        due_at: task.due_at,
+        timezone: TimeZone::parse("timezone", &task.timezone)?,
+        reminder_at: task.reminder_at,
+        recurrence_rule: task.recurrence_rule.as_deref().map(RecurrenceRule::parse).transpose()?,
+        recurrence_anchor: task.recurrence_anchor,
+    })
+}

@@ -1,0 +1,283 @@
+//! Task writes. Each command runs as one transaction: lock, check preconditions, write, keep the
+//! task's jobs in step, store the idempotent response, commit. The web process's per-user actors
+//! are the only callers, so one user's commands run one at a time in each process; the row locks
+//! and version checks here keep the invariants when several processes write at once.
+
+mod changes;
+
+pub use changes::TaskChanges;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::db::idempotency::{self, StoredResponse};
+use crate::db::tasks::{self, Series, Task};
+use crate::db::users;
+use crate::domain::{Invalid, TaskFields, TimeZone};
+use crate::jobs::{self, EnqueueError, task_jobs};
+
+/// A write-time `Idempotency-Key` and the fingerprint of the request that carried it.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// The `If-Match` versions that may be overwritten; `None` means unconditional.
+#[derive(Debug, Clone, Default)]
+pub struct IfMatch(pub Option<Vec<i64>>);
+
+impl IfMatch {
+    fn check(&self, current: &Task) -> Result<(), WriteError> {
+        match &self.0 {
+            Some(versions) if !versions.contains(&current.version) => Err(WriteError::PreconditionFailed),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Create {
+        task: TaskFields<Option<TimeZone>>,
+        idempotency: Option<Idempotency>,
+    },
+    Update {
+        id: Uuid,
+        changes: TaskChanges,
+        if_match: IfMatch,
+    },
+    Replace {
+        id: Uuid,
+        task: TaskFields<Option<TimeZone>>,
+        if_match: IfMatch,
+    },
+    Delete {
+        id: Uuid,
+        if_match: IfMatch,
+    },
+    Restore {
+        id: Uuid,
+        if_match: IfMatch,
+        idempotency: Option<Idempotency>,
+    },
+    Toggle {
+        id: Uuid,
+        if_match: IfMatch,
+        idempotency: Option<Idempotency>,
+    },
+    SetCompleted {
+        id: Uuid,
+        completed: bool,
+        if_match: IfMatch,
+    },
+    /// Removes the account with its tasks and queued jobs.
+    DeleteAccount,
+}
+
+impl Command {
+    fn idempotency(&self) -> Option<&Idempotency> {
+        match self {
+            Self::Create { idempotency, .. }
+            | Self::Restore { idempotency, .. }
+            | Self::Toggle { idempotency, .. } => idempotency.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Created(Task),
+    Updated(Task),
+    Deleted,
+    /// The stored first response to a repeated `Idempotency-Key`.
+    Replayed {
+        status: u16,
+        body: serde_json::Value,
+    },
+}
+
+impl Outcome {
+    /// The status and task a client is answered with, when there is a task to show.
+    pub fn response(&self) -> Option<(u16, &Task)> {
+        match self {
+            Self::Created(task) => Some((201, task)),
+            Self::Updated(task) => Some((200, task)),
+            Self::Deleted | Self::Replayed { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("task not found")]
+    NotFound,
+    #[error("If-Match does not match the current version")]
+    PreconditionFailed,
+    #[error("invalid task")]
+    Invalid(Vec<Invalid>),
+    #[error("Idempotency-Key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("another request stored this Idempotency-Key first")]
+    IdempotencyRace,
+    #[error(transparent)]
+    Database(sqlx::Error),
+    #[error(transparent)]
+    Jobs(#[from] EnqueueError),
+}
+
+impl From<Invalid> for WriteError {
+    fn from(e: Invalid) -> Self {
+        Self::Invalid(vec![e])
+    }
+}
+
+impl From<sqlx::Error> for WriteError {
+    /// The database's own checks back up the domain's; if one fires, name the field it guards.
+    fn from(err: sqlx::Error) -> Self {
+        let field = match &err {
+            sqlx::Error::Database(db) => match db.constraint() {
+                Some("tasks_title_length") => Some(("title", "must be 1–200 characters")),
+                Some("tasks_description_length") => Some(("description", "must be at most 2000 characters")),
+                Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
+                Some("tasks_reminder_not_after_due") => Some(("reminder_at", "must not be after due_at")),
+                Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
+                _ => None,
+            },
+            _ => None,
+        };
+        match field {
+            Some((field, message)) => Self::Invalid(vec![Invalid::new(field, message)]),
+            None => Self::Database(err),
+        }
+    }
+}
+
+/// Runs one command for `user` in its own transaction.
+pub async fn execute(
+    pool: &PgPool,
+    idempotency_ttl_hours: u32,
+    user: Uuid,
+    command: &Command,
+) -> Result<Outcome, WriteError> {
+    match run(pool, idempotency_ttl_hours, user, command).await {
+        // Another process committed the same key meanwhile; running again replays its answer.
+        Err(WriteError::IdempotencyRace) => run(pool, idempotency_ttl_hours, user, command).await,
+        other => other,
+    }
+}
+
+async fn run(pool: &PgPool, ttl_hours: u32, user: Uuid, command: &Command) -> Result<Outcome, WriteError> {
+    let mut tx = pool.begin().await?;
+    if let Some(idem) = command.idempotency()
+        && let Some(stored) = idempotency::find(&mut tx, user, &idem.key, ttl_hours).await?
+    {
+        return match stored.fingerprint == idem.fingerprint {
+            true => Ok(Outcome::Replayed { status: stored.status, body: stored.body }),
+            false => Err(WriteError::IdempotencyKeyReused),
+        };
+    }
+    let outcome = apply(&mut tx, user, command).await?;
+    if let Some(idem) = command.idempotency()
+        && let Some((status, task)) = outcome.response()
+    {
+        let body = serde_json::to_value(task).map_err(EnqueueError::Encode)?;
+        let response = StoredResponse { fingerprint: idem.fingerprint.clone(), status, body };
+        if !idempotency::store(&mut tx, user, &idem.key, &response, ttl_hours).await? {
+            tx.rollback().await?;
+            return Err(WriteError::IdempotencyRace);
+        }
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result<Outcome, WriteError> {
+    match command {
+        Command::Create { task, .. } => {
+            let fields = task.clone().with_default_timezone(default_timezone(conn, user).await?);
+            fields.check().map_err(WriteError::Invalid)?;
+            let id = Uuid::now_v7();
+            let series = fields
+                .due_at
+                .filter(|_| fields.recurrence_rule.is_some())
+                .map(|due| Series { id, occurrence_at: due });
+            let created = tasks::insert(conn, user, id, &fields, series).await?;
+            task_jobs::sync(conn, None, &created).await?;
+            Ok(Outcome::Created(created))
+        }
+        Command::Update { id, changes, if_match } => {
+            let current = locked_live(conn, user, *id, if_match).await?;
+            let fields = changes.clone().apply(&current)?;
+            rewrite(conn, &current, fields).await
+        }
+        Command::Replace { id, task, if_match } => {
+            let current = locked_live(conn, user, *id, if_match).await?;
+            let fields = task.clone().with_default_timezone(default_timezone(conn, user).await?);
+            rewrite(conn, &current, fields).await
+        }
+        Command::Delete { id, if_match } => {
+            let current = locked_live(conn, user, *id, if_match).await?;
+            let trashed = tasks::move_to_trash(conn, current.id).await?;
+            task_jobs::sync(conn, Some(&current), &trashed).await?;
+            Ok(Outcome::Deleted)
+        }
+        Command::Restore { id, if_match, .. } => {
+            let current = tasks::lock_trashed(conn, user, *id).await?.ok_or(WriteError::NotFound)?;
+            if_match.check(&current)?;
+            let restored = tasks::restore(conn, current.id).await?;
+            task_jobs::sync(conn, Some(&current), &restored).await?;
+            Ok(Outcome::Updated(restored))
+        }
+        Command::Toggle { id, if_match, .. } => {
+            let current = locked_live(conn, user, *id, if_match).await?;
+            let toggled = tasks::toggle(conn, current.id).await?;
+            task_jobs::sync(conn, Some(&current), &toggled).await?;
+            Ok(Outcome::Updated(toggled))
+        }
+        Command::SetCompleted { id, completed, if_match } => {
+            let current = locked_live(conn, user, *id, if_match).await?;
+            let updated = tasks::set_completed(conn, current.id, *completed).await?;
+            task_jobs::sync(conn, Some(&current), &updated).await?;
+            Ok(Outcome::Updated(updated))
+        }
+        Command::DeleteAccount => {
+            jobs::cancel_for_owner(conn, user).await?;
+            users::delete(conn, user).await?;
+            Ok(Outcome::Deleted)
+        }
+    }
+}
+
+async fn locked_live(
+    conn: &mut PgConnection,
+    user: Uuid,
+    id: Uuid,
+    if_match: &IfMatch,
+) -> Result<Task, WriteError> {
+    let current = tasks::lock_live(conn, user, id).await?.ok_or(WriteError::NotFound)?;
+    if_match.check(&current)?;
+    Ok(current)
+}
+
+/// Writes a full new state over `current`, keeping its place in a series.
+async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) -> Result<Outcome, WriteError> {
+    fields.check().map_err(WriteError::Invalid)?;
+    let series =
+        match (current.series_id.zip(current.occurrence_at), fields.recurrence_rule.is_some(), fields.due_at)
+        {
+            (Some((id, occurrence_at)), _, _) => Some(Series { id, occurrence_at }),
+            // Becoming recurring starts a series at the current due date.
+            (None, true, Some(due)) => Some(Series { id: current.id, occurrence_at: due }),
+            (None, _, _) => None,
+        };
+    let updated = tasks::update(conn, current.id, &fields, series).await?;
+    task_jobs::sync(conn, Some(current), &updated).await?;
+    Ok(Outcome::Updated(updated))
+}
+
+async fn default_timezone(conn: &mut PgConnection, user: Uuid) -> Result<TimeZone, WriteError> {
+    let name = tasks::user_timezone(conn, user).await?.ok_or(WriteError::NotFound)?;
+    Ok(TimeZone::parse("timezone", &name).unwrap_or(TimeZone::UTC))
+}

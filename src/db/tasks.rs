@@ -1,0 +1,323 @@
+//! Queries on tasks. Writers pass their open transaction; readers pass the pool.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::{Priority, RecurrenceAnchor, TaskFields};
+
+/// A task as clients see it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "web", derive(utoipa::ToSchema))]
+pub struct Task {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub user_id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub completed: bool,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    /// IANA time zone the task's recurrence is expanded in.
+    pub timezone: String,
+    pub reminder_at: Option<DateTime<Utc>>,
+    pub recurrence_rule: Option<String>,
+    pub recurrence_anchor: RecurrenceAnchor,
+    pub is_recurring: bool,
+    pub series_id: Option<Uuid>,
+    #[serde(skip)]
+    pub occurrence_at: Option<DateTime<Utc>>,
+    /// Set only for tasks in the trash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Task {
+    /// Strong validator from identity and version: any change bumps the version.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.id.simple(), self.version)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    user_id: Uuid,
+    title: String,
+    description: Option<String>,
+    completed: bool,
+    completed_at: Option<DateTime<Utc>>,
+    priority: i16,
+    tags: Vec<String>,
+    due_at: Option<DateTime<Utc>>,
+    timezone: String,
+    reminder_at: Option<DateTime<Utc>>,
+    recurrence_rule: Option<String>,
+    recurrence_anchor: String,
+    series_id: Option<Uuid>,
+    occurrence_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl From<TaskRow> for Task {
+    fn from(r: TaskRow) -> Self {
+        Self {
+            id: r.id,
+            user_id: r.user_id,
+            title: r.title,
+            description: r.description,
+            completed: r.completed,
+            completed_at: r.completed_at,
+            priority: Priority::from_rank(r.priority),
+            tags: r.tags,
+            due_at: r.due_at,
+            timezone: r.timezone,
+            reminder_at: r.reminder_at,
+            is_recurring: r.recurrence_rule.is_some(),
+            recurrence_rule: r.recurrence_rule,
+            recurrence_anchor: RecurrenceAnchor::parse(&r.recurrence_anchor).unwrap_or_default(),
+            series_id: r.series_id,
+            occurrence_at: r.occurrence_at,
+            deleted_at: r.deleted_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
+     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, deleted_at, created_at, \
+     updated_at, version";
+
+/// Where a task sits in a recurring series. `None` for a one-off task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Series {
+    pub id: Uuid,
+    pub occurrence_at: DateTime<Utc>,
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    fields: &TaskFields,
+    series: Option<Series>,
+) -> Result<Task, sqlx::Error> {
+    let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags, due_at,
+                            timezone, reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at)
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN now() END, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(user_id)
+    .bind(fields.title.as_str())
+    .bind(fields.description.as_ref().map(|d| d.as_str()))
+    .bind(fields.completed)
+    .bind(fields.priority.rank())
+    .bind(fields.tags.as_slice())
+    .bind(fields.due_at)
+    .bind(fields.timezone.name())
+    .bind(fields.reminder_at)
+    .bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
+    .bind(fields.recurrence_anchor.as_str())
+    .bind(series.map(|s| s.id))
+    .bind(series.map(|s| s.occurrence_at))
+    .fetch_one(conn)
+    .await?;
+    Ok(row.into())
+}
+
+/// A live (not trashed) task of this user.
+pub async fn find_live(
+    conn: impl PgExecutor<'_>,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL", user_id, id).await
+}
+
+/// Locks a live task for the rest of the transaction, so checks and the write see one state.
+pub async fn lock_live(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR UPDATE", user_id, id).await
+}
+
+/// Locks a trashed task, for restore.
+pub async fn lock_trashed(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL FOR UPDATE", user_id, id).await
+}
+
+async fn fetch_one(
+    conn: impl PgExecutor<'_>,
+    filter: &'static str,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM tasks {filter}")))
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(Task::from))
+}
+
+/// Writes every editable field and bumps the version by one.
+pub async fn update(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    fields: &TaskFields,
+    series: Option<Series>,
+) -> Result<Task, sqlx::Error> {
+    let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tasks SET
+             title = $2, description = $3,
+             completed_at = CASE WHEN NOT $4 THEN NULL WHEN completed THEN completed_at ELSE now() END,
+             completed = $4, priority = $5, tags = $6, due_at = $7, timezone = $8, reminder_at = $9,
+             recurrence_rule = $10, recurrence_anchor = $11, series_id = $12, occurrence_at = $13,
+             updated_at = now(), version = version + 1
+         WHERE id = $1
+         RETURNING {COLUMNS}"
+    )))
+    .bind(task_id)
+    .bind(fields.title.as_str())
+    .bind(fields.description.as_ref().map(|d| d.as_str()))
+    .bind(fields.completed)
+    .bind(fields.priority.rank())
+    .bind(fields.tags.as_slice())
+    .bind(fields.due_at)
+    .bind(fields.timezone.name())
+    .bind(fields.reminder_at)
+    .bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
+    .bind(fields.recurrence_anchor.as_str())
+    .bind(series.map(|s| s.id))
+    .bind(series.map(|s| s.occurrence_at))
+    .fetch_one(conn)
+    .await?;
+    Ok(row.into())
+}
+
+/// Flips completion in one statement, so concurrent toggles from any process never lose one.
+pub async fn toggle(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
+    write_returning(
+        conn,
+        "completed = NOT completed, completed_at = CASE WHEN completed THEN NULL ELSE now() END",
+        task_id,
+    )
+    .await
+}
+
+pub async fn set_completed(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    completed: bool,
+) -> Result<Task, sqlx::Error> {
+    let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tasks SET
+             completed_at = CASE WHEN NOT $2 THEN NULL WHEN completed THEN completed_at ELSE now() END,
+             completed = $2, updated_at = now(), version = version + 1
+         WHERE id = $1
+         RETURNING {COLUMNS}"
+    )))
+    .bind(task_id)
+    .bind(completed)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.into())
+}
+
+pub async fn move_to_trash(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
+    write_returning(conn, "deleted_at = now()", task_id).await
+}
+
+pub async fn restore(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
+    write_returning(conn, "deleted_at = NULL", task_id).await
+}
+
+async fn write_returning(
+    conn: &mut PgConnection,
+    set: &'static str,
+    task_id: Uuid,
+) -> Result<Task, sqlx::Error> {
+    let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tasks SET {set}, updated_at = now(), version = version + 1 WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(task_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.into())
+}
+
+/// Which of a user's tasks a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shelf {
+    Live,
+    Trash,
+}
+
+pub struct Page {
+    pub items: Vec<Task>,
+    pub total: i64,
+}
+
+pub async fn list(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    shelf: Shelf,
+    limit: i64,
+    offset: i64,
+) -> Result<Page, sqlx::Error> {
+    let (filter, order) = match shelf {
+        Shelf::Live => ("deleted_at IS NULL", "created_at DESC, id DESC"),
+        Shelf::Trash => ("deleted_at IS NOT NULL", "deleted_at DESC, id DESC"),
+    };
+    let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND {filter} ORDER BY {order} LIMIT $2 OFFSET $3"
+    )))
+    .bind(user_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM tasks WHERE user_id = $1 AND {filter}"
+    )))
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Page { items: rows.into_iter().map(Task::from).collect(), total })
+}
+
+/// Every task of a user, trashed ones included, for the data export.
+pub async fn all_for_export(conn: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 ORDER BY created_at"
+    )))
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
+}
+
+/// The time zone new tasks of this user default to.
+pub async fn user_timezone(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT timezone FROM users WHERE id = $1").bind(user_id).fetch_optional(conn).await
+}

@@ -1,0 +1,311 @@
+//! The rules a task's fields obey. Each type is built only through `parse`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rrule::{Frequency, RRule, Unvalidated};
+use serde::{Deserialize, Serialize};
+
+use super::{Invalid, TimeZone};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let title = raw.trim();
+        match title.chars().count() {
+            0 => Err(Invalid::new("title", "must not be blank")),
+            n if n > Self::MAX_CHARS => Err(Invalid::new(
+                "title",
+                format!("must be at most {} characters after trimming", Self::MAX_CHARS),
+            )),
+            _ => Ok(Self(title.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 2000;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid::new(
+                "description",
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "web", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+impl Priority {
+    /// Accepts any case: `HIGH`, `High` and `high` are the same.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err(Invalid::new("priority", "must be one of low, medium, high")),
+        }
+    }
+
+    /// The stored rank: higher is more urgent.
+    pub fn rank(self) -> i16 {
+        match self {
+            Self::Low => 1,
+            Self::Medium => 2,
+            Self::High => 3,
+        }
+    }
+
+    pub fn from_rank(rank: i16) -> Self {
+        match rank {
+            ..=1 => Self::Low,
+            2 => Self::Medium,
+            _ => Self::High,
+        }
+    }
+}
+
+/// De-duplicated, case-folded tags, in the order first given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<String>);
+
+impl Tags {
+    pub const MAX_COUNT: usize = 20;
+    pub const MAX_CHARS: usize = 50;
+
+    pub fn parse(raw: &[String]) -> Result<Self, Invalid> {
+        let mut tags: Vec<String> = Vec::with_capacity(raw.len());
+        for tag in raw {
+            let tag = tag.trim().to_lowercase();
+            let chars = tag.chars().count();
+            if chars == 0 || chars > Self::MAX_CHARS {
+                return Err(Invalid::new(
+                    "tags",
+                    format!("each tag must be 1–{} characters", Self::MAX_CHARS),
+                ));
+            }
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        if tags.len() > Self::MAX_COUNT {
+            return Err(Invalid::new("tags", format!("at most {} distinct tags", Self::MAX_COUNT)));
+        }
+        Ok(Self(tags))
+    }
+
+    pub fn into_inner(self) -> Vec<String> {
+        self.0
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "web", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RecurrenceAnchor {
+    /// The next occurrence follows the previous due date.
+    #[default]
+    Due,
+    /// The next occurrence follows the moment of completion.
+    Completion,
+}
+
+impl RecurrenceAnchor {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "due" => Ok(Self::Due),
+            "completion" => Ok(Self::Completion),
+            _ => Err(Invalid::new("recurrence_anchor", "must be due or completion")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Due => "due",
+            Self::Completion => "completion",
+        }
+    }
+}
+
+/// An RFC 5545 RRULE body such as `FREQ=WEEKLY;BYDAY=MO,WE,FR`, stored as given minus any
+/// `RRULE:` prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurrenceRule(String);
+
+impl RecurrenceRule {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let body = raw.trim();
+        let body = body.strip_prefix("RRULE:").or_else(|| body.strip_prefix("rrule:")).unwrap_or(body);
+        let rule: RRule<Unvalidated> = body.parse().map_err(|e| invalid_rule(&e))?;
+        // Sub-hourly series would spawn a task a minute; no todo list wants that.
+        if matches!(rule.get_freq(), Frequency::Secondly | Frequency::Minutely) {
+            return Err(Invalid::new("recurrence_rule", "FREQ must be HOURLY or slower"));
+        }
+        Ok(Self(body.to_owned()))
+    }
+
+    /// Checks the rule against the series start, as it will be expanded: in the task's zone.
+    pub fn check_start(&self, due_at: DateTime<Utc>, timezone: TimeZone) -> Result<(), Invalid> {
+        let rule: RRule<Unvalidated> = self.0.parse().map_err(|e| invalid_rule(&e))?;
+        let start = due_at.with_timezone(&rrule::Tz::Tz(timezone.tz()));
+        rule.validate(start).map(|_| ()).map_err(|e| invalid_rule(&e))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn invalid_rule(err: &impl fmt::Display) -> Invalid {
+    Invalid::new("recurrence_rule", format!("not a valid RFC 5545 RRULE: {err}"))
+}
+
+/// Every editable field of a task. As a create or full replace supplies them, the time zone may
+/// be left out (`TaskFields<Option<TimeZone>>`) and defaults to the owner's.
+#[derive(Debug, Clone)]
+pub struct TaskFields<Zone = TimeZone> {
+    pub title: Title,
+    pub description: Option<Description>,
+    pub completed: bool,
+    pub priority: Priority,
+    pub tags: Tags,
+    pub due_at: Option<DateTime<Utc>>,
+    pub timezone: Zone,
+    pub reminder_at: Option<DateTime<Utc>>,
+    pub recurrence_rule: Option<RecurrenceRule>,
+    pub recurrence_anchor: RecurrenceAnchor,
+}
+
+impl TaskFields<Option<TimeZone>> {
+    pub fn with_default_timezone(self, default: TimeZone) -> TaskFields {
+        TaskFields {
+            timezone: self.timezone.unwrap_or(default),
+            title: self.title,
+            description: self.description,
+            completed: self.completed,
+            priority: self.priority,
+            tags: self.tags,
+            due_at: self.due_at,
+            reminder_at: self.reminder_at,
+            recurrence_rule: self.recurrence_rule,
+            recurrence_anchor: self.recurrence_anchor,
+        }
+    }
+}
+
+impl TaskFields {
+    /// The rules that span fields, checked after a patch is merged so the answer names the field.
+    pub fn check(&self) -> Result<(), Vec<Invalid>> {
+        let mut errors = Vec::new();
+        if let (Some(reminder), Some(due)) = (self.reminder_at, self.due_at)
+            && reminder > due
+        {
+            errors.push(Invalid::new("reminder_at", "must not be after due_at"));
+        }
+        if let Some(rule) = &self.recurrence_rule {
+            match self.due_at {
+                None => errors.push(Invalid::new("recurrence_rule", "needs due_at")),
+                Some(due) => errors.extend(rule.check_start(due, self.timezone).err()),
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(Title::parse("  Buy milk ").unwrap().as_str(), "Buy milk");
+        assert!(Title::parse(" \t ").is_err());
+        assert!(Title::parse(&"é".repeat(200)).is_ok());
+        assert!(Title::parse(&"é".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn priority_accepts_any_case() {
+        assert_eq!(Priority::parse("HIGH").unwrap(), Priority::High);
+        assert_eq!(Priority::parse("Low").unwrap(), Priority::Low);
+        assert!(Priority::parse("urgent").is_err());
+        assert_eq!(Priority::from_rank(Priority::High.rank()), Priority::High);
+    }
+
+    #[test]
+    fn tags_are_folded_deduplicated_and_limited() {
+        let tags = Tags::parse(&["Home".into(), "home".into(), " Errands ".into()]).unwrap();
+        assert_eq!(tags.as_slice(), ["home", "errands"]);
+        assert!(Tags::parse(&["".into()]).is_err());
+        assert!(Tags::parse(&["x".repeat(51)]).is_err());
+        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert!(Tags::parse(&many).is_err());
+        let dupes: Vec<String> = (0..40).map(|i| format!("T{}", i % 20)).collect();
+        assert_eq!(Tags::parse(&dupes).unwrap().as_slice().len(), 20, "the limit counts distinct tags");
+    }
+
+    #[test]
+    fn recurrence_rules_parse_with_or_without_prefix() {
+        assert_eq!(
+            RecurrenceRule::parse("FREQ=WEEKLY;BYDAY=MO,WE,FR").unwrap().as_str(),
+            "FREQ=WEEKLY;BYDAY=MO,WE,FR"
+        );
+        assert_eq!(RecurrenceRule::parse("RRULE:FREQ=DAILY;COUNT=3").unwrap().as_str(), "FREQ=DAILY;COUNT=3");
+        for bad in ["", "FREQ=SOMETIMES", "BYDAY=MO", "FREQ=MINUTELY", "FREQ=DAILY;INTERVAL=x"] {
+            assert!(RecurrenceRule::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_field() {
+        let due: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().unwrap();
+        let mut fields = TaskFields {
+            title: Title::parse("t").unwrap(),
+            description: None,
+            completed: false,
+            priority: Priority::Medium,
+            tags: Tags::default(),
+            due_at: Some(due),
+            timezone: TimeZone::UTC,
+            reminder_at: Some(due + chrono::Duration::minutes(1)),
+            recurrence_rule: None,
+            recurrence_anchor: RecurrenceAnchor::Due,
+        };
+        assert_eq!(fields.check().unwrap_err()[0].field, "reminder_at");
+        fields.reminder_at = Some(due);
+        assert!(fields.check().is_ok(), "a reminder at the due time is allowed");
+        fields.due_at = None;
+        fields.recurrence_rule = Some(RecurrenceRule::parse("FREQ=DAILY").unwrap());
+        assert_eq!(fields.check().unwrap_err()[0].field, "recurrence_rule");
+    }
+}

@@ -1,0 +1,163 @@
+//! HTTP concerns of the task routes: who is asking, conditional requests, idempotency keys,
+//! and how write outcomes become responses.
+
+use std::pin::Pin;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::commands::{Idempotency, IfMatch, Outcome, WriteError};
+use crate::db::tasks::Task;
+use crate::web::actors::ActorError;
+use crate::web::auth::AuthUser;
+use crate::web::problem::ApiError;
+
+/// The authenticated caller of a task route. Under `/users/{user_id}/…` the path must name the
+/// caller (by id, or as `me`): anyone else's id is a 403, whether or not that user exists.
+pub struct Caller(pub Uuid);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let named = req.match_info().get("user_id").map(str::to_owned);
+        let auth = AuthUser::from_request(req, payload);
+        Box::pin(async move {
+            let user = auth.await?;
+            match named {
+                Some(named) if named != "me" && named.parse::<Uuid>().ok() != Some(user.id) => {
+                    Err(ApiError::Forbidden)
+                }
+                _ => Ok(Self(user.id)),
+            }
+        })
+    }
+}
+
+/// Parses `If-Match` against this task id. `*` and no header are unconditional; tags for other
+/// tasks and weak tags never match, as RFC 9110 requires for `If-Match`.
+pub fn if_match(headers: &HeaderMap, id: Uuid) -> Result<IfMatch, ApiError> {
+    let Some(value) = header_text(headers, &header::IF_MATCH)? else {
+        return Ok(IfMatch(None));
+    };
+    if value.trim() == "*" {
+        return Ok(IfMatch(None));
+    }
+    let versions = value.split(',').filter_map(|tag| version_for(tag.trim(), id)).collect();
+    Ok(IfMatch(Some(versions)))
+}
+
+/// Whether `If-None-Match` matches the task's current tag (weak comparison).
+pub fn none_match(headers: &HeaderMap, task: &Task) -> Result<bool, ApiError> {
+    let Some(value) = header_text(headers, &header::IF_NONE_MATCH)? else {
+        return Ok(false);
+    };
+    let current = task.etag();
+    Ok(value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == current))
+}
+
+fn version_for(tag: &str, id: Uuid) -> Option<i64> {
+    let inner = tag.strip_prefix('"')?.strip_suffix('"')?;
+    let (tag_id, version) = inner.rsplit_once('-')?;
+    (tag_id == id.simple().to_string()).then(|| version.parse().ok()).flatten()
+}
+
+/// Reads `Idempotency-Key` and fingerprints the request it came with.
+pub fn idempotency(
+    headers: &HeaderMap,
+    operation: &str,
+    body: &serde_json::Value,
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(key) = header_text(headers, &header::HeaderName::from_static("idempotency-key"))? else {
+        return Ok(None);
+    };
+    let key = key.trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::BadRequest("Idempotency-Key must be 1–255 visible ASCII characters.".into()));
+    }
+    // serde_json sorts object keys, so the same body in any key order has one fingerprint.
+    let digest =
+        Sha256::new().chain_update(operation.as_bytes()).chain_update(b"\n").chain_update(body.to_string());
+    Ok(Some(Idempotency { key: key.to_owned(), fingerprint: format!("{:x}", digest.finalize()) }))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str().map_err(|_| ApiError::BadRequest(format!("The {name} header is not visible ASCII.")))
+        })
+        .transpose()
+}
+
+/// A task with its validator.
+pub fn task_response(status: u16, task: &Task) -> HttpResponse {
+    let mut response = HttpResponse::build(status_code(status));
+    response.insert_header((header::ETAG, task.etag()));
+    if status == 201 {
+        response.insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)));
+    }
+    response.json(task)
+}
+
+pub fn outcome_response(outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Created(task) => task_response(201, &task),
+        Outcome::Updated(task) => task_response(200, &task),
+        Outcome::Deleted => HttpResponse::NoContent().finish(),
+        Outcome::Replayed { status, body } => replay(status, body),
+    }
+}
+
+/// The first response to an idempotent request, with the headers it had.
+fn replay(status: u16, body: serde_json::Value) -> HttpResponse {
+    let mut response = HttpResponse::build(status_code(status));
+    response.insert_header(("idempotent-replayed", "true"));
+    if let (Some(id), Some(version)) =
+        (body["id"].as_str().and_then(|s| s.parse::<Uuid>().ok()), body["version"].as_i64())
+    {
+        response.insert_header((header::ETAG, format!("\"{}-{version}\"", id.simple())));
+        if status == 201 {
+            response.insert_header((header::LOCATION, format!("/api/v1/tasks/{id}")));
+        }
+    }
+    response.json(body)
+}
+
+fn status_code(status: u16) -> actix_web::http::StatusCode {
+    actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK)
+}
+
+impl From<ActorError> for ApiError {
+    fn from(err: ActorError) -> Self {
+        match err {
+            ActorError::Busy => Self::Unavailable { reason: "too_many_pending_writes", retry_after_secs: 1 },
+            ActorError::TimedOut => Self::Unavailable { reason: "write_timed_out", retry_after_secs: 2 },
+            ActorError::Stopped => Self::Unavailable { reason: "write_interrupted", retry_after_secs: 1 },
+            ActorError::Write(err) => err.into(),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::NotFound => Self::NotFound,
+            WriteError::PreconditionFailed => Self::PreconditionFailed,
+            WriteError::Invalid(errors) => Self::invalid(errors),
+            WriteError::IdempotencyKeyReused => Self::Unprocessable {
+                code: "idempotency_key_reused",
+                detail: "This Idempotency-Key was used with a different request.".into(),
+            },
+            WriteError::IdempotencyRace => Self::Conflict {
+                code: "idempotency_key_in_use",
+                detail: "A request with this Idempotency-Key is in progress; retry.".into(),
+            },
+            WriteError::Database(err) => Self::from_db(err),
+            WriteError::Jobs(err) => Self::internal(err),
+        }
+    }
+}

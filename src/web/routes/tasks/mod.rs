@@ -1,0 +1,313 @@
+//! The task resource, served both at `/tasks…` and at `/users/{user_id}/tasks…`.
+//! Reads go straight to the pool; every write goes to the caller's actor.
+
+mod form;
+mod http;
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use form::TaskForm;
+pub use form::{FIELDS, TaskInput};
+use http::Caller;
+
+use crate::commands::Command;
+use crate::db::tasks::{self, Shelf, Task};
+use crate::domain::Invalid;
+use crate::web::problem::{ApiError, Problem};
+use crate::web::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(routes);
+    cfg.service(web::scope("/users/{user_id}").configure(routes));
+}
+
+/// Literal paths come before `{id}`, which would otherwise swallow them.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(trash)
+        .service(get_task)
+        .service(update)
+        .service(replace)
+        .service(remove)
+        .service(restore)
+        .service(toggle)
+        .service(complete);
+}
+
+#[derive(Deserialize)]
+struct TaskPath {
+    id: Uuid,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1–100, default 50.
+    limit: Option<i64>,
+    /// Default 0.
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskPage {
+    items: Vec<Task>,
+    /// How many tasks match in all.
+    total: i64,
+    limit: i64,
+    offset: i64,
+    /// Keyset pagination is not offered yet; always null.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    completed: bool,
+}
+
+impl ListQuery {
+    fn parse(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        let offset = self.offset.unwrap_or(0);
+        let mut errors = Vec::new();
+        if !(1..=100).contains(&limit) {
+            errors.push(Invalid::new("limit", "must be between 1 and 100"));
+        }
+        if offset < 0 {
+            errors.push(Invalid::new("offset", "must not be negative"));
+        }
+        if errors.is_empty() { Ok((limit, offset)) } else { Err(ApiError::invalid(errors)) }
+    }
+}
+
+async fn page(
+    state: &AppState,
+    user: Uuid,
+    shelf: Shelf,
+    query: &ListQuery,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = query.parse()?;
+    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
+    let page = tasks::list(&mut conn, user, shelf, limit, offset).await.map_err(ApiError::from_db)?;
+    Ok(HttpResponse::Ok().json(TaskPage {
+        items: page.items,
+        total: page.total,
+        limit,
+        offset,
+        next_cursor: None,
+    }))
+}
+
+/// The caller's live tasks, newest first.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/tasks")]
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, caller.0, Shelf::Live, &query).await
+}
+
+/// The caller's trash, most recently deleted first.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = TaskPage))
+)]
+#[get("/tasks/trash")]
+#[tracing::instrument(skip_all)]
+pub async fn trash(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, caller.0, Shelf::Trash, &query).await
+}
+
+/// Creates a task. With `Idempotency-Key`, a repeat replays the first response.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
+    responses(
+        (status = 201, body = Task, headers(("Location" = String), ("ETag" = String))),
+        (status = 422, description = "A field breaks a rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/tasks")]
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let idempotency = http::idempotency(req.headers(), "create", &body)?;
+    let task = TaskForm::parse(body).and_then(TaskForm::into_fields).map_err(ApiError::invalid)?;
+    let outcome = state.actors.execute(caller.0, Command::Create { task, idempotency }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+/// One task, with its `ETag`; `If-None-Match` gives 304 when unchanged.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified"),
+        (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/tasks/{id}")]
+#[tracing::instrument(skip_all)]
+pub async fn get_task(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let task = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
+    let task = task.ok_or(ApiError::NotFound)?;
+    if http::none_match(req.headers(), &task)? {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((actix_web::http::header::ETAG, task.etag()))
+            .finish());
+    }
+    Ok(http::task_response(200, &task))
+}
+
+/// Changes the fields sent; left-out fields stay, `null` clears.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
+)]
+#[patch("/tasks/{id}")]
+#[tracing::instrument(skip_all)]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = http::if_match(req.headers(), path.id)?;
+    let changes =
+        TaskForm::parse(body.into_inner()).and_then(TaskForm::into_changes).map_err(ApiError::invalid)?;
+    let outcome = state.actors.execute(caller.0, Command::Update { id: path.id, changes, if_match }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+/// Replaces the task: left-out fields take their defaults.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
+)]
+#[put("/tasks/{id}")]
+#[tracing::instrument(skip_all)]
+pub async fn replace(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = http::if_match(req.headers(), path.id)?;
+    let task =
+        TaskForm::parse(body.into_inner()).and_then(TaskForm::into_fields).map_err(ApiError::invalid)?;
+    let outcome = state.actors.execute(caller.0, Command::Replace { id: path.id, task, if_match }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+/// Moves the task to the trash; it then answers 404 until restored.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204, description = "Moved to the trash"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"))
+)]
+#[delete("/tasks/{id}")]
+#[tracing::instrument(skip_all)]
+pub async fn remove(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = http::if_match(req.headers(), path.id)?;
+    let outcome = state.actors.execute(caller.0, Command::Delete { id: path.id, if_match }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+/// Takes a task out of the trash.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Task), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
+)]
+#[post("/tasks/{id}/restore")]
+#[tracing::instrument(skip_all)]
+pub async fn restore(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = http::if_match(req.headers(), path.id)?;
+    let idempotency = http::idempotency(req.headers(), &format!("restore:{}", path.id), &Value::Null)?;
+    let outcome =
+        state.actors.execute(caller.0, Command::Restore { id: path.id, if_match, idempotency }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+/// Flips `completed`.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[post("/tasks/{id}/toggle")]
+#[tracing::instrument(skip_all)]
+pub async fn toggle(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = http::if_match(req.headers(), path.id)?;
+    let idempotency = http::idempotency(req.headers(), &format!("toggle:{}", path.id), &Value::Null)?;
+    let outcome =
+        state.actors.execute(caller.0, Command::Toggle { id: path.id, if_match, idempotency }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+/// Sets `completed` explicitly; repeating it changes nothing more.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[patch("/tasks/{id}/complete")]
+#[tracing::instrument(skip_all)]
+pub async fn complete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+    req: HttpRequest,
+    body: web::Json<CompleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = http::if_match(req.headers(), path.id)?;
+    let command = Command::SetCompleted { id: path.id, completed: body.completed, if_match };
+    Ok(http::outcome_response(state.actors.execute(caller.0, command).await?))
+}

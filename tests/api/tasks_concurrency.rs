@@ -1,0 +1,161 @@
+//! Writes through per-user actors, and the invariants across several web processes.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::helpers::{TestApp, assert_problem};
+
+#[tokio::test]
+async fn a_hundred_concurrent_toggles_leave_the_state_their_count_implies() {
+    // Room for all of them: this is about ordering, not backpressure.
+    let app = TestApp::spawn_with(|s| s.actors.mailbox_capacity = 128).await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Hammered"})).await;
+    let path = format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap());
+
+    let responses = join_all((0..100).map(|_| app.send_as(&user.token, Method::POST, &path, None))).await;
+    let mut versions: Vec<i64> = Vec::new();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        versions.push(response.json::<Value>().await.unwrap()["version"].as_i64().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=101).collect::<Vec<_>>(), "each toggle saw its own version");
+    let now: Value = app
+        .get_as(&user.token, &format!("/api/v1/tasks/{}", task["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["completed"], false, "an even number of toggles");
+    assert_eq!(now["version"], 101);
+}
+
+#[tokio::test]
+async fn idle_actors_are_reaped_and_restarted_on_the_next_write() {
+    let app = TestApp::spawn_with(|s| s.actors.idle_timeout_secs = 1).await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Wake me"})).await;
+    assert_eq!(app.state.actors.live(), 1);
+
+    let mut reaped = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if app.state.actors.live() == 0 {
+            reaped = true;
+            break;
+        }
+    }
+    assert!(reaped, "the idle actor stopped");
+
+    let path = format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap());
+    assert_eq!(app.send_as(&user.token, Method::POST, &path, None).await.status(), 200);
+    assert_eq!(app.state.actors.live(), 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("user_actors ")), "{metrics}");
+}
+
+/// Holds a row lock on the task from outside the app, so its actor's write waits.
+async fn lock_task(app: &TestApp, id: &str) -> sqlx::PgConnection {
+    let url = secrecy::ExposeSecret::expose_secret(&app.settings.database.url).to_owned();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+    sqlx::query("SELECT 1 FROM tasks WHERE id = $1::uuid FOR UPDATE")
+        .bind(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn a_full_mailbox_answers_503_with_retry_after_instead_of_queueing() {
+    let app = TestApp::spawn_with(|s| s.actors.mailbox_capacity = 1).await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Busy"})).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let mut blocker = lock_task(&app, &id).await;
+
+    let path = format!("/api/v1/tasks/{id}/toggle");
+    let requests = join_all((0..8).map(|_| app.send_as(&user.token, Method::POST, &path, None)));
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    };
+    let (responses, ()) = futures::join!(requests, release);
+
+    let mut accepted = 0;
+    for response in responses {
+        if response.status() == 503 {
+            assert_eq!(response.headers()["retry-after"], "1");
+            assert_problem(response, 503, "too_many_pending_writes").await;
+        } else {
+            assert_eq!(response.status(), 200);
+            accepted += 1;
+        }
+    }
+    assert!((1..8).contains(&accepted), "some writes were turned away, some applied: {accepted}");
+    let now: Value = app.get_as(&user.token, &format!("/api/v1/tasks/{id}")).await.json().await.unwrap();
+    assert_eq!(now["version"], 1 + accepted, "exactly the accepted writes were applied");
+}
+
+#[tokio::test]
+async fn a_write_that_outlasts_the_send_timeout_is_a_503_not_a_hang() {
+    let app = TestApp::spawn_with(|s| s.actors.send_timeout_secs = 1).await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Slow"})).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let mut blocker = lock_task(&app, &id).await;
+
+    let response = app.send_as(&user.token, Method::POST, &format!("/api/v1/tasks/{id}/toggle"), None).await;
+    assert_eq!(response.headers()["retry-after"], "2");
+    assert_problem(response, 503, "write_timed_out").await;
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_web_processes_keep_every_invariant_on_one_users_tasks() {
+    let app = TestApp::spawn().await;
+    let other = app.second_instance().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Contended"})).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/tasks/{id}");
+
+    // Toggles from both processes at once are each applied exactly once.
+    let toggle = format!("{path}/toggle");
+    let here = (0..25).map(|_| app.send_as(&user.token, Method::POST, &toggle, None));
+    let there = (0..24).map(|_| other.send_as(&user.token, Method::POST, &toggle, &[], None));
+    let (here, there) = futures::join!(join_all(here), join_all(there));
+    let mut versions: Vec<i64> = Vec::new();
+    for response in here.into_iter().chain(there) {
+        assert_eq!(response.status(), 200);
+        versions.push(response.json::<Value>().await.unwrap()["version"].as_i64().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=50).collect::<Vec<_>>(), "version rose by exactly one per change");
+    let now: Value = app.get_as(&user.token, &path).await.json().await.unwrap();
+    assert_eq!((now["completed"].as_bool(), now["version"].as_i64()), (Some(true), Some(50)), "49 toggles");
+
+    // Conditional writes racing from both processes on one version: exactly one wins.
+    let tag = format!("\"{}-50\"", id.replace('-', ""));
+    let bodies: Vec<Value> = (0..10).map(|i| json!({"title": format!("writer {i}")})).collect();
+    let headers = [("if-match", tag.clone())];
+    let here = bodies[..5].iter().map(|b| {
+        let request =
+            app.client.patch(app.url(&path)).bearer_auth(&user.token).header("if-match", &tag).json(b);
+        async move { request.send().await.unwrap() }
+    });
+    let there =
+        bodies[5..].iter().map(|b| other.send_as(&user.token, Method::PATCH, &path, &headers, Some(b)));
+    let (here, there) = futures::join!(join_all(here), join_all(there));
+    let statuses: Vec<u16> = here.iter().chain(there.iter()).map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 9, "{statuses:?}");
+    let after: Value = app.get_as(&user.token, &path).await.json().await.unwrap();
+    assert_eq!(after["version"], 51);
+}

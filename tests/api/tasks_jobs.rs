@@ -1,0 +1,120 @@
+//! Jobs are enqueued, rescheduled and cancelled in the same transaction as the task write.
+
+use chrono::{DateTime, Duration, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+const REMINDER: &str = "todo.reminder";
+const RECURRENCE: &str = "todo.recurrence";
+
+fn at(offset: Duration) -> String {
+    (Utc::now() + offset).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[tokio::test]
+async fn a_reminder_is_queued_for_its_time_and_moved_with_it() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Call mum", "due_at": at(Duration::days(2)), "reminder_at": at(Duration::days(1))})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+
+    let jobs = app.jobs(REMINDER).await;
+    assert_eq!(jobs.len(), 1);
+    let (status, run_at, key) = &jobs[0];
+    assert_eq!(status, "Pending");
+    assert_eq!(
+        Some(run_at.to_owned()),
+        task["reminder_at"].as_str().map(|s| s.parse::<DateTime<Utc>>().unwrap())
+    );
+    assert_eq!(key.as_deref(), Some(format!("reminder:{}:1", task["id"].as_str().unwrap()).as_str()));
+
+    let moved = at(Duration::hours(5));
+    app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"reminder_at": moved}))).await;
+    let jobs = app.jobs(REMINDER).await;
+    assert_eq!(jobs.len(), 1, "the old reminder was replaced, not kept");
+    assert_eq!(jobs[0].1, moved.parse::<DateTime<Utc>>().unwrap());
+
+    app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"title": "Call mum back"}))).await;
+    assert_eq!(
+        app.jobs(REMINDER).await[0].1,
+        moved.parse::<DateTime<Utc>>().unwrap(),
+        "unrelated edits keep it"
+    );
+}
+
+#[tokio::test]
+async fn completing_deleting_or_clearing_a_reminder_cancels_it_and_undoing_brings_it_back() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Pay", "reminder_at": at(Duration::days(1))})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+
+    app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
+    assert!(app.jobs(REMINDER).await.is_empty(), "completed");
+    app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
+    assert_eq!(app.jobs(REMINDER).await.len(), 1, "reopened");
+
+    app.send_as(&user.token, Method::DELETE, &path, None).await;
+    assert!(app.jobs(REMINDER).await.is_empty(), "trashed");
+    app.send_as(&user.token, Method::POST, &format!("{path}/restore"), None).await;
+    assert_eq!(app.jobs(REMINDER).await.len(), 1, "restored");
+
+    app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"reminder_at": null}))).await;
+    assert!(app.jobs(REMINDER).await.is_empty(), "cleared");
+}
+
+#[tokio::test]
+async fn a_reminder_already_in_the_past_is_not_queued() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    app.create_task(&user, json!({"title": "Late", "reminder_at": at(-Duration::hours(1))})).await;
+    assert!(app.jobs(REMINDER).await.is_empty());
+}
+
+#[tokio::test]
+async fn completing_a_recurring_task_queues_its_next_occurrence_once_however_often_toggled() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app
+        .create_task(&user, json!({"title": "Water plants", "due_at": at(Duration::days(1)), "recurrence_rule": "FREQ=WEEKLY"}))
+        .await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+    assert!(app.jobs(RECURRENCE).await.is_empty(), "nothing until it is completed");
+
+    for _ in 0..3 {
+        app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
+        app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
+    }
+    app.send_as(&user.token, Method::PATCH, &format!("{path}/complete"), Some(&json!({"completed": true})))
+        .await;
+    let jobs = app.jobs(RECURRENCE).await;
+    assert_eq!(jobs.len(), 1, "one follow-up for this occurrence: {jobs:?}");
+    assert_eq!(jobs[0].2.as_deref(), Some(format!("next:{}", task["id"].as_str().unwrap()).as_str()));
+
+    let payload: Vec<u8> = sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE job_type = $1")
+        .bind(RECURRENCE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let payload: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(payload["task_id"], task["id"]);
+    assert_eq!(payload["series_id"], task["series_id"]);
+    assert_eq!(payload["occurrence_at"], task["due_at"]);
+}
+
+#[tokio::test]
+async fn completing_a_one_off_task_queues_nothing() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Once", "due_at": at(Duration::days(1))})).await;
+    app.send_as(
+        &user.token,
+        Method::POST,
+        &format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert!(app.jobs(RECURRENCE).await.is_empty());
+}

@@ -17,6 +17,9 @@ CREATE TABLE tasks (
     -- was created for, and never moves, so each occurrence exists once.
     series_id         uuid,
     occurrence_at     timestamptz,
+    -- Set, under the row lock, when this occurrence's successor is queued: at most once ever,
+    -- however often the task is toggled and however long queue history is kept.
+    next_occurrence_queued boolean NOT NULL DEFAULT false,
     deleted_at        timestamptz,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),

@@ -126,13 +126,13 @@ pub struct TaskSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
-    pub concurrency: usize,
     /// How often a worker looks for due jobs; future jobs are found only by polling.
     pub poll_interval_ms: u64,
     /// How often maintenance (purging expired rows) is scheduled.
     pub maintenance_interval_secs: u64,
 }
 
+/// For reminder emails, which the worker does not send yet (see the README).
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmailSettings {
     pub smtp_url: SecretString,

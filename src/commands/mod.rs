@@ -143,6 +143,8 @@ impl From<sqlx::Error> for WriteError {
                 Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
                 Some("tasks_reminder_not_after_due") => Some(("reminder_at", "must not be after due_at")),
                 Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
+                // The account was deleted while this write was on its way.
+                Some("tasks_user_id_fkey") => return Self::NotFound,
                 _ => None,
             },
             _ => None,
@@ -243,6 +245,9 @@ async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result
             Ok(Outcome::Updated(updated))
         }
         Command::DeleteAccount => {
+            if !tasks::lock_account(conn, user).await? {
+                return Err(WriteError::NotFound);
+            }
             jobs::cancel_for_owner(conn, user).await?;
             users::delete(conn, user).await?;
             Ok(Outcome::Deleted)

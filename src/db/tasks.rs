@@ -30,6 +30,8 @@ pub struct Task {
     pub series_id: Option<Uuid>,
     #[serde(skip)]
     pub occurrence_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub next_occurrence_queued: bool,
     /// Set only for tasks in the trash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<DateTime<Utc>>,
@@ -62,6 +64,7 @@ struct TaskRow {
     recurrence_anchor: String,
     series_id: Option<Uuid>,
     occurrence_at: Option<DateTime<Utc>>,
+    next_occurrence_queued: bool,
     deleted_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -87,6 +90,7 @@ impl From<TaskRow> for Task {
             recurrence_anchor: RecurrenceAnchor::parse(&r.recurrence_anchor).unwrap_or_default(),
             series_id: r.series_id,
             occurrence_at: r.occurrence_at,
+            next_occurrence_queued: r.next_occurrence_queued,
             deleted_at: r.deleted_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -96,7 +100,7 @@ impl From<TaskRow> for Task {
 }
 
 const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
-     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, deleted_at, created_at, \
+     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, next_occurrence_queued, deleted_at, created_at, \
      updated_at, version";
 
 /// Where a task sits in a recurring series. `None` for a one-off task.
@@ -264,6 +268,30 @@ async fn write_returning(
     .fetch_one(conn)
     .await?;
     Ok(row.into())
+}
+
+/// Records that this occurrence's successor has been queued. Not a user-visible change, so the
+/// version stays.
+pub async fn mark_next_occurrence_queued(conn: &mut PgConnection, task_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET next_occurrence_queued = true WHERE id = $1")
+        .bind(task_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks the account and all its tasks, in id order, before the account is removed: the same
+/// order task writes take (task row, then its jobs), so the two cannot deadlock.
+pub async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    sqlx::query("SELECT id FROM tasks WHERE user_id = $1 ORDER BY id FOR UPDATE")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(exists.is_some())
 }
 
 /// Which of a user's tasks a listing shows.

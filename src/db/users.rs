@@ -79,18 +79,28 @@ pub async fn find_or_create_external(
     external_id: &str,
     email: Option<&str>,
 ) -> Result<Uuid, sqlx::Error> {
+    match upsert_external(conn, external_id, email).await {
+        // A registration took the email between our check and insert: keep the account, drop the email.
+        Err(sqlx::Error::Database(db)) if db.constraint() == Some("users_email_key") => {
+            upsert_external(conn, external_id, None).await
+        }
+        other => other,
+    }
+}
+
+async fn upsert_external(
+    conn: &mut PgConnection,
+    external_id: &str,
+    email: Option<&str>,
+) -> Result<Uuid, sqlx::Error> {
+    // DO UPDATE (a no-op write) rather than DO NOTHING, so RETURNING yields the id whether this
+    // request or a concurrent one created the row.
     sqlx::query_scalar(
-        "WITH inserted AS (
-             INSERT INTO users (id, external_id, email)
-             VALUES ($1, $2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($3))
-                                  THEN NULL ELSE $3 END)
-             ON CONFLICT (external_id) DO NOTHING
-             RETURNING id
-         )
-         SELECT id FROM inserted
-         UNION ALL
-         SELECT id FROM users WHERE external_id = $2
-         LIMIT 1",
+        "INSERT INTO users (id, external_id, email)
+         VALUES ($1, $2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($3))
+                              THEN NULL ELSE $3 END)
+         ON CONFLICT (external_id) DO UPDATE SET external_id = EXCLUDED.external_id
+         RETURNING id",
     )
     .bind(Uuid::now_v7())
     .bind(external_id)

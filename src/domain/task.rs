@@ -22,6 +22,9 @@ impl Title {
                 "title",
                 format!("must be at most {} characters after trimming", Self::MAX_CHARS),
             )),
+            _ if title.chars().any(char::is_control) => {
+                Err(Invalid::new("title", "must not contain control characters"))
+            }
             _ => Ok(Self(title.to_owned())),
         }
     }
@@ -43,6 +46,10 @@ impl Description {
                 "description",
                 format!("must be at most {} characters", Self::MAX_CHARS),
             ));
+        }
+        // Line breaks and tabs are text; other control characters (NUL above all) are not.
+        if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(Invalid::new("description", "must not contain control characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -110,6 +117,9 @@ impl Tags {
                     format!("each tag must be 1–{} characters", Self::MAX_CHARS),
                 ));
             }
+            if tag.chars().any(char::is_control) {
+                return Err(Invalid::new("tags", "tags must not contain control characters"));
+            }
             if !tags.contains(&tag) {
                 tags.push(tag);
             }
@@ -165,6 +175,9 @@ pub struct RecurrenceRule(String);
 impl RecurrenceRule {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let body = raw.trim();
+        if body.chars().any(char::is_control) {
+            return Err(Invalid::new("recurrence_rule", "must not contain control characters"));
+        }
         let body = body.strip_prefix("RRULE:").or_else(|| body.strip_prefix("rrule:")).unwrap_or(body);
         let rule: RRule<Unvalidated> = body.parse().map_err(|e| invalid_rule(&e))?;
         // Sub-hourly series would spawn a task a minute; no todo list wants that.
@@ -252,6 +265,10 @@ mod tests {
         assert!(Title::parse(" \t ").is_err());
         assert!(Title::parse(&"é".repeat(200)).is_ok());
         assert!(Title::parse(&"é".repeat(201)).is_err());
+        assert!(Title::parse("a\u{0}b").is_err());
+        assert!(Description::parse("line one\nline two\ttab").is_ok());
+        assert!(Description::parse("nul\u{0}").is_err());
+        assert!(Tags::parse(&["a\u{0}".into()]).is_err());
     }
 
     #[test]

@@ -10,8 +10,10 @@ use uuid::Uuid;
 use super::{EnqueueError, Job, Schedule, enqueue};
 use crate::db::tasks::Task;
 
-/// Email the owner about a task. `version` is the task version it was scheduled for; the
-/// handler re-reads the task and skips a reminder that is no longer current.
+/// Email the owner about a task. The handler must re-read the task and send only if it is still
+/// open, not trashed, and its `reminder_at` still equals this one: a reminder moved or cancelled
+/// after this job was fetched is stale. `version` is for tracing; unrelated edits bump it without
+/// touching the reminder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reminder {
     pub user_id: Uuid,
@@ -42,15 +44,18 @@ impl Job for NextOccurrence {
 pub async fn sync(conn: &mut PgConnection, before: Option<&Task>, after: &Task) -> Result<(), EnqueueError> {
     if before.is_none_or(|b| reminder_state(b) != reminder_state(after)) {
         cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
+        // A reminder just set to a past time fires at once; one that merely passed while the
+        // task was closed or trashed is not sent again when it reopens.
+        let newly_set = before.is_none_or(|b| b.reminder_at != after.reminder_at);
         if let Some(reminder_at) = after.reminder_at
             && after.deleted_at.is_none()
             && !after.completed
-            && reminder_at > Utc::now()
+            && (newly_set || reminder_at > Utc::now())
         {
             let job =
                 Reminder { user_id: after.user_id, task_id: after.id, version: after.version, reminder_at };
             let schedule = Schedule {
-                run_at: Some(reminder_at.into()),
+                run_at: Some(not_before(reminder_at)),
                 idempotency_key: Some(format!("reminder:{}:{}", after.id, after.version)),
                 owner: Some(after.user_id),
                 subject: Some(after.id),
@@ -60,30 +65,38 @@ pub async fn sync(conn: &mut PgConnection, before: Option<&Task>, after: &Task) 
         }
     }
     let just_completed = after.completed && before.is_none_or(|b| !b.completed);
-    if let (true, Some(series_id), Some(occurrence_at), Some(completed_at)) =
-        (just_completed && after.is_recurring, after.series_id, after.occurrence_at, after.completed_at)
-    {
-        // One follow-up per occurrence for ever, however often it is toggled: the key never
-        // changes, and the task row lock serialises writers, so checking first is race-free.
-        let key = format!("next:{}", after.id);
-        if !job_exists(conn, NextOccurrence::QUEUE, &key).await? {
-            let job = NextOccurrence {
-                user_id: after.user_id,
-                task_id: after.id,
-                series_id,
-                occurrence_at,
-                completed_at,
-            };
-            let schedule = Schedule {
-                idempotency_key: Some(key),
-                owner: Some(after.user_id),
-                subject: Some(after.id),
-                ..Schedule::default()
-            };
-            enqueue(conn, &job, schedule).await?;
-        }
+    if let (true, false, Some(series_id), Some(occurrence_at), Some(completed_at)) = (
+        just_completed && after.is_recurring,
+        after.next_occurrence_queued,
+        after.series_id,
+        after.occurrence_at,
+        after.completed_at,
+    ) {
+        // One follow-up per occurrence for ever, however often it is toggled and however long
+        // queue history is kept: the flag is set under the task's row lock in this transaction.
+        let job = NextOccurrence {
+            user_id: after.user_id,
+            task_id: after.id,
+            series_id,
+            occurrence_at,
+            completed_at,
+        };
+        let schedule = Schedule {
+            idempotency_key: Some(format!("next:{}", after.id)),
+            owner: Some(after.user_id),
+            subject: Some(after.id),
+            ..Schedule::default()
+        };
+        enqueue(conn, &job, schedule).await?;
+        crate::db::tasks::mark_next_occurrence_queued(conn, after.id).await?;
     }
     Ok(())
+}
+
+/// The queue stores whole seconds; round up so a job never runs before its time.
+fn not_before(at: DateTime<Utc>) -> std::time::SystemTime {
+    let whole = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(whole).unwrap_or(0))
 }
 
 /// What decides whether and when a reminder fires.
@@ -101,14 +114,4 @@ async fn cancel_for_task(conn: &mut PgConnection, queue: &str, task_id: Uuid) ->
     .execute(conn)
     .await?;
     Ok(deleted.rows_affected())
-}
-
-async fn job_exists(conn: &mut PgConnection, queue: &str, key: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = $1 AND idempotency_key = $2)",
-    )
-    .bind(queue)
-    .bind(key)
-    .fetch_one(conn)
-    .await
 }

@@ -70,12 +70,25 @@ impl ApiError {
     /// A database failure: an outage or exhausted pool is a 503 the client may retry; anything
     /// else is a bug and an opaque 500.
     pub fn from_db(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+        let code = match &err {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        match (err, code.as_deref()) {
+            (err @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed), _) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::Unavailable { reason: "database_unavailable", retry_after_secs: 2 }
             }
-            other => Self::Internal(other.into()),
+            // Deadlock, serialization failure, lock or statement timeout: contention, worth a retry.
+            (err, Some("40P01" | "40001" | "55P03" | "57014")) => {
+                tracing::warn!(error = %err, "database contention");
+                Self::Unavailable { reason: "database_busy", retry_after_secs: 1 }
+            }
+            // Text PostgreSQL cannot store (NUL): the domain parsers should catch it first.
+            (_, Some("22021" | "22P05")) => {
+                Self::BadRequest("The request contains characters that cannot be stored.".into())
+            }
+            (err, _) => Self::Internal(err.into()),
         }
     }
 

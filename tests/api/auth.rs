@@ -274,3 +274,26 @@ fn retention(app: &TestApp) -> todo::db::maintenance::Retention {
         idempotency_hours: app.settings.tasks.idempotency_ttl_hours,
     }
 }
+
+#[tokio::test]
+async fn nul_characters_in_credentials_are_4xx_not_5xx() {
+    let app = TestApp::spawn().await;
+    let register = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "a\u{0}@example.com", "password": TEST_PASSWORD}),
+        )
+        .await;
+    assert_problem(register, 422, "validation_failed").await;
+    let login = app
+        .post_json("/api/v1/auth/login", &json!({"email": "a\u{0}@example.com", "password": TEST_PASSWORD}))
+        .await;
+    assert_problem(login, 401, "invalid_credentials").await;
+    let name = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "n@example.com", "password": TEST_PASSWORD, "name": "x\u{0}"}),
+        )
+        .await;
+    assert_problem(name, 422, "validation_failed").await;
+}

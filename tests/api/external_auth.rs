@@ -97,3 +97,21 @@ async fn an_external_token_without_jti_can_still_be_logged_out() {
     let other = external_token(earlier);
     assert_eq!(app.get_as(&other, "/api/v1/users/me").await.status(), 200, "other tokens still work");
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_from_a_new_external_user_create_one_row() {
+    let app = app_trusting_external_issuer().await;
+    let tokens: Vec<String> = (0..8)
+        .map(|i| {
+            let mut c = claims("ba_burst", Some("burst@example.com"));
+            c["iat"] = json!(c["iat"].as_i64().unwrap() - i);
+            external_token(c)
+        })
+        .collect();
+    let responses = futures::future::join_all(tokens.iter().map(|t| app.get_as(t, "/api/v1/users/me"))).await;
+    for response in responses {
+        assert_eq!(response.status(), 200);
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows, 1);
+}

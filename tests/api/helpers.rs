@@ -7,14 +7,53 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use todo::config::{Environment, Settings};
 use todo::web::startup::Application;
+use tracing_subscriber::Layer;
 use uuid::Uuid;
 
+/// Installs the test subscriber once: audit events are always captured (see `audit_events`);
+/// everything else is printed only with `TEST_LOG=1`.
 static TRACING: LazyLock<()> = LazyLock::new(|| {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let settings = Settings::load_environment(Environment::Test).expect("test settings load");
-        todo::telemetry::init(&settings.telemetry);
-    }
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let print = std::env::var_os("TEST_LOG").is_some().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+    });
+    let _ = tracing_subscriber::registry().with(AuditCapture).with(print).try_init();
 });
+
+/// One captured audit event: field name to its rendered value.
+pub type AuditEvent = std::collections::BTreeMap<String, String>;
+
+static AUDIT: std::sync::Mutex<Vec<AuditEvent>> = std::sync::Mutex::new(Vec::new());
+
+/// Every audit event logged so far in this test process (tests run in parallel, so filter).
+pub fn audit_events() -> Vec<AuditEvent> {
+    AUDIT.lock().expect("audit log lock").clone()
+}
+
+struct AuditCapture;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditCapture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "audit" {
+            return;
+        }
+        struct Fields(AuditEvent);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(field.name().to_owned(), format!("{value:?}"));
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.insert(field.name().to_owned(), value.to_owned());
+            }
+        }
+        let mut fields = Fields(AuditEvent::new());
+        event.record(&mut fields);
+        AUDIT.lock().expect("audit log lock").push(fields.0);
+    }
+}
 
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 

@@ -1,5 +1,6 @@
 //! One integration test binary, so the crate graph links once.
 
+mod audit;
 mod auth;
 mod errors;
 mod external_auth;

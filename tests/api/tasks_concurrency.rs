@@ -111,10 +111,23 @@ async fn a_write_that_outlasts_the_send_timeout_is_a_503_not_a_hang() {
     let id = task["id"].as_str().unwrap().to_owned();
     let mut blocker = lock_task(&app, &id).await;
 
-    let response = app.send_as(&user.token, Method::POST, &format!("/api/v1/tasks/{id}/toggle"), None).await;
-    assert_eq!(response.headers()["retry-after"], "2");
-    assert_problem(response, 503, "write_timed_out").await;
+    // The first toggle starts and waits on the lock; the second waits in the mailbox.
+    let path = format!("/api/v1/tasks/{id}/toggle");
+    let (started, queued) = futures::join!(
+        app.send_as(&user.token, Method::POST, &path, None),
+        app.send_as(&user.token, Method::POST, &path, None)
+    );
+    for response in [started, queued] {
+        assert_eq!(response.headers()["retry-after"], "2");
+        assert_problem(response, 503, "write_timed_out").await;
+    }
     sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+
+    // The started write was past the point of no return; the queued one is dropped, since its
+    // caller was already told it failed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now: Value = app.get_as(&user.token, &format!("/api/v1/tasks/{id}")).await.json().await.unwrap();
+    assert_eq!(now["version"], 2, "{now}");
 }
 
 #[tokio::test]

@@ -66,11 +66,36 @@ async fn completing_deleting_or_clearing_a_reminder_cancels_it_and_undoing_bring
 }
 
 #[tokio::test]
-async fn a_reminder_already_in_the_past_is_not_queued() {
+async fn a_reminder_set_in_the_past_fires_at_once_but_is_not_repeated_on_reopen() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;
-    app.create_task(&user, json!({"title": "Late", "reminder_at": at(-Duration::hours(1))})).await;
-    assert!(app.jobs(REMINDER).await.is_empty());
+    let task = app.create_task(&user, json!({"title": "Late", "reminder_at": at(-Duration::hours(1))})).await;
+    let jobs = app.jobs(REMINDER).await;
+    assert_eq!(jobs.len(), 1, "queued to run now");
+    assert!(jobs[0].1 <= Utc::now() + Duration::seconds(1));
+
+    let toggle = format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap());
+    app.send_as(&user.token, Method::POST, &toggle, None).await;
+    assert!(app.jobs(REMINDER).await.is_empty(), "completing cancels it");
+    app.send_as(&user.token, Method::POST, &toggle, None).await;
+    assert!(
+        app.jobs(REMINDER).await.is_empty(),
+        "reopening does not resend a reminder whose time has passed"
+    );
+}
+
+#[tokio::test]
+async fn a_reminder_never_runs_before_its_time() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let when = "2099-05-01T08:00:00.250Z";
+    app.create_task(&user, json!({"title": "Precise", "reminder_at": when})).await;
+    let run_at = app.jobs(REMINDER).await[0].1;
+    assert_eq!(
+        run_at,
+        "2099-05-01T08:00:01Z".parse::<DateTime<Utc>>().unwrap(),
+        "rounded up to the next second"
+    );
 }
 
 #[tokio::test]
@@ -102,6 +127,21 @@ async fn completing_a_recurring_task_queues_its_next_occurrence_once_however_oft
     assert_eq!(payload["task_id"], task["id"]);
     assert_eq!(payload["series_id"], task["series_id"]);
     assert_eq!(payload["occurrence_at"], task["due_at"]);
+
+    // Much later the finished job is purged from the queue; the occurrence still remembers that
+    // its follow-up was queued, so toggling it again queues nothing.
+    sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Done', done_at = now() - interval '8 days' WHERE job_type = $1",
+    )
+    .bind(RECURRENCE)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let retention = todo::db::maintenance::Retention { trash_days: 30, idempotency_hours: 24 };
+    assert_eq!(todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap().finished_jobs, 1);
+    app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
+    app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
+    assert!(app.jobs(RECURRENCE).await.is_empty(), "no second follow-up for the same occurrence");
 }
 
 #[tokio::test]

@@ -35,6 +35,9 @@ async fn each_broken_rule_on_create_is_a_422_naming_its_field() {
         (json!({"title": "t", "due_at": due, "recurrence_rule": "FREQ=MINUTELY"}), &["recurrence_rule"]),
         (json!({"title": "t", "due_at": due, "recurrence_anchor": "whenever"}), &["recurrence_anchor"]),
         (json!({"title": "t", "colour": "red"}), &["colour"]),
+        (json!({"title": "nul\u{0}byte"}), &["title"]),
+        (json!({"title": "t", "description": "nul\u{0}"}), &["description"]),
+        (json!({"title": "t", "tags": ["a\u{0}"]}), &["tags"]),
         (json!({"title": "", "priority": "urgent", "due_at": "soon"}), &["title", "priority", "due_at"]),
     ];
     for (body, expected) in cases {

@@ -63,10 +63,8 @@ impl ActorRegistry {
                     metrics::counter!("user_actor_rejections_total").increment(1);
                     return Err(ActorError::Busy);
                 }
-                Err(SendError::Closed(returned)) => {
-                    self.lock().remove(&user);
-                    message = returned;
-                }
+                // `send` already dropped the dead entry; the next try starts a fresh actor.
+                Err(SendError::Closed(returned)) => message = returned,
             }
         }
         Err(ActorError::Stopped)
@@ -91,9 +89,14 @@ impl ActorRegistry {
             }
         };
         entry.pending.fetch_add(1, Ordering::SeqCst);
-        entry.addr.try_send(message).inspect_err(|_| {
+        let sent = entry.addr.try_send(message);
+        if sent.is_err() {
             entry.pending.fetch_sub(1, Ordering::SeqCst);
-        })
+        }
+        if let Err(SendError::Closed(_)) = sent {
+            actors.remove(&user);
+        }
+        sent
     }
 
     fn start(self: &Arc<Self>, user: Uuid) -> Entry {

@@ -61,8 +61,14 @@ impl Handler<Execute> for UserActor {
         let (user, ttl) = (self.user_id, self.idempotency_ttl_hours);
         let span = tracing::info_span!("user_actor", user_id = %user);
         let work = async move {
+            // A caller that already gave up (send timeout or disconnect) was told the write
+            // failed; applying it now would surprise a client that retries.
+            if msg.reply.is_closed() {
+                tracing::info!("skipping a command whose caller has gone");
+                return;
+            }
             let result = commands::execute(&pool, ttl, user, &msg.command).await;
-            // The caller may have given up (timeout or disconnect); the write stands regardless.
+            // Once started, a write stands even if the caller leaves before the answer.
             let _ = msg.reply.send(result);
         };
         AtomicResponse::new(Box::pin(tracing::Instrument::instrument(work, span).into_actor(self).map(

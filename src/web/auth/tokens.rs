@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::AuthSettings;
+use crate::domain::Email;
 
 /// Claims of the tokens this service issues.
 #[derive(Debug, Serialize, Deserialize)]
@@ -126,7 +127,7 @@ impl TokenKeys {
         let data =
             jsonwebtoken::decode::<ExternalClaims>(token, key, validation).map_err(|e| classify(e.kind()))?;
         let claims = data.claims;
-        if claims.sub.is_empty() {
+        if claims.sub.is_empty() || claims.sub.len() > 255 || claims.sub.chars().any(char::is_control) {
             return Err(TokenError::Invalid);
         }
         let token_id = match claims.jti {
@@ -134,7 +135,11 @@ impl TokenKeys {
             _ => format!("ext-sha256:{:x}", Sha256::digest(token.as_bytes())),
         };
         Ok(VerifiedToken {
-            subject: Subject::External { external_id: claims.sub, email: claims.email },
+            // Only a well-formed email is kept; the issuer is trusted for identity, not for hygiene.
+            subject: Subject::External {
+                external_id: claims.sub,
+                email: claims.email.and_then(|e| Email::parse(&e).ok()).map(|e| e.as_str().to_owned()),
+            },
             token_id,
             expires_at: timestamp(claims.exp),
         })

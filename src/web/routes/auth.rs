@@ -144,7 +144,12 @@ pub async fn login(
             format!("must be at most {} characters", Password::MAX_CHARS),
         ));
     }
-    let found = users::find_credentials(&state.pool, email.trim()).await.map_err(ApiError::from_db)?;
+    // No stored email has control characters (registration refuses them), and PostgreSQL
+    // refuses NUL outright, so such an email is simply unknown.
+    let found = match email.chars().any(char::is_control) {
+        true => None,
+        false => users::find_credentials(&state.pool, email.trim()).await.map_err(ApiError::from_db)?,
+    };
     let (user_id, stored_hash) = match found {
         Some((id, hash)) => (Some(id), hash),
         None => (None, None),
@@ -192,9 +197,9 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     // Keep the record through the leeway window, during which the token would still verify.
     let leeway = chrono::Duration::seconds(i64::try_from(state.settings.auth.leeway_secs).unwrap_or(0));
-    users::revoke_token(&state.pool, &user.token_id, user.expires_at + leeway)
-        .await
-        .map_err(ApiError::from_db)?;
+    let keep_until =
+        user.expires_at.checked_add_signed(leeway).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    users::revoke_token(&state.pool, &user.token_id, keep_until).await.map_err(ApiError::from_db)?;
     let (ip, request_id) = audit_ip_and_request(&ip);
     tracing::info!(target: "audit", event = "logged_out", user_id = %user.id, %ip, %request_id);
     Ok(HttpResponse::NoContent().finish())

@@ -17,7 +17,6 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "exiting");
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

@@ -10,7 +10,6 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "exiting");
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

@@ -117,29 +117,33 @@ pub async fn insert(
     fields: &TaskFields,
     series: Option<Series>,
 ) -> Result<Task, sqlx::Error> {
-    let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags, due_at,
-                            timezone, reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN now() END, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
+                            reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, user_id)
+         VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(user_id)
-    .bind(fields.title.as_str())
-    .bind(fields.description.as_ref().map(|d| d.as_str()))
-    .bind(fields.completed)
-    .bind(fields.priority.rank())
-    .bind(fields.tags.as_slice())
-    .bind(fields.due_at)
-    .bind(fields.timezone.name())
-    .bind(fields.reminder_at)
-    .bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
-    .bind(fields.recurrence_anchor.as_str())
-    .bind(series.map(|s| s.id))
-    .bind(series.map(|s| s.occurrence_at))
-    .fetch_one(conn)
-    .await?;
+    )));
+    let row = bind_fields(query.bind(id), fields, series).bind(user_id).fetch_one(conn).await?;
     Ok(row.into())
+}
+
+type RowQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, TaskRow, sqlx::postgres::PgArguments>;
+
+/// Binds the editable fields as `$2`–`$13`, the order `insert` and `update` share.
+fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<Series>) -> RowQuery<'q> {
+    query
+        .bind(fields.title.as_str())
+        .bind(fields.description.as_ref().map(|d| d.as_str()))
+        .bind(fields.completed)
+        .bind(fields.priority.rank())
+        .bind(fields.tags.as_slice())
+        .bind(fields.due_at)
+        .bind(fields.timezone.name())
+        .bind(fields.reminder_at)
+        .bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
+        .bind(fields.recurrence_anchor.as_str())
+        .bind(series.map(|s| s.id))
+        .bind(series.map(|s| s.occurrence_at))
 }
 
 /// A live (not trashed) task of this user.
@@ -191,7 +195,7 @@ pub async fn update(
     fields: &TaskFields,
     series: Option<Series>,
 ) -> Result<Task, sqlx::Error> {
-    let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tasks SET
              title = $2, description = $3,
              completed_at = CASE WHEN NOT $4 THEN NULL WHEN completed THEN completed_at ELSE now() END,
@@ -200,22 +204,8 @@ pub async fn update(
              updated_at = now(), version = version + 1
          WHERE id = $1
          RETURNING {COLUMNS}"
-    )))
-    .bind(task_id)
-    .bind(fields.title.as_str())
-    .bind(fields.description.as_ref().map(|d| d.as_str()))
-    .bind(fields.completed)
-    .bind(fields.priority.rank())
-    .bind(fields.tags.as_slice())
-    .bind(fields.due_at)
-    .bind(fields.timezone.name())
-    .bind(fields.reminder_at)
-    .bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
-    .bind(fields.recurrence_anchor.as_str())
-    .bind(series.map(|s| s.id))
-    .bind(series.map(|s| s.occurrence_at))
-    .fetch_one(conn)
-    .await?;
+    )));
+    let row = bind_fields(query.bind(task_id), fields, series).fetch_one(conn).await?;
     Ok(row.into())
 }
 

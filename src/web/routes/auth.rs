@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::users::{self, CreateUserError, NewUser};
+use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::domain::{DisplayName, Email, Invalid, Password, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp, email_digest};
 use crate::web::problem::{ApiError, Problem};
@@ -44,6 +44,18 @@ pub struct TokenResponse {
     /// Seconds until the token expires.
     expires_in: u64,
     user: UserView,
+}
+
+impl TokenResponse {
+    fn issue(state: &AppState, user: User) -> Result<Self, ApiError> {
+        let issued = state.tokens.issue(user.id).map_err(ApiError::internal)?;
+        Ok(Self {
+            access_token: issued.token,
+            token_type: "bearer",
+            expires_in: issued.expires_in,
+            user: user.into(),
+        })
+    }
 }
 
 struct Registration {
@@ -112,13 +124,7 @@ pub async fn register(
     })?;
     let (ip, request_id) = audit_ip_and_request(&ip);
     tracing::info!(target: "audit", event = "registered", user_id = %user.id, %ip, %request_id);
-    let issued = state.tokens.issue(user.id).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Created().json(TokenResponse {
-        access_token: issued.token,
-        token_type: "bearer",
-        expires_in: issued.expires_in,
-        user: user.into(),
-    }))
+    Ok(HttpResponse::Created().json(TokenResponse::issue(&state, user)?))
 }
 
 /// Exchanges email and password for a token. Unknown emails and wrong passwords look the same.
@@ -170,13 +176,7 @@ pub async fn login(
         .map_err(ApiError::from_db)?
         .ok_or(ApiError::Unauthorized { code: "invalid_credentials" })?;
     tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id, %ip, %request_id);
-    let issued = state.tokens.issue(user.id).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        access_token: issued.token,
-        token_type: "bearer",
-        expires_in: issued.expires_in,
-        user: user.into(),
-    }))
+    Ok(HttpResponse::Ok().json(TokenResponse::issue(&state, user)?))
 }
 
 /// Revokes the presented token on every web process.

@@ -55,9 +55,16 @@ async fn an_external_token_cannot_take_over_a_local_accounts_email() {
     let app = app_trusting_external_issuer().await;
     let local = app.register("owner@example.com").await;
     let token = external_token(claims("ba_intruder", Some("OWNER@example.com")));
-    let body: Value = app.get_as(&token, "/api/v1/users/me").await.json().await.unwrap();
+    let response = app.get_as(&token, "/api/v1/users/me").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
     assert_ne!(body["id"], local.id.to_string());
-    assert!(body["email"].is_null());
+    assert!(body["email"].is_null(), "the intruder does not get the email");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows, 2);
+    let owner: Value = app.get_as(&local.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(owner["email"], "owner@example.com", "the local account is untouched");
 }
 
 #[tokio::test]

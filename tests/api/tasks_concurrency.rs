@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -11,8 +12,12 @@ use crate::helpers::{TestApp, assert_problem};
 
 #[tokio::test]
 async fn a_hundred_concurrent_toggles_leave_the_state_their_count_implies() {
-    // Room for all of them: this is about ordering, not backpressure.
-    let app = TestApp::spawn_with(|s| s.actors.mailbox_capacity = 128).await;
+    // Room and time for all of them: this is about ordering, not backpressure.
+    let app = TestApp::spawn_with(|s| {
+        s.actors.mailbox_capacity = 128;
+        s.actors.send_timeout_secs = 60;
+    })
+    .await;
     let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Hammered"})).await;
     let path = format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap());
@@ -37,13 +42,13 @@ async fn a_hundred_concurrent_toggles_leave_the_state_their_count_implies() {
 
 #[tokio::test]
 async fn idle_actors_are_reaped_and_restarted_on_the_next_write() {
-    let app = TestApp::spawn_with(|s| s.actors.idle_timeout_secs = 1).await;
+    let app = TestApp::spawn_with(|s| s.actors.idle_timeout_secs = 2).await;
     let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Wake me"})).await;
-    assert_eq!(app.state.actors.live(), 1);
+    assert_eq!(app.state.actors.live(), 1, "started by the first write");
 
     let mut reaped = false;
-    for _ in 0..40 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if app.state.actors.live() == 0 {
             reaped = true;
@@ -54,9 +59,40 @@ async fn idle_actors_are_reaped_and_restarted_on_the_next_write() {
 
     let path = format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap());
     assert_eq!(app.send_as(&user.token, Method::POST, &path, None).await.status(), 200);
-    assert_eq!(app.state.actors.live(), 1);
+    assert_eq!(app.state.actors.live(), 1, "restarted by the next write");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.lines().any(|l| l.starts_with("user_actors ")), "{metrics}");
+}
+
+#[tokio::test]
+async fn one_users_writes_wait_for_each_other_while_another_users_do_not() {
+    let app = TestApp::spawn().await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+    let blocked = app.create_task(&alice, json!({"title": "A"})).await;
+    let other = app.create_task(&alice, json!({"title": "B"})).await;
+    let bobs = app.create_task(&bob, json!({"title": "C"})).await;
+    let mut blocker = lock_task(&app, blocked["id"].as_str().unwrap()).await;
+
+    let toggle = |user: &crate::helpers::TestUser, task: &Value| {
+        let request =
+            app.client.post(app.url(&format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap())));
+        tokio::spawn(request.bearer_auth(&user.token).send())
+    };
+    let first = toggle(&alice, &blocked);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A different task, but the same user: it queues behind the blocked write in Alice's actor.
+    let second = toggle(&alice, &other);
+    let bobs_write = toggle(&bob, &bobs);
+    let bob_status =
+        tokio::time::timeout(Duration::from_secs(5), bobs_write).await.expect("Bob is not held up");
+    assert_eq!(bob_status.unwrap().unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "Alice's second write waits for her first");
+
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    assert_eq!(second.await.unwrap().unwrap().status(), 200);
 }
 
 /// Holds a row lock on the task from outside the app, so its actor's write waits.
@@ -80,13 +116,20 @@ async fn a_full_mailbox_answers_503_with_retry_after_instead_of_queueing() {
     let id = task["id"].as_str().unwrap().to_owned();
     let mut blocker = lock_task(&app, &id).await;
 
+    // While the first write waits on the lock, at most one more fits in the mailbox; the rest are
+    // refused at once. Hold the lock until the refusals are back, however slowly requests arrive.
     let path = format!("/api/v1/tasks/{id}/toggle");
-    let requests = join_all((0..8).map(|_| app.send_as(&user.token, Method::POST, &path, None)));
-    let release = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
-    };
-    let (responses, ()) = futures::join!(requests, release);
+    let mut pending: futures::stream::FuturesUnordered<_> =
+        (0..8).map(|_| app.send_as(&user.token, Method::POST, &path, None)).collect();
+    let mut responses = Vec::new();
+    while responses.len() < 6 {
+        let next = tokio::time::timeout(Duration::from_secs(10), pending.next()).await;
+        responses.push(next.expect("refusals come back while the lock is held").expect("a response"));
+    }
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    while let Some(response) = pending.next().await {
+        responses.push(response);
+    }
 
     let mut accepted = 0;
     for response in responses {
@@ -98,14 +141,14 @@ async fn a_full_mailbox_answers_503_with_retry_after_instead_of_queueing() {
             accepted += 1;
         }
     }
-    assert!((1..8).contains(&accepted), "some writes were turned away, some applied: {accepted}");
+    assert_eq!(accepted, 2, "the running write and the one queued behind it");
     let now: Value = app.get_as(&user.token, &format!("/api/v1/tasks/{id}")).await.json().await.unwrap();
     assert_eq!(now["version"], 1 + accepted, "exactly the accepted writes were applied");
 }
 
 #[tokio::test]
 async fn a_write_that_outlasts_the_send_timeout_is_a_503_not_a_hang() {
-    let app = TestApp::spawn_with(|s| s.actors.send_timeout_secs = 1).await;
+    let app = TestApp::spawn_with(|s| s.actors.send_timeout_secs = 2).await;
     let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Slow"})).await;
     let id = task["id"].as_str().unwrap().to_owned();

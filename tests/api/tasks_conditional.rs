@@ -218,11 +218,39 @@ async fn stored_idempotency_keys_and_old_trash_are_purged_by_maintenance() {
         .await
         .unwrap();
 
-    let retention = todo::db::maintenance::Retention { trash_days: 30, idempotency_hours: 24 };
+    // Fresh rows of each kind, which must survive the purge.
+    send(
+        &app,
+        &user,
+        Method::POST,
+        "/api/v1/tasks",
+        &[("idempotency-key", "new")],
+        Some(json!({"title": "c"})),
+    )
+    .await;
+    let recent = app.create_task(&user, json!({"title": "recently trashed"})).await;
+    send(
+        &app,
+        &user,
+        Method::DELETE,
+        &format!("/api/v1/tasks/{}", recent["id"].as_str().unwrap()),
+        &[],
+        None,
+    )
+    .await;
+
+    let retention = todo::db::maintenance::Retention {
+        trash_days: app.settings.tasks.trash_retention_days,
+        idempotency_hours: app.settings.tasks.idempotency_ttl_hours,
+    };
     let purged = todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap();
     assert_eq!((purged.idempotency_keys, purged.trashed_tasks), (1, 1));
     let trash: Value = app.get_as(&user.token, "/api/v1/tasks/trash").await.json().await.unwrap();
-    assert_eq!(trash["total"], 0);
+    assert_eq!(trash["total"], 1, "only trash past retention is purged");
+    assert_eq!(trash["items"][0]["id"], recent["id"]);
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM idempotency_keys").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(keys, ["new"], "only keys past their replay window are purged");
     let live: Value = app.get_as(&user.token, "/api/v1/tasks").await.json().await.unwrap();
-    assert_eq!(live["total"], 1, "live tasks stay");
+    assert_eq!(live["total"], 2, "live tasks stay");
 }

@@ -138,7 +138,17 @@ async fn completing_a_recurring_task_queues_its_next_occurrence_once_however_oft
     .await
     .unwrap();
     let retention = todo::db::maintenance::Retention { trash_days: 30, idempotency_hours: 24 };
+    // A job finished yesterday stays for inspection; only week-old history goes.
+    sqlx::query(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at, priority)
+         VALUES ('recent', $1, '\\x7b7d', 'Done', 1, 1, now(), now() - interval '1 day', 0)",
+    )
+    .bind(RECURRENCE)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap().finished_jobs, 1);
+    sqlx::query("DELETE FROM apalis.jobs WHERE id = 'recent'").execute(&app.pool).await.unwrap();
     app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
     app.send_as(&user.token, Method::POST, &format!("{path}/toggle"), None).await;
     assert!(app.jobs(RECURRENCE).await.is_empty(), "no second follow-up for the same occurrence");
@@ -149,12 +159,14 @@ async fn completing_a_one_off_task_queues_nothing() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Once", "due_at": at(Duration::days(1))})).await;
-    app.send_as(
-        &user.token,
-        Method::POST,
-        &format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let toggled = app
+        .send_as(
+            &user.token,
+            Method::POST,
+            &format!("/api/v1/tasks/{}/toggle", task["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(toggled.status(), 200);
     assert!(app.jobs(RECURRENCE).await.is_empty());
 }

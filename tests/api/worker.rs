@@ -18,7 +18,7 @@ async fn worker_registers_a_unique_name_runs_maintenance_and_stops_on_signal() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let prefix = format!("{}-{}-", host.trim(), std::process::id());
     let mut done_jobs = 0_i64;
-    for _ in 0..100 {
+    for _ in 0..300 {
         done_jobs = sqlx::query_scalar(
             "SELECT count(*) FROM apalis.jobs WHERE job_type = 'todo.maintenance' AND status = 'Done'",
         )
@@ -36,7 +36,9 @@ async fn worker_registers_a_unique_name_runs_maintenance_and_stops_on_signal() {
         sqlx::query_scalar("SELECT id FROM apalis.workers").fetch_all(&app.pool).await.unwrap();
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].starts_with(&prefix), "name {} has host and pid", names[0]);
-    assert!(names[0].len() > prefix.len() + "todo.maintenance".len(), "name has a random suffix");
+    let suffix =
+        names[0][prefix.len()..].strip_suffix(":todo.maintenance").expect("queue after the process name");
+    assert!(suffix.len() == 8 && suffix.chars().all(|c| c.is_ascii_hexdigit()), "random suffix {suffix:?}");
 
     stop.send(()).unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), worker).await;

@@ -268,6 +268,21 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_file_overrides_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("todo-config-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        std::fs::copy(shipped, dir.join("default.toml")).unwrap();
+        std::fs::write(dir.join("production.toml"), "[server]\nbody_limit_bytes = 1234\n").unwrap();
+        let production = Settings::load_from(&dir, Environment::Production).unwrap();
+        let test = Settings::load_from(&dir, Environment::Test).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(production.server.body_limit_bytes, 1234);
+        assert_eq!(test.server.body_limit_bytes, 65536, "a missing environment file leaves the defaults");
+        assert_eq!(production.environment, Environment::Production);
+    }
+
+    #[test]
     fn development_allows_the_default_secret() {
         assert!(settings(Environment::Development, DEVELOPMENT_JWT_SECRET).check().is_ok());
     }

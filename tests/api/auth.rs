@@ -297,3 +297,37 @@ async fn nul_characters_in_credentials_are_4xx_not_5xx() {
         .await;
     assert_problem(name, 422, "validation_failed").await;
 }
+
+#[tokio::test]
+async fn every_protected_route_refuses_a_request_without_a_token() {
+    let app = TestApp::spawn().await;
+    let id = Uuid::now_v7();
+    let routes = [
+        (Method::POST, "/api/v1/auth/logout".to_owned()),
+        (Method::GET, "/api/v1/users/me".to_owned()),
+        (Method::PATCH, "/api/v1/users/me".to_owned()),
+        (Method::DELETE, "/api/v1/users/me".to_owned()),
+        (Method::GET, "/api/v1/users/me/export".to_owned()),
+        (Method::GET, "/api/v1/tasks".to_owned()),
+        (Method::POST, "/api/v1/tasks".to_owned()),
+        (Method::GET, "/api/v1/tasks/trash".to_owned()),
+        (Method::GET, format!("/api/v1/tasks/{id}")),
+        (Method::PATCH, format!("/api/v1/tasks/{id}")),
+        (Method::PUT, format!("/api/v1/tasks/{id}")),
+        (Method::DELETE, format!("/api/v1/tasks/{id}")),
+        (Method::POST, format!("/api/v1/tasks/{id}/restore")),
+        (Method::POST, format!("/api/v1/tasks/{id}/toggle")),
+        (Method::PATCH, format!("/api/v1/tasks/{id}/complete")),
+    ];
+    for (method, path) in routes {
+        let response = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .json(&json!({"title": "x"}))
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, 401, "token_missing").await;
+        assert_eq!(problem["instance"], path, "{method} {path}");
+    }
+}

@@ -268,6 +268,13 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         Some("application/problem+json"),
         "problem documents use application/problem+json"
     );
+    if status == 401 {
+        assert_eq!(
+            response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
+            Some("Bearer"),
+            "every 401 names the scheme"
+        );
+    }
     let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body: serde_json::Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status, "body: {body}");

@@ -257,3 +257,27 @@ async fn the_export_includes_every_task_and_deleting_the_account_removes_them() 
     assert_eq!(owners, vec![other.id], "the account's tasks, trashed ones included, are gone");
     assert!(app.jobs("todo.reminder").await.is_empty(), "its queued reminder is gone too");
 }
+
+#[tokio::test]
+async fn every_write_answer_carries_the_new_etag() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Tagged"})).await;
+    let id = task["id"].as_str().unwrap();
+    let path = format!("/api/v1/tasks/{id}");
+    let writes = [
+        (Method::PATCH, path.clone(), Some(json!({"title": "a"}))),
+        (Method::PUT, path.clone(), Some(json!({"title": "b"}))),
+        (Method::POST, format!("{path}/toggle"), None),
+        (Method::PATCH, format!("{path}/complete"), Some(json!({"completed": false}))),
+    ];
+    for (method, url, body) in writes {
+        let response = app.send_as(&user.token, method, &url, body.as_ref()).await;
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(etag, format!("\"{}-{}\"", id.replace('-', ""), body["version"]));
+    }
+    app.send_as(&user.token, Method::DELETE, &path, None).await;
+    let restored = app.send_as(&user.token, Method::POST, &format!("{path}/restore"), None).await;
+    assert_eq!(restored.headers()["etag"].to_str().unwrap(), format!("\"{}-7\"", id.replace('-', "")));
+}

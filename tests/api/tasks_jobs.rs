@@ -170,3 +170,29 @@ async fn completing_a_one_off_task_queues_nothing() {
     assert_eq!(toggled.status(), 200);
     assert!(app.jobs(RECURRENCE).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_refused_write_leaves_the_tasks_jobs_as_they_were() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "Keep", "reminder_at": at(Duration::days(1))})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+    let before = app.jobs(REMINDER).await;
+
+    let stale = format!("\"{}-0\"", task["id"].as_str().unwrap().replace('-', ""));
+    let response = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&user.token)
+        .header("if-match", stale)
+        .json(&json!({"reminder_at": at(Duration::hours(2))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 412);
+    let invalid = app
+        .send_as(&user.token, Method::PATCH, &path, Some(&json!({"reminder_at": null, "title": ""})))
+        .await;
+    assert_eq!(invalid.status(), 422);
+    assert_eq!(app.jobs(REMINDER).await, before, "neither refusal touched the queue");
+}

@@ -19,15 +19,15 @@ pub mod users;
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Parses the configured URL into connect options with the statement timeout applied.
-pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions =
         settings.url.expose_secret().parse().context("DATABASE_URL is not a valid postgres:// URL")?;
     Ok(options.options([("statement_timeout", settings.statement_timeout_ms.to_string())]))
 }
 
-/// A pool that opens connections on demand, so a process can start while the database is down
-/// and report it through `/ready` instead of exiting.
-pub fn lazy_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
+/// A pool that opens connections on demand, so a running process rides out a database outage
+/// (answering 503 and `/ready` 503) instead of holding dead connections.
+fn lazy_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)

@@ -37,12 +37,6 @@ impl Email {
     }
 }
 
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A plaintext password that met the length rules. It never prints.
 pub struct Password(SecretString);
 

@@ -11,19 +11,6 @@ pub enum Patch<T> {
 }
 
 impl<T> Patch<T> {
-    pub fn is_absent(&self) -> bool {
-        matches!(self, Self::Absent)
-    }
-
-    /// Parses the carried value, keeping `Absent` and `Null` as they are.
-    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Patch<U>, E> {
-        Ok(match self {
-            Self::Absent => Patch::Absent,
-            Self::Null => Patch::Null,
-            Self::Value(v) => Patch::Value(f(v)?),
-        })
-    }
-
     /// The value after applying this patch to `current`.
     pub fn apply(self, current: Option<T>) -> Option<T> {
         match self {

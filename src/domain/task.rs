@@ -130,10 +130,6 @@ impl Tags {
         Ok(Self(tags))
     }
 
-    pub fn into_inner(self) -> Vec<String> {
-        self.0
-    }
-
     pub fn as_slice(&self) -> &[String] {
         &self.0
     }

@@ -1,5 +1,3 @@
-use std::fmt;
-
 use super::Invalid;
 
 /// An IANA time zone name such as `Europe/Paris`, checked against the tz database.
@@ -21,12 +19,6 @@ impl TimeZone {
 
     pub fn name(self) -> &'static str {
         self.0.name()
-    }
-}
-
-impl fmt::Display for TimeZone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

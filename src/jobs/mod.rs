@@ -27,7 +27,6 @@ pub struct Schedule {
     pub run_at: Option<SystemTime>,
     /// Unique per queue for ever, so include whatever version makes the job distinct.
     pub idempotency_key: Option<String>,
-    pub max_attempts: Option<usize>,
     /// The user the job acts for; their pending jobs are cancelled when the account goes.
     pub owner: Option<Uuid>,
     /// The task the job is about; its pending jobs are rescheduled or cancelled with it.
@@ -61,9 +60,6 @@ pub async fn enqueue<J: Job>(
     }
     if let Some(key) = schedule.idempotency_key {
         builder = builder.idempotency_key(key);
-    }
-    if let Some(attempts) = schedule.max_attempts {
-        builder = builder.max_attempts(attempts);
     }
     let mut metadata = MetadataStore::new();
     // A fresh store has distinct keys, so these inserts cannot collide.

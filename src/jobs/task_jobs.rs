@@ -59,7 +59,6 @@ pub async fn sync(conn: &mut PgConnection, before: Option<&Task>, after: &Task) 
                 idempotency_key: Some(format!("reminder:{}:{}", after.id, after.version)),
                 owner: Some(after.user_id),
                 subject: Some(after.id),
-                ..Schedule::default()
             };
             enqueue(conn, &job, schedule).await?;
         }

@@ -130,13 +130,44 @@ pub struct WorkerSettings {
     pub poll_interval_ms: u64,
     /// How often maintenance (purging expired rows) is scheduled.
     pub maintenance_interval_secs: u64,
+    /// Reminder emails sent at once by one worker process.
+    pub reminder_concurrency: usize,
+    /// Next occurrences created at once by one worker process.
+    pub recurrence_concurrency: usize,
+    /// Attempts a job gets before it stays failed.
+    pub max_attempts: u32,
+    /// The first retry's delay; each later one doubles, with jitter, up to `retry_max_secs`.
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    /// How often a worker tells the queue it is alive.
+    pub heartbeat_secs: u64,
+    /// A job held by a worker silent this long is handed to another.
+    pub orphan_after_secs: u64,
+    /// Where the worker serves `/metrics` and `/health`; port 0 picks a free one.
+    pub metrics_host: String,
+    pub metrics_port: u16,
 }
 
-/// For reminder emails, which the worker does not send yet (see the README).
+impl WorkerSettings {
+    /// Missed heartbeats before a worker counts as dead, rounded up so the window is at least
+    /// `orphan_after_secs` and never less than two beats (one late beat is not a death).
+    pub fn missed_heartbeats(&self) -> usize {
+        let beat = self.heartbeat_secs.max(1);
+        usize::try_from(self.orphan_after_secs.div_ceil(beat).max(2)).unwrap_or(2)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmailSettings {
+    /// `smtp://` (plain or `?tls=required` for STARTTLS) or `smtps://`. Empty outside production
+    /// means "write .eml files to `outbox_dir`"; production refuses to start the worker.
     pub smtp_url: SecretString,
     pub from: String,
+    /// Relative paths are resolved against the worker's working directory.
+    pub outbox_dir: String,
+    /// Connect, command and response timeout for one SMTP exchange.
+    pub timeout_secs: u64,
+    pub pool_max_connections: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -4,7 +4,9 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod jobs;
+pub mod metrics;
 pub mod telemetry;
 
 #[cfg(feature = "web")]

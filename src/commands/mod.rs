@@ -201,10 +201,11 @@ async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result
             let fields = task.clone().with_default_timezone(default_timezone(conn, user).await?);
             fields.check().map_err(WriteError::Invalid)?;
             let id = Uuid::now_v7();
-            let series = fields
-                .due_at
-                .filter(|_| fields.recurrence_rule.is_some())
-                .map(|due| Series { id, occurrence_at: due });
+            let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
+                id,
+                occurrence_at: due,
+                index: 1,
+            });
             let created = tasks::insert(conn, user, id, &fields, series).await?;
             task_jobs::sync(conn, None, &created).await?;
             Ok(Outcome::Created(created))
@@ -272,9 +273,11 @@ async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) ->
     let series =
         match (current.series_id.zip(current.occurrence_at), fields.recurrence_rule.is_some(), fields.due_at)
         {
-            (Some((id, occurrence_at)), _, _) => Some(Series { id, occurrence_at }),
+            (Some((id, occurrence_at)), _, _) => {
+                Some(Series { id, occurrence_at, index: current.series_index.unwrap_or(1) })
+            }
             // Becoming recurring starts a series at the current due date.
-            (None, true, Some(due)) => Some(Series { id: current.id, occurrence_at: due }),
+            (None, true, Some(due)) => Some(Series { id: current.id, occurrence_at: due, index: 1 }),
             (None, _, _) => None,
         };
     let updated = tasks::update(conn, current.id, &fields, series).await?;

@@ -21,9 +21,10 @@ pub struct Retention {
 }
 
 pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged, sqlx::Error> {
+    // Failed jobs whose attempts are spent are finished too: nothing will fetch them again.
     let finished_jobs = sqlx::query(
         "DELETE FROM apalis.jobs
-         WHERE status IN ('Done', 'Killed')
+         WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
            AND done_at < now() - make_interval(days => $1)",
     )
     .bind(FINISHED_JOB_RETENTION_DAYS)
@@ -35,7 +36,8 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
         .execute(pool)
         .await?
         .rows_affected();
-    // Trashed tasks have no pending jobs: moving to the trash cancelled them.
+    // Moving a task to the trash cancelled its pending reminder and follow-up jobs; one already
+    // running re-checks and finds the task gone. Its delivery history goes with it (cascade).
     let trashed_tasks = sqlx::query("DELETE FROM tasks WHERE deleted_at < now() - make_interval(days => $1)")
         .bind(i32::try_from(retention.trash_days).unwrap_or(i32::MAX))
         .execute(pool)

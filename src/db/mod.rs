@@ -12,6 +12,8 @@ use crate::config::DatabaseSettings;
 
 pub mod idempotency;
 pub mod maintenance;
+pub mod queue;
+pub mod reminders;
 pub mod tasks;
 pub mod users;
 

@@ -5,7 +5,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::domain::{Priority, RecurrenceAnchor, TaskFields};
+use crate::domain::recurrence::{Current, Occurrence, StepError, next_occurrence};
+use crate::domain::{Priority, RecurrenceAnchor, TaskFields, TimeZone};
 
 /// A task as clients see it.
 #[derive(Debug, Clone, Serialize)]
@@ -28,8 +29,14 @@ pub struct Task {
     pub recurrence_anchor: RecurrenceAnchor,
     pub is_recurring: bool,
     pub series_id: Option<Uuid>,
+    /// The due time the next occurrence will have (as if this one were completed on time, until
+    /// it is completed), or `null` when the task does not recur or its series has ended.
+    pub next_occurrence_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub occurrence_at: Option<DateTime<Utc>>,
+    /// This occurrence's place in its series, from 1.
+    #[serde(skip)]
+    pub series_index: Option<i32>,
     #[serde(skip)]
     pub next_occurrence_queued: bool,
     /// Set only for tasks in the trash.
@@ -64,6 +71,7 @@ struct TaskRow {
     recurrence_anchor: String,
     series_id: Option<Uuid>,
     occurrence_at: Option<DateTime<Utc>>,
+    series_index: Option<i32>,
     next_occurrence_queued: bool,
     deleted_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -73,7 +81,7 @@ struct TaskRow {
 
 impl From<TaskRow> for Task {
     fn from(r: TaskRow) -> Self {
-        Self {
+        let mut task = Self {
             id: r.id,
             user_id: r.user_id,
             title: r.title,
@@ -89,18 +97,43 @@ impl From<TaskRow> for Task {
             recurrence_rule: r.recurrence_rule,
             recurrence_anchor: RecurrenceAnchor::parse(&r.recurrence_anchor).unwrap_or_default(),
             series_id: r.series_id,
+            next_occurrence_at: None,
             occurrence_at: r.occurrence_at,
+            series_index: r.series_index,
             next_occurrence_queued: r.next_occurrence_queued,
             deleted_at: r.deleted_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
-        }
+        };
+        task.next_occurrence_at = task.next_occurrence().ok().flatten().map(|next| next.due_at);
+        task
+    }
+}
+
+impl Task {
+    /// The occurrence that completing this one brings, computed from the stored fields alone.
+    pub fn next_occurrence(&self) -> Result<Option<Occurrence>, StepError> {
+        let (Some(rule), Some(due_at), Some(series_index)) =
+            (self.recurrence_rule.as_deref(), self.due_at, self.series_index)
+        else {
+            return Ok(None);
+        };
+        let timezone = TimeZone::parse("timezone", &self.timezone)
+            .map_err(|_| StepError::BadRule(format!("unknown time zone {:?}", self.timezone)))?;
+        next_occurrence(Current {
+            rule,
+            timezone,
+            anchor: self.recurrence_anchor,
+            due_at,
+            series_index,
+            completed_at: self.completed_at,
+        })
     }
 }
 
 const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
-     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, next_occurrence_queued, deleted_at, created_at, \
+     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, deleted_at, created_at, \
      updated_at, version";
 
 /// Where a task sits in a recurring series. `None` for a one-off task.
@@ -108,6 +141,8 @@ const COLUMNS: &str = "id, user_id, title, description, completed, completed_at,
 pub struct Series {
     pub id: Uuid,
     pub occurrence_at: DateTime<Utc>,
+    /// 1 for the series' first occurrence.
+    pub index: i32,
 }
 
 pub async fn insert(
@@ -119,8 +154,9 @@ pub async fn insert(
 ) -> Result<Task, sqlx::Error> {
     let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
-                            reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, user_id)
-         VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                            reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index,
+                            user_id)
+         VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING {COLUMNS}"
     )));
     let row = bind_fields(query.bind(id), fields, series).bind(user_id).fetch_one(conn).await?;
@@ -129,7 +165,7 @@ pub async fn insert(
 
 type RowQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, TaskRow, sqlx::postgres::PgArguments>;
 
-/// Binds the editable fields as `$2`–`$13`, the order `insert` and `update` share.
+/// Binds the editable fields as `$2`–`$14`, the order `insert` and `update` share.
 fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<Series>) -> RowQuery<'q> {
     query
         .bind(fields.title.as_str())
@@ -144,6 +180,7 @@ fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<S
         .bind(fields.recurrence_anchor.as_str())
         .bind(series.map(|s| s.id))
         .bind(series.map(|s| s.occurrence_at))
+        .bind(series.map(|s| s.index))
 }
 
 /// A live (not trashed) task of this user.
@@ -153,6 +190,15 @@ pub async fn find_live(
     id: Uuid,
 ) -> Result<Option<Task>, sqlx::Error> {
     fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL", user_id, id).await
+}
+
+/// A task of this user whether or not it is in the trash, for jobs that re-check it.
+pub async fn find_any(
+    conn: impl PgExecutor<'_>,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2", user_id, id).await
 }
 
 /// Locks a live task for the rest of the transaction, so checks and the write see one state.
@@ -201,7 +247,7 @@ pub async fn update(
              completed_at = CASE WHEN NOT $4 THEN NULL WHEN completed THEN completed_at ELSE now() END,
              completed = $4, priority = $5, tags = $6, due_at = $7, timezone = $8, reminder_at = $9,
              recurrence_rule = $10, recurrence_anchor = $11, series_id = $12, occurrence_at = $13,
-             updated_at = now(), version = version + 1
+             series_index = $14, updated_at = now(), version = version + 1
          WHERE id = $1
          RETURNING {COLUMNS}"
     )));
@@ -260,14 +306,73 @@ async fn write_returning(
     Ok(row.into())
 }
 
-/// Records that this occurrence's successor has been queued. Not a user-visible change, so the
-/// version stays.
-pub async fn mark_next_occurrence_queued(conn: &mut PgConnection, task_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tasks SET next_occurrence_queued = true WHERE id = $1")
+/// Records whether this occurrence's successor is queued (or made). Not a user-visible change, so
+/// the version stays.
+pub async fn set_next_occurrence_queued(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    queued: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tasks SET next_occurrence_queued = $2 WHERE id = $1")
         .bind(task_id)
+        .bind(queued)
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Locks a task of this user, trashed or not, for a job that acts on it. The user row is locked
+/// first (`KEY SHARE`, which only blocks the account's deletion), the order account deletion
+/// takes them in, so the two cannot deadlock.
+pub async fn lock_for_job(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    let user: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if user.is_none() {
+        return Ok(None);
+    }
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2 FOR UPDATE", user_id, id).await
+}
+
+/// Inserts the occurrence that follows `source` in its series, unless it already exists: the
+/// series key makes this exactly once however often or concurrently it runs. Its reminder keeps
+/// the source's offset from the due time.
+pub async fn insert_occurrence(
+    conn: &mut PgConnection,
+    source: &Task,
+    id: Uuid,
+    next: Occurrence,
+) -> Result<Option<Task>, sqlx::Error> {
+    let reminder_at =
+        source.reminder_at.zip(source.due_at).map(|(reminder, due)| next.due_at - (due - reminder));
+    let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tasks (id, user_id, title, description, priority, tags, due_at, timezone, reminder_at,
+                            recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7, $13)
+         ON CONFLICT ON CONSTRAINT tasks_series_occurrence_key DO NOTHING
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(source.user_id)
+    .bind(&source.title)
+    .bind(&source.description)
+    .bind(source.priority.rank())
+    .bind(&source.tags)
+    .bind(next.due_at)
+    .bind(&source.timezone)
+    .bind(reminder_at)
+    .bind(&source.recurrence_rule)
+    .bind(source.recurrence_anchor.as_str())
+    .bind(source.series_id)
+    .bind(next.series_index)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Task::from))
 }
 
 /// Locks the account and all its tasks, in id order, before the account is removed: the same

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 mod account;
 mod patch;
+pub mod recurrence;
 mod task;
 mod timezone;
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+pub mod handlers;
 pub mod maintenance;
 pub mod task_jobs;
 

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{EnqueueError, Job, Schedule, enqueue};
-use crate::db::tasks::Task;
+use crate::db::tasks::{self, Task};
 
 /// Email the owner about a task. The handler must re-read the task and send only if it is still
 /// open, not trashed, and its `reminder_at` still equals this one: a reminder moved or cancelled
@@ -26,7 +26,8 @@ impl Job for Reminder {
     const QUEUE: &'static str = "todo.reminder";
 }
 
-/// Create the occurrence after `task_id`, which was completed at `completed_at`.
+/// Create the occurrence after `task_id`, which was completed at `completed_at`. The handler
+/// re-reads the task and creates nothing if it is no longer completed, or is trashed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NextOccurrence {
     pub user_id: Uuid,
@@ -42,53 +43,75 @@ impl Job for NextOccurrence {
 
 /// Brings a task's pending jobs in line with its new state. `before` is `None` for a new task.
 pub async fn sync(conn: &mut PgConnection, before: Option<&Task>, after: &Task) -> Result<(), EnqueueError> {
-    if before.is_none_or(|b| reminder_state(b) != reminder_state(after)) {
-        cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
-        // A reminder just set to a past time fires at once; one that merely passed while the
-        // task was closed or trashed is not sent again when it reopens.
-        let newly_set = before.is_none_or(|b| b.reminder_at != after.reminder_at);
-        if let Some(reminder_at) = after.reminder_at
-            && after.deleted_at.is_none()
-            && !after.completed
-            && (newly_set || reminder_at > Utc::now())
-        {
-            let job =
-                Reminder { user_id: after.user_id, task_id: after.id, version: after.version, reminder_at };
-            let schedule = Schedule {
-                run_at: Some(not_before(reminder_at)),
-                idempotency_key: Some(format!("reminder:{}:{}", after.id, after.version)),
-                owner: Some(after.user_id),
-                subject: Some(after.id),
-            };
-            enqueue(conn, &job, schedule).await?;
-        }
+    sync_reminder(conn, before, after).await?;
+    sync_next_occurrence(conn, before, after).await
+}
+
+async fn sync_reminder(
+    conn: &mut PgConnection,
+    before: Option<&Task>,
+    after: &Task,
+) -> Result<(), EnqueueError> {
+    if before.is_some_and(|b| reminder_state(b) == reminder_state(after)) {
+        return Ok(());
     }
-    let just_completed = after.completed && before.is_none_or(|b| !b.completed);
-    if let (true, false, Some(series_id), Some(occurrence_at), Some(completed_at)) = (
-        just_completed && after.is_recurring,
-        after.next_occurrence_queued,
-        after.series_id,
-        after.occurrence_at,
-        after.completed_at,
-    ) {
-        // One follow-up per occurrence for ever, however often it is toggled and however long
-        // queue history is kept: the flag is set under the task's row lock in this transaction.
-        let job = NextOccurrence {
-            user_id: after.user_id,
-            task_id: after.id,
-            series_id,
-            occurrence_at,
-            completed_at,
-        };
+    cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
+    // A reminder just set to a past time fires at once; one that merely passed while the
+    // task was closed or trashed is not sent again when it reopens.
+    let newly_set = before.is_none_or(|b| b.reminder_at != after.reminder_at);
+    if let Some(reminder_at) = after.reminder_at
+        && after.deleted_at.is_none()
+        && !after.completed
+        && (newly_set || reminder_at > Utc::now())
+    {
+        let job = Reminder { user_id: after.user_id, task_id: after.id, version: after.version, reminder_at };
         let schedule = Schedule {
-            idempotency_key: Some(format!("next:{}", after.id)),
+            run_at: Some(not_before(reminder_at)),
+            idempotency_key: Some(format!("reminder:{}:{}", after.id, after.version)),
             owner: Some(after.user_id),
             subject: Some(after.id),
-            ..Schedule::default()
         };
         enqueue(conn, &job, schedule).await?;
-        crate::db::tasks::mark_next_occurrence_queued(conn, after.id).await?;
     }
+    Ok(())
+}
+
+async fn sync_next_occurrence(
+    conn: &mut PgConnection,
+    before: Option<&Task>,
+    after: &Task,
+) -> Result<(), EnqueueError> {
+    let done = |task: &Task| task.completed && task.deleted_at.is_none();
+    let was_done = before.is_some_and(done);
+    if was_done && !done(after) {
+        // Reopened or trashed: a successor not made yet must not be made. If its job had not
+        // started, completing again queues a fresh one; a successor already made stays, and
+        // the flag keeps it the only one.
+        if cancel_for_task(conn, NextOccurrence::QUEUE, after.id).await? > 0 {
+            tasks::set_next_occurrence_queued(conn, after.id, false).await?;
+        }
+        return Ok(());
+    }
+    if was_done || !done(after) || !after.is_recurring || after.next_occurrence_queued {
+        return Ok(());
+    }
+    let (Some(series_id), Some(occurrence_at), Some(completed_at)) =
+        (after.series_id, after.occurrence_at, after.completed_at)
+    else {
+        return Ok(());
+    };
+    // The flag is set under the task's row lock in this transaction, so an occurrence has one
+    // follow-up however often it is toggled and however long queue history is kept.
+    let job =
+        NextOccurrence { user_id: after.user_id, task_id: after.id, series_id, occurrence_at, completed_at };
+    let schedule = Schedule {
+        idempotency_key: Some(format!("next:{}:{}", after.id, after.version)),
+        owner: Some(after.user_id),
+        subject: Some(after.id),
+        ..Schedule::default()
+    };
+    enqueue(conn, &job, schedule).await?;
+    tasks::set_next_occurrence_queued(conn, after.id, true).await?;
     Ok(())
 }
 
@@ -103,7 +126,11 @@ fn reminder_state(task: &Task) -> (Option<DateTime<Utc>>, bool, bool) {
     (task.reminder_at, task.completed, task.deleted_at.is_some())
 }
 
-async fn cancel_for_task(conn: &mut PgConnection, queue: &str, task_id: Uuid) -> Result<u64, sqlx::Error> {
+pub(crate) async fn cancel_for_task(
+    conn: &mut PgConnection,
+    queue: &str,
+    task_id: Uuid,
+) -> Result<u64, sqlx::Error> {
     let deleted = sqlx::query(
         "DELETE FROM apalis.jobs
          WHERE metadata -> 'task_id' = $2 AND status IN ('Pending', 'Failed') AND job_type = $1",

@@ -4,7 +4,6 @@
 pub mod actors;
 pub mod auth;
 pub mod extractors;
-pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod request_id;

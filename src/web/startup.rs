@@ -63,7 +63,7 @@ impl Application {
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     // Install the recorder before the first request so no sample is lost.
-    super::metrics::handle();
+    crate::metrics::handle();
     let server_settings = state.settings.server.clone();
     let body_limit = server_settings.body_limit_bytes;
     let openapi = ApiDoc::openapi();

@@ -318,3 +318,97 @@ impl SecondInstance {
             .expect("request sent")
     }
 }
+
+/// A worker process's queues running in this test process, as `todo-worker` runs them.
+pub struct TestWorker {
+    pub name: String,
+    pub metrics_addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestWorker {
+    /// Starts a worker over `settings` with its own pool, sized as the binary sizes it.
+    pub async fn start(settings: Settings) -> Self {
+        let pool = todo_worker::connect(&settings).await.expect("worker pool");
+        let worker = todo_worker::Worker::build(pool, settings).await.expect("build worker");
+        let (name, metrics_addr) = (worker.name().to_owned(), worker.metrics_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(worker.run(async move {
+            let _ = stopped.await;
+            Ok(())
+        }));
+        Self { name, metrics_addr, stop: Some(stop), handle }
+    }
+
+    /// Sends the shutdown signal and waits for the worker to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(30), &mut self.handle).await;
+        finished.expect("worker stops within 30 s").expect("worker task did not panic")
+    }
+
+    /// Whether the worker is still running (a database outage must not end it).
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl TestApp {
+    /// A worker on this app's database that sends mail to `smtp`.
+    pub async fn spawn_worker(&self, smtp: &smtp_sink::SmtpSink) -> TestWorker {
+        self.spawn_worker_with(smtp, |_| {}).await
+    }
+
+    pub async fn spawn_worker_with(
+        &self,
+        smtp: &smtp_sink::SmtpSink,
+        customise: impl FnOnce(&mut Settings),
+    ) -> TestWorker {
+        let mut settings = self.settings.clone();
+        settings.email.smtp_url = SecretString::from(smtp.url());
+        customise(&mut settings);
+        TestWorker::start(settings).await
+    }
+
+    /// Makes a queued job due now, as if its time had come.
+    pub async fn make_due(&self, queue: &str) {
+        sqlx::query("UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE job_type = $1 AND status = 'Pending'")
+            .bind(queue)
+            .execute(&self.pool)
+            .await
+            .expect("move run_at");
+    }
+
+    /// The task's reminder delivery history.
+    pub async fn reminders(&self, user: &TestUser, id: &str) -> Vec<serde_json::Value> {
+        let response = self.get_as(&user.token, &format!("/api/v1/tasks/{id}/reminders")).await;
+        assert_eq!(response.status(), 200, "reading reminders of {id}");
+        let body: serde_json::Value = response.json().await.expect("history body");
+        body["items"].as_array().expect("items").clone()
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

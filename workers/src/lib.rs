@@ -1,7 +1,10 @@
-//! The worker process's parts, as a library so tests can run the queues in-process exactly as
-//! the binary does.
+//! The worker process's parts, as a library so tests run the queues in-process exactly as the
+//! binary does.
 
+pub mod backoff;
+pub mod http;
 pub mod maintenance;
+pub mod queues;
 pub mod runner;
 
-pub use runner::{run, worker_name};
+pub use runner::{Worker, connect, run, worker_name};

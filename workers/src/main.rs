@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     telemetry::init(&settings.telemetry);
-    let pool = todo::db::connect(&settings.database).await?;
+    let pool = todo_worker::connect(&settings).await?;
     todo_worker::run(pool, settings, shutdown_signal()).await
 }
 

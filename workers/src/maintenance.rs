@@ -2,28 +2,39 @@
 
 use std::time::Duration;
 
-use apalis::prelude::{BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data, TaskId};
 use chrono::Utc;
 use sqlx::PgPool;
 use todo::db::maintenance::{Retention, purge_expired};
+use todo::jobs::handlers::{AttemptInfo, Handled};
 use todo::jobs::maintenance::Maintenance;
-use todo::jobs::{EnqueueError, Schedule, enqueue};
+use todo::jobs::{EnqueueError, Job, Schedule, enqueue};
+
+use crate::queues::{Deps, settle};
 
 #[tracing::instrument(skip_all, fields(slot = %job.slot_start))]
 pub async fn handle(
     job: Maintenance,
-    pool: Data<PgPool>,
+    deps: Data<Deps>,
     retention: Data<Retention>,
+    id: TaskId,
+    attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let purged = purge_expired(&pool, *retention).await?;
-    tracing::info!(
-        finished_jobs = purged.finished_jobs,
-        revoked_tokens = purged.revoked_tokens,
-        trashed_tasks = purged.trashed_tasks,
-        idempotency_keys = purged.idempotency_keys,
-        "maintenance done"
-    );
-    Ok(())
+    let attempt = AttemptInfo {
+        number: u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1),
+        max: deps.retry.max_attempts,
+    };
+    let result = purge_expired(&deps.pool, *retention).await.map(|purged| {
+        tracing::info!(
+            finished_jobs = purged.finished_jobs,
+            revoked_tokens = purged.revoked_tokens,
+            trashed_tasks = purged.trashed_tasks,
+            idempotency_keys = purged.idempotency_keys,
+            "maintenance done"
+        );
+        Handled::Done
+    });
+    settle(Maintenance::QUEUE, result.map_err(Into::into), &deps, &id, attempt).await
 }
 
 /// Enqueues one maintenance job per slot for as long as the process runs. Every worker process

@@ -1,57 +1,225 @@
-//! Registers every queue's worker under a unique name and runs them until shutdown.
+//! Builds the worker process from library parts: one apalis worker per queue under a unique
+//! name, restarted with backoff when the database goes away, plus the metrics endpoint and the
+//! maintenance ticker.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt};
-use apalis_postgres::{Config, PostgresStorage};
+use apalis::prelude::{BackendExt, Monitor, PollWith, Strategy, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::backend::ext::lifecycle::BeforeStart;
+use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use sqlx::PgPool;
-use todo::config::Settings;
+use todo::config::{Settings, WorkerSettings};
 use todo::db::maintenance::Retention;
+use todo::email::Mailer;
 use todo::jobs::Job;
 use todo::jobs::maintenance::Maintenance;
+use todo::jobs::task_jobs::{NextOccurrence, Reminder};
 
+use crate::backoff::RetryPolicy;
+use crate::http::MetricsServer;
 use crate::maintenance;
+use crate::queues::{self, Deps};
 
+/// The longest wait between two looks at a database that is down, so jobs flow again within
+/// about a second of its return.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Opens the worker's pool, large enough for every job running at once to hold a connection
+/// (a reminder keeps its delivery row locked while it sends) plus apalis's own fetches,
+/// heartbeats and acknowledgements.
+pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    let mut database = settings.database.clone();
+    let needed = settings.worker.reminder_concurrency + settings.worker.recurrence_concurrency + 1 + 3 * 2;
+    database.max_connections = database.max_connections.max(u32::try_from(needed).unwrap_or(u32::MAX));
+    todo::db::connect(&database).await
+}
+
+/// A worker process ready to run: its mailer is built and its metrics port bound.
+pub struct Worker {
+    pool: PgPool,
+    settings: Settings,
+    name: String,
+    deps: Deps,
+    metrics: MetricsServer,
+    metrics_addr: SocketAddr,
+}
+
+impl Worker {
+    pub async fn build(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
+        let mailer = Arc::new(Mailer::from_settings(&settings.email, settings.environment)?);
+        let (host, port) = (&settings.worker.metrics_host, settings.worker.metrics_port);
+        let metrics = MetricsServer::bind(host, port)
+            .await
+            .with_context(|| format!("binding the worker's metrics endpoint on {host}:{port}"))?;
+        let metrics_addr = metrics.local_addr()?;
+        let worker = &settings.worker;
+        let retry = RetryPolicy {
+            max_attempts: worker.max_attempts.max(1),
+            base: Duration::from_millis(worker.retry_base_ms),
+            max: Duration::from_secs(worker.retry_max_secs),
+        };
+        let deps = Deps { pool: pool.clone(), mailer, retry };
+        Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })
+    }
+
+    /// Where `/metrics` and `/health` are served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs every queue until `shutdown` resolves, then lets running jobs finish within the
+    /// grace period.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = std::io::Result<()>> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self { pool, settings, name, deps, metrics, metrics_addr } = self;
+        todo::metrics::handle();
+        queues::register_metrics(&[Reminder::QUEUE, NextOccurrence::QUEUE, Maintenance::QUEUE]);
+        tracing::info!(worker = %name, metrics = %metrics_addr, "worker starting");
+        let metrics_task = tokio::spawn(metrics.serve());
+        let scheduler = tokio::spawn(maintenance::schedule(
+            pool.clone(),
+            Duration::from_secs(settings.worker.maintenance_interval_secs),
+        ));
+
+        let config = settings.worker.clone();
+        let retention = Retention {
+            trash_days: settings.tasks.trash_retention_days,
+            idempotency_hours: settings.tasks.idempotency_ttl_hours,
+        };
+        let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        let (reminders, recurrences) =
+            (config.reminder_concurrency.max(1), config.recurrence_concurrency.max(1));
+
+        let (p, c, n, d) = (pool.clone(), config.clone(), name.clone(), deps.clone());
+        let (p2, c2, n2, d2) = (pool.clone(), config.clone(), name.clone(), deps.clone());
+        let (p3, c3, n3, d3) = (pool.clone(), config.clone(), name.clone(), deps);
+        let monitor = Monitor::new()
+            .register(move |restarts| {
+                WorkerBuilder::new(queue_worker_name(&n, Reminder::QUEUE, restarts))
+                    .backend(backend::<Reminder>(&p, &c, reminders, restarts))
+                    .data(d.clone())
+                    .concurrency(reminders)
+                    .build(queues::reminder)
+            })
+            .register(move |restarts| {
+                WorkerBuilder::new(queue_worker_name(&n2, NextOccurrence::QUEUE, restarts))
+                    .backend(backend::<NextOccurrence>(&p2, &c2, recurrences, restarts))
+                    .data(d2.clone())
+                    .concurrency(recurrences)
+                    .build(queues::recurrence)
+            })
+            .register(move |restarts| {
+                WorkerBuilder::new(queue_worker_name(&n3, Maintenance::QUEUE, restarts))
+                    .backend(backend::<Maintenance>(&p3, &c3, 1, restarts))
+                    .data(d3.clone())
+                    .data(retention)
+                    .concurrency(1)
+                    .build(maintenance::handle)
+            })
+            // A lost database ends a queue's worker; bring it back (after the database answers
+            // again) rather than letting the process exit.
+            .should_restart(|worker, error| {
+                let restart = !worker.is_shutting_down();
+                if restart {
+                    tracing::warn!(worker = %worker.name(), %error, "queue worker stopped; restarting");
+                }
+                restart
+            })
+            .shutdown_timeout(grace);
+
+        let result = monitor.run_with_signal(shutdown).await.context("running the job workers");
+        scheduler.abort();
+        metrics_task.abort();
+        release_abandoned(&pool, &name).await;
+        tracing::info!(worker = %name, "worker stopped");
+        result
+    }
+}
+
+/// Builds and runs a worker until `shutdown` resolves.
 pub async fn run(
     pool: PgPool,
     settings: Settings,
     shutdown: impl Future<Output = std::io::Result<()>> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let name = worker_name();
-    let poll = Duration::from_millis(settings.worker.poll_interval_ms);
-    tracing::info!(worker = %name, "worker starting");
+    Worker::build(pool, settings).await?.run(shutdown).await
+}
 
-    let scheduler = tokio::spawn(maintenance::schedule(
-        pool.clone(),
-        Duration::from_secs(settings.worker.maintenance_interval_secs),
-    ));
+type QueueBackend<J> = BeforeStart<PollWith<PostgresStorage<J>, Strategy>, apalis_postgres::Error>;
 
-    let maintenance_pool = pool.clone();
-    let retention = Retention {
-        trash_days: settings.tasks.trash_retention_days,
-        idempotency_hours: settings.tasks.idempotency_ttl_hours,
-    };
-    let maintenance_name = format!("{name}:{}", Maintenance::QUEUE);
-    let monitor = Monitor::new()
-        .register(move |_restarts| {
-            let backend = PostgresStorage::<Maintenance>::new(&maintenance_pool)
-                .with_config(Config::default().queue(Maintenance::QUEUE))
-                .poll_with_interval(poll);
-            WorkerBuilder::new(maintenance_name.clone())
-                .backend(backend)
-                .data(maintenance_pool.clone())
-                .data(retention)
-                .concurrency(1)
-                .build(maintenance::handle)
-        })
-        .shutdown_timeout(Duration::from_secs(settings.server.shutdown_timeout_secs));
+/// One queue's backend: polled every `poll_interval_ms` for jobs that came due, and woken at once
+/// by PostgreSQL's NOTIFY when a job is inserted due now. After a restart it first waits for the
+/// database to answer, backing off, so an outage is ridden out instead of spun on.
+fn backend<J: Job>(
+    pool: &PgPool,
+    config: &WorkerSettings,
+    batch_size: usize,
+    restarts: usize,
+) -> QueueBackend<J> {
+    let queue = Config::default()
+        .queue(J::QUEUE)
+        .batch_size(batch_size.max(1))
+        .heartbeat_interval(Duration::from_secs(config.heartbeat_secs.max(1)))
+        .missed_heartbeats(config.missed_heartbeats());
+    // The interval comes first: a closed NOTIFY stream must never stop the timer from being armed.
+    let strategy = Strategy::new()
+        .interval(Duration::from_millis(config.poll_interval_ms.max(10)))
+        .stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned()));
+    let probe = pool.clone();
+    PostgresStorage::<J>::new(pool)
+        .with_config(queue)
+        .poll_with_strategy(strategy)
+        .before_start(move |_| wait_for_database(probe.clone(), restarts))
+}
 
-    let result = monitor.run_with_signal(shutdown).await.context("running the job workers");
-    scheduler.abort();
-    tracing::info!(worker = %name, "worker stopped");
-    result
+async fn wait_for_database(pool: PgPool, restarts: usize) -> Result<(), apalis_postgres::Error> {
+    if restarts == 0 {
+        return Ok(());
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let probe = sqlx::query("SELECT 1").execute(&pool);
+        match tokio::time::timeout(MAX_RECONNECT_DELAY, probe).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(err)) => tracing::debug!(%err, "database still unavailable"),
+            Err(_) => tracing::debug!("database still unavailable"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    }
+}
+
+/// The process name, the queue, and the incarnation: a restarted queue worker registers afresh,
+/// because apalis refuses to re-register a name whose advisory lock another session holds.
+fn queue_worker_name(process: &str, queue: &str, restarts: usize) -> String {
+    match restarts {
+        0 => format!("{process}:{queue}"),
+        n => format!("{process}:{queue}:{n}"),
+    }
+}
+
+/// After the grace period, jobs this process still held are handed back to the queue at once,
+/// rather than waiting out the orphan window for another worker to notice.
+async fn release_abandoned(pool: &PgPool, name: &str) {
+    match todo::db::queue::release_worker_jobs(pool, name).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::warn!(jobs = n, "jobs still running after the grace period were returned to the queue")
+        }
+        Err(err) => {
+            tracing::warn!(%err, "could not return unfinished jobs; they are rescued after the orphan window")
+        }
+    }
 }
 
 /// Host, pid and a random suffix: a restarted process must not reuse a crashed one's name,

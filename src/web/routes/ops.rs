@@ -62,7 +62,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 #[get("/metrics")]
 pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     record_queue_depth(&state).await;
-    let handle = crate::web::metrics::handle();
+    let handle = crate::metrics::handle();
     handle.run_upkeep();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }

@@ -3,6 +3,7 @@
 
 mod form;
 mod http;
+pub mod reminders;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
@@ -36,11 +37,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(remove)
         .service(restore)
         .service(toggle)
-        .service(complete);
+        .service(complete)
+        .service(reminders::history);
 }
 
 #[derive(Deserialize)]
-struct TaskPath {
+pub(crate) struct TaskPath {
     id: Uuid,
 }
 

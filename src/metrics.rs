@@ -1,0 +1,41 @@
+//! The process-wide Prometheus recorder, shared by the web and worker processes. `metrics` allows
+//! one global recorder per process, and the test suite starts many apps and workers in one
+//! process, so it is installed once and shared.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets in seconds, from a fast cached read to a slow write under load.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Reminder lateness in seconds: the promise is "within about a second", and the tail shows
+/// retries and outages.
+const LATENESS_BUCKETS: &[f64] =
+    &[0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
+pub const REMINDER_LATENESS: &str = "reminder_lateness_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(REMINDER_LATENESS.into()), LATENESS_BUCKETS)
+        });
+        let builder = match builder {
+            Ok(builder) => builder,
+            Err(err) => {
+                tracing::warn!(%err, "histogram buckets rejected; histograms render as summaries");
+                PrometheusBuilder::new()
+            }
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}

@@ -31,6 +31,15 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     .execute(pool)
     .await?
     .rows_affected();
+    // Every worker start registers one row per queue; a name silent for a week with no job
+    // locked is a process that is gone.
+    sqlx::query(
+        "DELETE FROM apalis.workers w WHERE last_seen < now() - make_interval(days => $1)
+           AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+    )
+    .bind(FINISHED_JOB_RETENTION_DAYS)
+    .execute(pool)
+    .await?;
     // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
     let revoked_tokens = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
         .execute(pool)

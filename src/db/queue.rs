@@ -26,12 +26,28 @@ pub async fn retry_later(
 /// Returns the jobs still held by a stopping worker process (every queue worker named
 /// `{process}:…`) to the queue, counting the interrupted run as an attempt.
 pub async fn release_worker_jobs(conn: impl PgExecutor<'_>, process: &str) -> Result<u64, sqlx::Error> {
+    release(conn, &format!("{process}:")).await
+}
+
+/// Returns the jobs held by earlier incarnations of one queue worker (`{process}:{queue}` and
+/// `{process}:{queue}:{n}`), whose futures apalis dropped when it restarted that worker.
+pub async fn release_queue_jobs(
+    conn: impl PgExecutor<'_>,
+    process: &str,
+    queue: &str,
+) -> Result<u64, sqlx::Error> {
+    release(conn, &format!("{process}:{queue}")).await
+}
+
+async fn release(conn: impl PgExecutor<'_>, lock_prefix: &str) -> Result<u64, sqlx::Error> {
     let released = sqlx::query(
-        "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, attempts = attempts + 1,
+        "UPDATE apalis.jobs SET lock_by = NULL, lock_at = NULL, attempts = attempts + 1,
+                status = CASE WHEN attempts + 1 >= max_attempts THEN 'Failed' ELSE 'Pending' END,
+                done_at = CASE WHEN attempts + 1 >= max_attempts THEN now() END,
                 last_result = '{\"Err\": \"Returned to the queue: its worker stopped\"}'::jsonb
-         WHERE status IN ('Running', 'Queued') AND starts_with(lock_by, $1 || ':')",
+         WHERE status IN ('Running', 'Queued') AND starts_with(lock_by, $1)",
     )
-    .bind(process)
+    .bind(lock_prefix)
     .execute(conn)
     .await?;
     Ok(released.rows_affected())

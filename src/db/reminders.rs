@@ -29,14 +29,28 @@ pub struct Delivery {
 const COLUMNS: &str =
     "task_id, reminder_at, status, attempts, last_error, skip_reason, created_at, updated_at, sent_at";
 
-/// Creates the record if needed and locks it for the rest of the transaction, so two workers
-/// holding the same reminder take turns and the second sees what the first did.
-pub async fn claim(
+/// Creates the record if it does not exist yet, in the caller's short transaction. The account
+/// and then the task are key-share locked first, the order account deletion locks them in, so
+/// the foreign-key checks cannot deadlock with it. Returns false when the task is gone.
+pub async fn ensure(
     conn: &mut PgConnection,
     user_id: Uuid,
     task_id: Uuid,
     reminder_at: DateTime<Utc>,
-) -> Result<Delivery, sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
+    let user: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let task: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2 FOR KEY SHARE")
+            .bind(task_id)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if user.is_none() || task.is_none() {
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO reminder_deliveries (task_id, reminder_at, user_id) VALUES ($1, $2, $3)
          ON CONFLICT ON CONSTRAINT reminder_deliveries_pkey DO NOTHING",
@@ -44,15 +58,46 @@ pub async fn claim(
     .bind(task_id)
     .bind(reminder_at)
     .bind(user_id)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
+    Ok(true)
+}
+
+/// Locks an existing record for the rest of the transaction, so two workers holding the same
+/// reminder take turns and the second sees what the first did. Locking this row takes no lock
+/// on the task, so the user's own writes to the task never wait for a send.
+pub async fn claim(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    reminder_at: DateTime<Utc>,
+) -> Result<Option<Delivery>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM reminder_deliveries WHERE task_id = $1 AND reminder_at = $2 FOR UPDATE"
     )))
     .bind(task_id)
     .bind(reminder_at)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
+}
+
+/// A reminder that will not be sent after all, because its job was cancelled by a write (the
+/// task was completed, trashed, or its reminder moved) while a retry was pending.
+pub async fn skip_pending(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    reminder_at: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE reminder_deliveries SET status = 'skipped', skip_reason = $3, updated_at = now()
+         WHERE task_id = $1 AND reminder_at = $2 AND status = 'pending'",
+    )
+    .bind(task_id)
+    .bind(reminder_at)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// What one look at a claimed reminder ended with.

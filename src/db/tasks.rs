@@ -207,7 +207,10 @@ pub async fn lock_live(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Task>, sqlx::Error> {
-    fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR UPDATE", user_id, id).await
+    // NO KEY UPDATE: the id never changes, and a worker's key-share lock (a reminder delivery
+    // being recorded) must not make the user's writes wait.
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR NO KEY UPDATE", user_id, id)
+        .await
 }
 
 /// Locks a trashed task, for restore.
@@ -216,7 +219,13 @@ pub async fn lock_trashed(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Task>, sqlx::Error> {
-    fetch_one(conn, "WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL FOR UPDATE", user_id, id).await
+    fetch_one(
+        conn,
+        "WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL FOR NO KEY UPDATE",
+        user_id,
+        id,
+    )
+    .await
 }
 
 async fn fetch_one(
@@ -321,6 +330,19 @@ pub async fn set_next_occurrence_queued(
     Ok(())
 }
 
+/// Whether the series already has an occurrence after `occurrence_at`: its successor was made.
+pub async fn has_successor(
+    conn: &mut PgConnection,
+    series_id: Uuid,
+    occurrence_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE series_id = $1 AND occurrence_at > $2)")
+        .bind(series_id)
+        .bind(occurrence_at)
+        .fetch_one(conn)
+        .await
+}
+
 /// Locks a task of this user, trashed or not, for a job that acts on it. The user row is locked
 /// first (`KEY SHARE`, which only blocks the account's deletion), the order account deletion
 /// takes them in, so the two cannot deadlock.
@@ -336,7 +358,7 @@ pub async fn lock_for_job(
     if user.is_none() {
         return Ok(None);
     }
-    fetch_one(conn, "WHERE id = $1 AND user_id = $2 FOR UPDATE", user_id, id).await
+    fetch_one(conn, "WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE", user_id, id).await
 }
 
 /// Inserts the occurrence that follows `source` in its series, unless it already exists: the

@@ -69,6 +69,11 @@ pub fn next_occurrence(current: Current<'_>) -> Result<Option<Occurrence>, StepE
     };
     let tz = rrule::Tz::Tz(current.timezone.tz());
     let local_start = start.with_timezone(&tz);
+    // Completed after UNTIL (possible with the completion anchor): the series is over, which
+    // the rule would otherwise report as an invalid start.
+    if body.get_until().is_some_and(|until| until.with_timezone(&Utc) < start) {
+        return Ok(None);
+    }
     let rule = body.validate(local_start).map_err(|e| StepError::BadRule(e.to_string()))?;
     let set = RRuleSet::new(local_start).rrule(rule).limit();
 
@@ -214,7 +219,7 @@ mod tests {
         // Due Monday 7 December, completed Thursday 10 December at noon: the next Monday.
         let next = step("FREQ=WEEKLY", "UTC", "2026-12-07T09:00:00Z", Some("2026-12-10T12:00:00Z"));
         assert_eq!(next, Some(Occurrence { due_at: utc("2026-12-14T09:00:00Z"), series_index: 2 }));
-        // Completed three weeks late: two occurrences were skipped and still count.
+        // Completed three weeks late: three occurrences were skipped and still count.
         let next = step("FREQ=WEEKLY", "UTC", "2026-12-07T09:00:00Z", Some("2026-12-29T12:00:00Z"));
         assert_eq!(next, Some(Occurrence { due_at: utc("2027-01-04T09:00:00Z"), series_index: 5 }));
         // Early completion still steps from the due time.
@@ -246,6 +251,30 @@ mod tests {
             Some("2026-12-10T15:30:12.345Z"),
         );
         assert_eq!(next, Some(Occurrence { due_at: utc("2026-12-13T15:30:12Z"), series_index: 2 }));
+    }
+
+    #[test]
+    fn until_is_read_in_utc_whatever_the_zone() {
+        // 09:00 New York is 14:00 UTC in winter; UNTIL at 14:00 UTC on the 3rd keeps the 3rd.
+        let rule = "FREQ=DAILY;UNTIL=20261203T140000Z";
+        assert_eq!(
+            due(rule, "America/New_York", "2026-12-02T14:00:00Z", None),
+            Some(utc("2026-12-03T14:00:00Z"))
+        );
+        assert_eq!(due(rule, "America/New_York", "2026-12-03T14:00:00Z", None), None);
+    }
+
+    #[test]
+    fn completing_after_until_with_the_completion_anchor_ends_the_series() {
+        let next = step_with(
+            "FREQ=DAILY;UNTIL=20261203T090000Z",
+            "UTC",
+            RecurrenceAnchor::Completion,
+            "2026-12-01T09:00:00Z",
+            1,
+            Some("2026-12-10T09:00:00Z"),
+        );
+        assert_eq!(next, None);
     }
 
     #[test]

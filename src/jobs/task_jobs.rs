@@ -56,6 +56,23 @@ async fn sync_reminder(
         return Ok(());
     }
     cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
+    if let Some(old) = before.and_then(|b| b.reminder_at) {
+        let reason = if after.deleted_at.is_some() {
+            Some("task_deleted")
+        } else if after.completed {
+            Some("task_completed")
+        } else if after.reminder_at.is_none() {
+            Some("reminder_cleared")
+        } else if after.reminder_at != Some(old) {
+            Some("reminder_moved")
+        } else {
+            None
+        };
+        // A retry that was waiting for this reminder will not come; say so in its history.
+        if let Some(reason) = reason {
+            crate::db::reminders::skip_pending(conn, after.id, old, reason).await?;
+        }
+    }
     // A reminder just set to a past time fires at once; one that merely passed while the
     // task was closed or trashed is not sent again when it reopens.
     let newly_set = before.is_none_or(|b| b.reminder_at != after.reminder_at);

@@ -117,6 +117,39 @@ async fn completing_a_weekly_task_creates_exactly_one_next_occurrence_through_th
 }
 
 #[tokio::test]
+async fn re_completing_an_occurrence_anchored_on_completion_makes_no_second_successor() {
+    // Each completion is a different instant, so only the occurrence's own flag can stop a
+    // second successor: the series key would not.
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let worker = app.spawn_worker(&smtp).await;
+    let user = app.new_user().await;
+    let task = app
+        .create_task(
+            &user,
+            json!({"title": "Descale", "due_at": "2030-03-04T09:00:00Z", "recurrence_rule": "FREQ=DAILY",
+                   "recurrence_anchor": "completion"}),
+        )
+        .await;
+    let series_id = task["series_id"].as_str().unwrap().to_owned();
+    complete(&app, &user, &task).await;
+    eventually("the next occurrence", Duration::from_secs(10), || async {
+        (series(&app, &user, &series_id).await.len() == 2).then_some(())
+    })
+    .await;
+    let toggle = format!("/api/v1/tasks/{}/toggle", id_of(&task));
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        app.send_as(&user.token, Method::POST, &toggle, None).await;
+        app.send_as(&user.token, Method::POST, &toggle, None).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(series(&app, &user, &series_id).await.len(), 2);
+    assert!(app.jobs(RECURRENCE).await.iter().all(|j| j.0 == "Done"), "no second follow-up was queued");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_retried_or_raced_follow_up_creates_one_occurrence() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;

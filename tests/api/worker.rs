@@ -156,6 +156,19 @@ async fn jobs_still_running_after_the_grace_period_are_returned_to_the_queue() {
         s
     })
     .await;
-    smtp.wait_for(1, Duration::from_secs(20)).await;
+    // The interrupted send reached the server (it answers only after its delay) and the next
+    // worker sent again: the crash window's one duplicate, recognisable by its Message-ID.
+    let received = smtp.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].header("Message-ID"), received[1].header("Message-ID"));
+    eventually("the job to finish", Duration::from_secs(20), || async {
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE job_type = 'todo.reminder'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (status == "Done").then_some(())
+    })
+    .await;
     next.stop().await.unwrap();
 }

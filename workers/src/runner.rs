@@ -106,21 +106,21 @@ impl Worker {
         let monitor = Monitor::new()
             .register(move |restarts| {
                 WorkerBuilder::new(queue_worker_name(&n, Reminder::QUEUE, restarts))
-                    .backend(backend::<Reminder>(&p, &c, reminders, restarts))
+                    .backend(backend::<Reminder>(&p, &n, &c, reminders, restarts))
                     .data(d.clone())
                     .concurrency(reminders)
                     .build(queues::reminder)
             })
             .register(move |restarts| {
                 WorkerBuilder::new(queue_worker_name(&n2, NextOccurrence::QUEUE, restarts))
-                    .backend(backend::<NextOccurrence>(&p2, &c2, recurrences, restarts))
+                    .backend(backend::<NextOccurrence>(&p2, &n2, &c2, recurrences, restarts))
                     .data(d2.clone())
                     .concurrency(recurrences)
                     .build(queues::recurrence)
             })
             .register(move |restarts| {
                 WorkerBuilder::new(queue_worker_name(&n3, Maintenance::QUEUE, restarts))
-                    .backend(backend::<Maintenance>(&p3, &c3, 1, restarts))
+                    .backend(backend::<Maintenance>(&p3, &n3, &c3, 1, restarts))
                     .data(d3.clone())
                     .data(retention)
                     .concurrency(1)
@@ -160,8 +160,9 @@ type QueueBackend<J> = BeforeStart<PollWith<PostgresStorage<J>, Strategy>, apali
 /// One queue's backend: polled every `poll_interval_ms` for jobs that came due, and woken at once
 /// by PostgreSQL's NOTIFY when a job is inserted due now. After a restart it first waits for the
 /// database to answer, backing off, so an outage is ridden out instead of spun on.
-fn backend<J: Job>(
+fn backend<J: Job + 'static>(
     pool: &PgPool,
+    process: &str,
     config: &WorkerSettings,
     batch_size: usize,
     restarts: usize,
@@ -175,22 +176,32 @@ fn backend<J: Job>(
     let strategy = Strategy::new()
         .interval(Duration::from_millis(config.poll_interval_ms.max(10)))
         .stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned()));
-    let probe = pool.clone();
+    let (probe, process) = (pool.clone(), process.to_owned());
     PostgresStorage::<J>::new(pool)
         .with_config(queue)
         .poll_with_strategy(strategy)
-        .before_start(move |_| wait_for_database(probe.clone(), restarts))
+        .before_start(move |_| restart_when_ready::<J>(probe.clone(), process.clone(), restarts))
 }
 
-async fn wait_for_database(pool: PgPool, restarts: usize) -> Result<(), apalis_postgres::Error> {
+/// Before a restarted queue worker starts: wait for the database (backing off), then hand back
+/// the jobs its earlier incarnation held, whose futures apalis dropped with it, instead of
+/// leaving them to the orphan window.
+async fn restart_when_ready<J: Job + 'static>(
+    pool: PgPool,
+    process: String,
+    restarts: usize,
+) -> Result<(), apalis_postgres::Error> {
     if restarts == 0 {
         return Ok(());
     }
     let mut delay = Duration::from_millis(100);
     loop {
-        let probe = sqlx::query("SELECT 1").execute(&pool);
-        match tokio::time::timeout(MAX_RECONNECT_DELAY, probe).await {
-            Ok(Ok(_)) => return Ok(()),
+        let release = todo::db::queue::release_queue_jobs(&pool, &process, J::QUEUE);
+        match tokio::time::timeout(MAX_RECONNECT_DELAY, release).await {
+            Ok(Ok(released)) => {
+                tracing::info!(queue = J::QUEUE, released, "database reachable; queue worker restarting");
+                return Ok(());
+            }
             Ok(Err(err)) => tracing::debug!(%err, "database still unavailable"),
             Err(_) => tracing::debug!("database still unavailable"),
         }

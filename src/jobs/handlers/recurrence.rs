@@ -22,8 +22,15 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence) -> Result<Handled,
     };
     if task.deleted_at.is_some() || !task.completed {
         // Reopened or trashed after this job was fetched. Completing it again must queue a
-        // fresh follow-up, so the flag that stops a second one is cleared.
-        tasks::set_next_occurrence_queued(&mut tx, task.id, false).await?;
+        // fresh follow-up, so the flag that stops a second one is cleared — unless this is a
+        // rerun of a job that already made the successor.
+        let made = match task.series_id.zip(task.occurrence_at) {
+            Some((series, at)) => tasks::has_successor(&mut tx, series, at).await?,
+            None => false,
+        };
+        if !made {
+            tasks::set_next_occurrence_queued(&mut tx, task.id, false).await?;
+        }
         tx.commit().await?;
         return Ok(Handled::Cancelled("not_completed"));
     }

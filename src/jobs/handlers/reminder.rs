@@ -13,8 +13,8 @@ use crate::email::reminder::{self as message, Reminder as Content};
 use crate::email::{Mailer, SendError};
 use crate::jobs::task_jobs::Reminder;
 
-/// Delivers `job` once. The delivery record is claimed (created and row-locked) before anything
-/// is sent and stays locked until the outcome is committed, so two workers holding the same
+/// Delivers `job` once. The delivery record is created, then claimed (row-locked) before anything
+/// is sent, and stays locked until the outcome is committed, so two workers holding the same
 /// reminder never both send it. Only a crash between the server accepting the message and that
 /// commit can lead to a second copy, which then carries the same Message-ID.
 #[tracing::instrument(skip_all, fields(task_id = %job.task_id, reminder_at = %job.reminder_at, attempt = attempt.number))]
@@ -25,17 +25,27 @@ pub async fn deliver(
     attempt: AttemptInfo,
 ) -> Result<Handled, JobError> {
     let mut tx = pool.begin().await?;
+    let exists = reminders::ensure(&mut tx, job.user_id, job.task_id, job.reminder_at).await?;
+    tx.commit().await?;
+    if !exists {
+        return Ok(Handled::Cancelled("task_gone"));
+    }
+
+    // Under the claim, read what is true now: a write that committed while another worker held
+    // the claim is seen.
+    let mut tx = pool.begin().await?;
+    let Some(delivery) = reminders::claim(&mut tx, job.task_id, job.reminder_at).await? else {
+        return Ok(Handled::Cancelled("task_gone"));
+    };
+    if delivery.status == "sent" {
+        return Ok(Handled::Cancelled("already_sent"));
+    }
     let Some(task) = tasks::find_any(&mut *tx, job.user_id, job.task_id).await? else {
         return Ok(Handled::Cancelled("task_gone"));
     };
     let Some(user) = users::find(&mut *tx, job.user_id).await? else {
         return Ok(Handled::Cancelled("account_gone"));
     };
-    let delivery = reminders::claim(&mut tx, user.id, task.id, job.reminder_at).await?;
-    if delivery.status == "sent" {
-        tx.commit().await?;
-        return Ok(Handled::Cancelled("already_sent"));
-    }
 
     let skip = if task.deleted_at.is_some() {
         Some("task_deleted")
@@ -78,8 +88,15 @@ pub async fn deliver(
         timezone: TimeZone::parse("timezone", &user.timezone).unwrap_or(TimeZone::UTC),
         recipient_name: user.name.as_deref(),
     };
-    let email = message::build(mailer.from_address(), to, &content)
-        .map_err(|e| JobError::Permanent(format!("building the email: {e}")))?;
+    let email = match message::build(mailer.from_address(), to, &content) {
+        Ok(email) => email,
+        Err(err) => {
+            let error = format!("building the email: {err}");
+            reminders::record(&mut tx, task.id, job.reminder_at, Attempted::Failed { error: &error }).await?;
+            tx.commit().await?;
+            return Err(JobError::Permanent(error));
+        }
+    };
 
     match mailer.send(email).await {
         Ok(()) => {

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -113,7 +113,7 @@ impl SmtpSink {
 
     /// Starts a sink on `addr` with the given limits.
     pub async fn bind_with(addr: SocketAddr, limits: Limits) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr)?;
         let addr = listener.local_addr()?;
         let (accepted, _) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -122,6 +122,7 @@ impl SmtpSink {
             messages: Mutex::new(VecDeque::new()),
             accepted,
             refused: AtomicUsize::new(0),
+            refusal_times: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
         Ok(Self { addr, shared, server })
@@ -181,6 +182,11 @@ impl SmtpSink {
         self.shared.refused.load(Ordering::Relaxed)
     }
 
+    /// When each refusal was answered, in order (the first 10,000), as the server saw it.
+    pub fn refusal_times(&self) -> Vec<std::time::Instant> {
+        lock(&self.shared.refusal_times).clone()
+    }
+
     /// Waits until at least `n` messages were accepted, or until `timeout` passes, and returns
     /// [`SmtpSink::messages`] then. Check the length: on timeout it holds fewer than `n`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
@@ -217,6 +223,25 @@ impl fmt::Debug for SmtpSink {
     }
 }
 
+/// Pending connections the kernel may queue before we accept them (capped by
+/// `net.core.somaxconn`). Tokio's default is 128. SMTP servers speak first, so a client whose
+/// handshake was dropped from a full queue waits for a greeting that never comes; a burst of
+/// connections from a benchmark must fit.
+const BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // Lets a restarted catcher take its port back at once, as `TcpListener::bind` does. Not on
+    // Windows, where the option allows stealing a port that is in use.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Refusal times kept for [`SmtpSink::refusal_times`].
+const MAX_REFUSAL_TIMES: usize = 10_000;
+
 /// State shared by the handle and every connection.
 struct Shared {
     limits: Limits,
@@ -225,6 +250,8 @@ struct Shared {
     /// Number of accepted messages; a watch channel so `wait_for` can sleep until it grows.
     accepted: watch::Sender<usize>,
     refused: AtomicUsize,
+    /// When the first refusals happened, for tests of retry timing; bounded like the messages.
+    refusal_times: Mutex<Vec<std::time::Instant>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -255,6 +282,10 @@ impl Shared {
 
     fn refuse(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+        let mut times = lock(&self.refusal_times);
+        if times.len() < MAX_REFUSAL_TIMES {
+            times.push(std::time::Instant::now());
+        }
     }
 }
 

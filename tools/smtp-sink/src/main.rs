@@ -126,10 +126,10 @@ async fn shutdown_signal() {
 
 fn print_line(message: &Received) {
     // Addresses and subject come from the client; escape them so they can't drive the terminal.
-    let to = message.to.iter().map(|to| to.escape_debug().to_string()).collect::<Vec<_>>().join(", ");
+    let to = message.to.iter().map(|to| format!("<{}>", to.escape_debug())).collect::<Vec<_>>().join(",");
     let subject = message.header("Subject").map_or_else(|| "(none)".to_owned(), |s| format!("{s:?}"));
     let line = format!(
-        "{} from=<{}> to=<{to}> subject={subject}",
+        "{} from=<{}> to={to} subject={subject}",
         format_utc(message.received_at),
         message.from.escape_debug()
     );

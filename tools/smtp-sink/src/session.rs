@@ -137,7 +137,7 @@ impl Session<'_> {
 
     fn hello(&mut self, arg: &str, extended: bool) -> String {
         if arg.is_empty() {
-            return "501 5.5.4 Syntax: EHLO domain".into();
+            return "501 5.5.4 Syntax: EHLO or HELO followed by a domain".into();
         }
         // A new greeting aborts any transaction, like RSET (RFC 5321 section 4.1.4).
         self.envelope = None;

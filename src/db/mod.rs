@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod maintenance;
 pub mod queue;
 pub mod reminders;
+pub mod task_list;
 pub mod tasks;
 pub mod users;
 

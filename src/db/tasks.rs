@@ -55,28 +55,28 @@ impl Task {
 }
 
 #[derive(sqlx::FromRow)]
-struct TaskRow {
-    id: Uuid,
-    user_id: Uuid,
-    title: String,
-    description: Option<String>,
-    completed: bool,
-    completed_at: Option<DateTime<Utc>>,
-    priority: i16,
-    tags: Vec<String>,
-    due_at: Option<DateTime<Utc>>,
-    timezone: String,
-    reminder_at: Option<DateTime<Utc>>,
-    recurrence_rule: Option<String>,
-    recurrence_anchor: String,
-    series_id: Option<Uuid>,
-    occurrence_at: Option<DateTime<Utc>>,
-    series_index: Option<i32>,
-    next_occurrence_queued: bool,
-    deleted_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    version: i64,
+pub(super) struct TaskRow {
+    pub(super) id: Uuid,
+    pub(super) user_id: Uuid,
+    pub(super) title: String,
+    pub(super) description: Option<String>,
+    pub(super) completed: bool,
+    pub(super) completed_at: Option<DateTime<Utc>>,
+    pub(super) priority: i16,
+    pub(super) tags: Vec<String>,
+    pub(super) due_at: Option<DateTime<Utc>>,
+    pub(super) timezone: String,
+    pub(super) reminder_at: Option<DateTime<Utc>>,
+    pub(super) recurrence_rule: Option<String>,
+    pub(super) recurrence_anchor: String,
+    pub(super) series_id: Option<Uuid>,
+    pub(super) occurrence_at: Option<DateTime<Utc>>,
+    pub(super) series_index: Option<i32>,
+    pub(super) next_occurrence_queued: bool,
+    pub(super) deleted_at: Option<DateTime<Utc>>,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) updated_at: DateTime<Utc>,
+    pub(super) version: i64,
 }
 
 impl From<TaskRow> for Task {
@@ -132,7 +132,7 @@ impl Task {
     }
 }
 
-const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
+pub(super) const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
      reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, deleted_at, created_at, \
      updated_at, version";
 
@@ -409,46 +409,6 @@ pub async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> Result<bool
         .execute(conn)
         .await?;
     Ok(exists.is_some())
-}
-
-/// Which of a user's tasks a listing shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shelf {
-    Live,
-    Trash,
-}
-
-pub struct Page {
-    pub items: Vec<Task>,
-    pub total: i64,
-}
-
-pub async fn list(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    shelf: Shelf,
-    limit: i64,
-    offset: i64,
-) -> Result<Page, sqlx::Error> {
-    let (filter, order) = match shelf {
-        Shelf::Live => ("deleted_at IS NULL", "created_at DESC, id DESC"),
-        Shelf::Trash => ("deleted_at IS NOT NULL", "deleted_at DESC, id DESC"),
-    };
-    let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND {filter} ORDER BY {order} LIMIT $2 OFFSET $3"
-    )))
-    .bind(user_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM tasks WHERE user_id = $1 AND {filter}"
-    )))
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Page { items: rows.into_iter().map(Task::from).collect(), total })
 }
 
 /// Every task of a user, trashed ones included, for the data export.

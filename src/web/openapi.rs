@@ -18,7 +18,7 @@ use super::routes::{auth, ops, tasks, users};
         ops::health, ops::ready, ops::prometheus,
         auth::register, auth::login, auth::logout,
         users::me, users::update_me, users::delete_me, users::export,
-        tasks::list, tasks::create, tasks::trash, tasks::get_task, tasks::update, tasks::replace,
+        tasks::list::list, tasks::create, tasks::list::trash, tasks::get_task, tasks::update, tasks::replace,
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
     ),
     components(schemas(Problem, FieldError)),

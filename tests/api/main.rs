@@ -14,6 +14,7 @@ mod tasks_conditional;
 mod tasks_crud;
 mod tasks_isolation;
 mod tasks_jobs;
+mod tasks_list;
 mod tasks_validation;
 mod users;
 mod worker;

@@ -1,14 +1,16 @@
 //! The task resource, served both at `/tasks…` and at `/users/{user_id}/tasks…`.
 //! Reads go straight to the pool; every write goes to the caller's actor.
 
+mod cursor;
 mod form;
 mod http;
+pub mod list;
 pub mod reminders;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use form::TaskForm;
@@ -16,8 +18,7 @@ pub use form::{FIELDS, TaskInput};
 use http::Caller;
 
 use crate::commands::Command;
-use crate::db::tasks::{self, Shelf, Task};
-use crate::domain::Invalid;
+use crate::db::tasks::{self, Task};
 use crate::web::problem::{ApiError, Problem};
 use crate::web::state::AppState;
 
@@ -28,9 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Literal paths come before `{id}`, which would otherwise swallow them.
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list)
+    cfg.service(list::list)
         .service(create)
-        .service(trash)
+        .service(list::trash)
         .service(get_task)
         .service(update)
         .service(replace)
@@ -46,95 +47,10 @@ pub(crate) struct TaskPath {
     id: Uuid,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// 1–100, default 50.
-    limit: Option<i64>,
-    /// Default 0.
-    offset: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TaskPage {
-    items: Vec<Task>,
-    /// How many tasks match in all.
-    total: i64,
-    limit: i64,
-    offset: i64,
-    /// Keyset pagination is not offered yet; always null.
-    next_cursor: Option<String>,
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     completed: bool,
-}
-
-impl ListQuery {
-    fn parse(&self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(50);
-        let offset = self.offset.unwrap_or(0);
-        let mut errors = Vec::new();
-        if !(1..=100).contains(&limit) {
-            errors.push(Invalid::new("limit", "must be between 1 and 100"));
-        }
-        if offset < 0 {
-            errors.push(Invalid::new("offset", "must not be negative"));
-        }
-        if errors.is_empty() { Ok((limit, offset)) } else { Err(ApiError::invalid(errors)) }
-    }
-}
-
-async fn page(
-    state: &AppState,
-    user: Uuid,
-    shelf: Shelf,
-    query: &ListQuery,
-) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = query.parse()?;
-    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
-    let page = tasks::list(&mut conn, user, shelf, limit, offset).await.map_err(ApiError::from_db)?;
-    Ok(HttpResponse::Ok().json(TaskPage {
-        items: page.items,
-        total: page.total,
-        limit,
-        offset,
-        next_cursor: None,
-    }))
-}
-
-/// The caller's live tasks, newest first.
-#[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"))
-)]
-#[get("/tasks")]
-#[tracing::instrument(skip_all)]
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    page(&state, caller.0, Shelf::Live, &query).await
-}
-
-/// The caller's trash, most recently deleted first.
-#[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = TaskPage))
-)]
-#[get("/tasks/trash")]
-#[tracing::instrument(skip_all)]
-pub async fn trash(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    page(&state, caller.0, Shelf::Trash, &query).await
 }
 
 /// Creates a task. With `Idempotency-Key`, a repeat replays the first response.

@@ -1,0 +1,325 @@
+//! The task list: filters, sort orders and keyset pages. Every sort key has its own index ending
+//! in `id`, so a page after a cursor is one range scan however deep it is (see
+//! `docs/list-access-paths.md`). SQL is assembled only from the fixed fragments below; every
+//! value the client sent is a bind parameter.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::tasks::{COLUMNS, Task, TaskRow};
+use crate::domain::Priority;
+
+/// Which of a user's tasks a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shelf {
+    Live,
+    Trash,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    /// Missing due dates last, in both directions.
+    DueAt,
+    /// By meaning: high > medium > low.
+    Priority,
+    /// Case-insensitive.
+    Title,
+    /// Full-text rank; only with a search.
+    Relevance,
+    /// The trash's order.
+    DeletedAt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TagMode {
+    #[default]
+    Any,
+    All,
+}
+
+/// A full-text search as people type it: `websearch_to_tsquery` syntax, with the last plain
+/// word also matched as a prefix (`mee` finds "meeting").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    pub words: String,
+    pub prefix: Option<String>,
+    /// The prefix was typed after `or`: either may match.
+    pub either: bool,
+}
+
+impl Search {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        let tokens: Vec<&str> = raw.split_whitespace().collect();
+        let last = tokens[tokens.len() - 1];
+        let plain = last.chars().all(char::is_alphanumeric) && !last.eq_ignore_ascii_case("or");
+        let in_quotes = raw.matches('"').count() % 2 == 1;
+        if !plain || in_quotes {
+            return Some(Self { words: raw.to_owned(), prefix: None, either: false });
+        }
+        let mut before = &tokens[..tokens.len() - 1];
+        let either = before.last().is_some_and(|t| t.eq_ignore_ascii_case("or"));
+        if either {
+            before = &before[..before.len() - 1];
+        }
+        Some(Self { words: before.join(" "), prefix: Some(last.to_lowercase()), either })
+    }
+}
+
+/// What the list is narrowed to; empty fields do not narrow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub search: Option<Search>,
+    pub completed: Option<bool>,
+    pub priorities: Vec<Priority>,
+    pub tags: Vec<String>,
+    pub tag_mode: TagMode,
+    pub due_from: Option<DateTime<Utc>>,
+    pub due_to: Option<DateTime<Utc>>,
+    pub overdue: Option<bool>,
+    pub has_due: Option<bool>,
+}
+
+/// Where the previous page ended: the last row's sort key and id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    Time(DateTime<Utc>),
+    /// A due date, or none (which sorts last).
+    Due(Option<DateTime<Utc>>),
+    Rank(i16),
+    Text(String),
+    Relevance(f32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct After {
+    pub key: Key,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListSpec {
+    pub shelf: Shelf,
+    pub filter: Filter,
+    pub sort: SortKey,
+    pub direction: Direction,
+    pub limit: i64,
+    pub offset: i64,
+    pub after: Option<After>,
+}
+
+pub struct Page {
+    pub items: Vec<Task>,
+    pub total: i64,
+    /// Where the next page starts, when there is one.
+    pub next: Option<After>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    task: TaskRow,
+    sort_text: Option<String>,
+    sort_rank: Option<f32>,
+}
+
+pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<Page, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("");
+    with_search(&mut query, spec);
+    query.push(format_args!("SELECT {COLUMNS}, "));
+    query.push(match spec.sort {
+        SortKey::Title => "lower(title) AS sort_text, NULL::real AS sort_rank",
+        SortKey::Relevance if spec.filter.search.is_some() => {
+            "NULL::text AS sort_text, ts_rank(search, q.query) AS sort_rank"
+        }
+        _ => "NULL::text AS sort_text, NULL::real AS sort_rank",
+    });
+    from_where(&mut query, user_id, spec);
+    if let Some(after) = &spec.after {
+        query.push(" AND (").push(key_sql(spec)).push(", id) ");
+        query.push(if spec.direction == Direction::Asc { "> (" } else { "< (" });
+        push_key(&mut query, spec, &after.key);
+        query.push(", ").push_bind(after.id).push(")");
+    }
+    let direction = if spec.direction == Direction::Asc { " ASC" } else { " DESC" };
+    query.push(" ORDER BY ").push(key_sql(spec)).push(direction).push(", id").push(direction);
+    query.push(" LIMIT ").push_bind(spec.limit + 1).push(" OFFSET ").push_bind(spec.offset);
+    let mut rows: Vec<ListedRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+
+    let more = rows.len() as i64 > spec.limit;
+    rows.truncate(usize::try_from(spec.limit).unwrap_or(0));
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => Some(After { key: key_of(spec, last), id: last.task.id }),
+        _ => None,
+    };
+    let total = count(conn, user_id, spec).await?;
+    Ok(Page { items: rows.into_iter().map(|r| Task::from(r.task)).collect(), total, next })
+}
+
+/// How many tasks match, whatever page this is. Unfiltered, it is the trigger-kept count; a
+/// filter's count costs a scan of its matches, through the filter's own index.
+async fn count(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<i64, sqlx::Error> {
+    if spec.filter == Filter::default() {
+        let column = match spec.shelf {
+            Shelf::Live => "SELECT live FROM task_counts WHERE user_id = $1",
+            Shelf::Trash => "SELECT trashed FROM task_counts WHERE user_id = $1",
+        };
+        let total: Option<i64> = sqlx::query_scalar(column).bind(user_id).fetch_optional(&mut *conn).await?;
+        return Ok(total.unwrap_or(0));
+    }
+    let mut query = QueryBuilder::<Postgres>::new("");
+    with_search(&mut query, spec);
+    query.push("SELECT count(*)");
+    from_where(&mut query, user_id, spec);
+    query.build_query_scalar().fetch_one(conn).await
+}
+
+fn with_search(query: &mut QueryBuilder<Postgres>, spec: &ListSpec) {
+    let Some(search) = &spec.filter.search else { return };
+    query.push("WITH q AS (SELECT ");
+    let words = (!search.words.is_empty()).then_some(&search.words);
+    if let Some(words) = words {
+        query.push("websearch_to_tsquery('simple', todo_unaccent(").push_bind(words.clone()).push("))");
+    }
+    if let Some(prefix) = &search.prefix {
+        if words.is_some() {
+            query.push(if search.either { " || " } else { " && " });
+        }
+        // A quoted lexeme with the prefix marker; the word is letters and digits only.
+        query.push("to_tsquery('simple', todo_unaccent(").push_bind(format!("'{prefix}':*")).push("))");
+    }
+    query.push(" AS query) ");
+}
+
+fn from_where(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec) {
+    let filter = &spec.filter;
+    query.push(" FROM tasks");
+    if filter.search.is_some() {
+        query.push(", q");
+    }
+    query.push(" WHERE user_id = ").push_bind(user_id);
+    query.push(match spec.shelf {
+        Shelf::Live => " AND deleted_at IS NULL",
+        Shelf::Trash => " AND deleted_at IS NOT NULL",
+    });
+    if filter.search.is_some() {
+        query.push(" AND search @@ q.query");
+    }
+    if let Some(completed) = filter.completed {
+        query.push(" AND completed = ").push_bind(completed);
+    }
+    if !filter.priorities.is_empty() {
+        let ranks: Vec<i16> = filter.priorities.iter().map(|p| p.rank()).collect();
+        query.push(" AND priority = ANY(").push_bind(ranks).push(")");
+    }
+    if !filter.tags.is_empty() {
+        query.push(match filter.tag_mode {
+            TagMode::Any => " AND tags && ",
+            TagMode::All => " AND tags @> ",
+        });
+        query.push_bind(filter.tags.clone()).push("::text[]");
+    }
+    // Written over the due index's own expression so that index serves date ranges too.
+    if let Some(from) = filter.due_from {
+        query
+            .push(" AND due_at IS NOT NULL AND coalesce(due_at, 'infinity'::timestamptz) >= ")
+            .push_bind(from);
+    }
+    if let Some(to) = filter.due_to {
+        query.push(" AND coalesce(due_at, 'infinity'::timestamptz) <= ").push_bind(to);
+    }
+    match filter.overdue {
+        Some(true) => query.push(" AND NOT completed AND due_at < now()"),
+        Some(false) => query.push(" AND (completed OR due_at IS NULL OR due_at >= now())"),
+        None => query,
+    };
+    match filter.has_due {
+        Some(true) => query.push(" AND due_at IS NOT NULL"),
+        Some(false) => query.push(" AND due_at IS NULL"),
+        None => query,
+    };
+}
+
+/// The sort key's SQL: the exact expression its index is built on.
+fn key_sql(spec: &ListSpec) -> &'static str {
+    match (spec.sort, spec.direction) {
+        (SortKey::CreatedAt, _) => "created_at",
+        (SortKey::UpdatedAt, _) => "updated_at",
+        (SortKey::DueAt, Direction::Asc) => "coalesce(due_at, 'infinity'::timestamptz)",
+        (SortKey::DueAt, Direction::Desc) => "coalesce(due_at, '-infinity'::timestamptz)",
+        (SortKey::Priority, _) => "priority",
+        (SortKey::Title, _) => "lower(title)",
+        (SortKey::Relevance, _) if spec.filter.search.is_some() => "ts_rank(search, q.query)",
+        (SortKey::Relevance, _) => "created_at",
+        (SortKey::DeletedAt, _) => "deleted_at",
+    }
+}
+
+fn push_key(query: &mut QueryBuilder<Postgres>, spec: &ListSpec, key: &Key) {
+    match key {
+        Key::Time(at) => query.push_bind(*at),
+        Key::Due(at) => {
+            let sentinel = match spec.direction {
+                Direction::Asc => "'infinity'::timestamptz)",
+                Direction::Desc => "'-infinity'::timestamptz)",
+            };
+            query.push("coalesce(").push_bind(*at).push("::timestamptz, ").push(sentinel)
+        }
+        Key::Rank(rank) => query.push_bind(*rank),
+        Key::Text(text) => query.push_bind(text.clone()),
+        Key::Relevance(rank) => query.push_bind(*rank).push("::real"),
+    };
+}
+
+fn key_of(spec: &ListSpec, row: &ListedRow) -> Key {
+    let task = &row.task;
+    match spec.sort {
+        SortKey::CreatedAt => Key::Time(task.created_at),
+        SortKey::UpdatedAt => Key::Time(task.updated_at),
+        SortKey::DueAt => Key::Due(task.due_at),
+        SortKey::Priority => Key::Rank(task.priority),
+        SortKey::Title => Key::Text(row.sort_text.clone().unwrap_or_default()),
+        SortKey::Relevance if spec.filter.search.is_some() => {
+            Key::Relevance(row.sort_rank.unwrap_or_default())
+        }
+        SortKey::Relevance => Key::Time(task.created_at),
+        SortKey::DeletedAt => Key::Time(task.deleted_at.unwrap_or(task.created_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_plain_word_is_also_a_prefix() {
+        let search = |q| Search::parse(q);
+        let prefixed = |words: &str, prefix: &str, either| {
+            Some(Search { words: words.into(), prefix: Some(prefix.into()), either })
+        };
+        assert_eq!(search("team mee"), prefixed("team", "mee", false));
+        assert_eq!(search("Mee"), prefixed("", "mee", false));
+        assert_eq!(search("café"), prefixed("", "café", false));
+        assert_eq!(search("dentist OR lunch"), prefixed("dentist", "lunch", true));
+        assert_eq!(search("\"a b\" -c d"), prefixed("\"a b\" -c", "d", false));
+        let whole = |q: &str| Some(Search { words: q.into(), prefix: None, either: false });
+        assert_eq!(search("\"team meeting\""), whole("\"team meeting\""));
+        assert_eq!(search("team -lunch"), whole("team -lunch"));
+        assert_eq!(search("standup or"), whole("standup or"));
+        assert_eq!(search("\"open quote"), whole("\"open quote"));
+        assert_eq!(search("it's"), whole("it's"), "only letters and digits become a prefix");
+        assert_eq!(search("   "), None);
+    }
+}

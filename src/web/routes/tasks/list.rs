@@ -1,0 +1,350 @@
+//! `GET /tasks` and `GET /tasks/trash`: every parameter parsed strictly (an unknown one is a 400,
+//! a bad value a 422 naming it) into a list specification the query layer runs.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::cursor::{CursorError, Cursors};
+use super::http::Caller;
+use crate::db::task_list::{self, Direction, Filter, ListSpec, Search, Shelf, SortKey, TagMode};
+use crate::db::tasks::Task;
+use crate::domain::{Invalid, Priority, Tags};
+use crate::web::problem::{ApiError, Problem};
+use crate::web::state::AppState;
+
+const MAX_LIMIT: i64 = 100;
+const DEFAULT_LIMIT: i64 = 50;
+/// Deep offsets cost a scan of everything skipped; past this, page with `cursor`.
+const MAX_OFFSET: i64 = 10_000;
+const MAX_QUERY_CHARS: usize = 500;
+
+const LIVE_PARAMS: &[&str] = &[
+    "q",
+    "completed",
+    "priority",
+    "tags",
+    "tag_mode",
+    "due_from",
+    "due_to",
+    "overdue",
+    "has_due",
+    "sort",
+    "order",
+    "limit",
+    "offset",
+    "cursor",
+];
+const TRASH_PARAMS: &[&str] = &["limit", "offset", "cursor"];
+
+/// The list's parameters (documentation; the handler parses the query string itself so that
+/// `priority` may repeat and every mistake names its parameter).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Full-text search in title and description (`"a phrase"`, `or`, `-exclude`); the last word
+    /// also matches as a prefix. Ranked by relevance unless `sort` is given.
+    q: Option<String>,
+    completed: Option<bool>,
+    /// `low`, `medium` or `high`; repeat it or separate with commas for several.
+    priority: Option<String>,
+    /// Comma-separated tags.
+    tags: Option<String>,
+    /// `any` (default) or `all` of `tags`.
+    tag_mode: Option<String>,
+    /// Due at or after this instant (RFC 3339).
+    due_from: Option<DateTime<Utc>>,
+    /// Due at or before this instant (RFC 3339).
+    due_to: Option<DateTime<Utc>>,
+    /// `true`: open tasks whose due time has passed; `false`: all others.
+    overdue: Option<bool>,
+    has_due: Option<bool>,
+    /// `created_at` (default), `updated_at`, `due_at` (missing due dates last), `priority`
+    /// (high first when descending) or `title`.
+    sort: Option<String>,
+    /// `asc` or `desc`; the default is `desc` for `created_at`, `updated_at` and `priority`, `asc`
+    /// for `due_at` and `title`.
+    order: Option<String>,
+    /// 1–100, default 50.
+    limit: Option<i64>,
+    /// 0–10,000; use `cursor` to page further.
+    offset: Option<i64>,
+    /// `next_cursor` of the previous page, with the same other parameters.
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskPage {
+    items: Vec<Task>,
+    /// How many tasks match in all.
+    total: i64,
+    limit: i64,
+    offset: i64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The caller's live tasks: searched, filtered, sorted and paged.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/tasks")]
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, ApiError> {
+    respond(&state, caller.0, Shelf::Live, &query).await
+}
+
+/// The caller's trash, most recently deleted first; `limit`, `offset` and `cursor` only.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/tasks/trash")]
+#[tracing::instrument(skip_all)]
+pub async fn trash(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, ApiError> {
+    respond(&state, caller.0, Shelf::Trash, &query).await
+}
+
+async fn respond(
+    state: &AppState,
+    user: Uuid,
+    shelf: Shelf,
+    pairs: &[(String, String)],
+) -> Result<HttpResponse, ApiError> {
+    let (mut spec, cursor) = parse(pairs, shelf)?;
+    let cursors = Cursors::new(&state.settings.auth.jwt_secret);
+    let fingerprint = Cursors::fingerprint(&format!(
+        "{user}|{shelf:?}|{:?}|{:?}|{:?}",
+        spec.filter, spec.sort, spec.direction
+    ));
+    if let Some(cursor) = cursor {
+        spec.after = Some(cursors.open(&fingerprint, cursor).map_err(|err| match err {
+            CursorError::Malformed => ApiError::BadRequest(format!("cursor: {err}.")),
+            CursorError::OtherQuery => ApiError::BadRequest(format!("cursor: {err}.")),
+        })?);
+    }
+    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
+    let page = task_list::list(&mut conn, user, &spec).await.map_err(ApiError::from_db)?;
+    Ok(HttpResponse::Ok().json(TaskPage {
+        items: page.items,
+        total: page.total,
+        limit: spec.limit,
+        offset: spec.offset,
+        next_cursor: page.next.map(|after| cursors.seal(&fingerprint, &after)),
+    }))
+}
+
+/// The parameters as given, each name once (except `priority`).
+struct Params<'a>(BTreeMap<&'a str, Vec<&'a str>>);
+
+impl<'a> Params<'a> {
+    fn new(pairs: &'a [(String, String)], allowed: &[&str]) -> Result<Self, ApiError> {
+        let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, value) in pairs {
+            if !allowed.contains(&name.as_str()) {
+                return Err(ApiError::BadRequest(format!(
+                    "Unknown query parameter `{name}`; this list takes {}.",
+                    allowed.join(", ")
+                )));
+            }
+            let values = map.entry(name.as_str()).or_default();
+            if !values.is_empty() && name != "priority" {
+                return Err(ApiError::BadRequest(format!(
+                    "The query parameter `{name}` may be given only once."
+                )));
+            }
+            values.push(value.as_str());
+        }
+        Ok(Self(map))
+    }
+
+    fn one(&self, name: &str) -> Option<&'a str> {
+        self.0.get(name).and_then(|values| values.first().copied())
+    }
+
+    fn all(&self, name: &str) -> Vec<&'a str> {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+}
+
+fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&str>), ApiError> {
+    let params = Params::new(pairs, if shelf == Shelf::Live { LIVE_PARAMS } else { TRASH_PARAMS })?;
+    let limit = integer(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
+    let offset = integer(&params, "offset")?.unwrap_or(0);
+    let cursor = params.one("cursor");
+
+    let mut errors = Vec::new();
+    let mut keep = Keep(&mut errors);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        keep.error(Invalid::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    if !(0..=MAX_OFFSET).contains(&offset) {
+        keep.error(Invalid::new(
+            "offset",
+            format!("must be between 0 and {MAX_OFFSET}; page further with cursor"),
+        ));
+    }
+    if cursor.is_some() && offset != 0 {
+        keep.error(Invalid::new(
+            "offset",
+            "cannot be combined with cursor, which already says where to start",
+        ));
+    }
+    let filter = Filter {
+        search: keep.ok(search(params.one("q"))).flatten(),
+        completed: keep.ok(boolean(&params, "completed")).flatten(),
+        priorities: keep.ok(priorities(&params.all("priority"))).unwrap_or_default(),
+        tags: keep.ok(tags(params.one("tags"))).unwrap_or_default(),
+        tag_mode: keep.ok(tag_mode(params.one("tag_mode"))).unwrap_or_default(),
+        due_from: keep.ok(instant(&params, "due_from")).flatten(),
+        due_to: keep.ok(instant(&params, "due_to")).flatten(),
+        overdue: keep.ok(boolean(&params, "overdue")).flatten(),
+        has_due: keep.ok(boolean(&params, "has_due")).flatten(),
+    };
+    if let (Some(from), Some(to)) = (filter.due_from, filter.due_to)
+        && from > to
+    {
+        keep.error(Invalid::new("due_to", "must not be before due_from"));
+    }
+    let sort = keep.ok(sort_key(params.one("sort"), &filter, shelf)).unwrap_or(SortKey::CreatedAt);
+    let direction = keep.ok(direction(params.one("order"), sort)).unwrap_or(Direction::Desc);
+
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let spec = ListSpec { shelf, filter, sort, direction, limit, offset, after: None };
+    Ok((spec, cursor))
+}
+
+/// Collects every parameter's mistake, so one answer names them all.
+struct Keep<'e>(&'e mut Vec<Invalid>);
+
+impl Keep<'_> {
+    fn ok<T>(&mut self, result: Result<T, Invalid>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+
+    fn error(&mut self, invalid: Invalid) {
+        self.0.push(invalid);
+    }
+}
+
+/// A malformed number is a 400 (like any malformed parameter); a number out of range a 422.
+fn integer(params: &Params<'_>, name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .one(name)
+        .map(|raw| raw.trim().parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::BadRequest(format!("The query parameter `{name}` must be an integer.")))
+}
+
+fn boolean(params: &Params<'_>, name: &'static str) -> Result<Option<bool>, Invalid> {
+    params
+        .one(name)
+        .map(|raw| match raw.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(Invalid::new(name, "must be true or false")),
+        })
+        .transpose()
+}
+
+fn instant(params: &Params<'_>, name: &'static str) -> Result<Option<DateTime<Utc>>, Invalid> {
+    params
+        .one(name)
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(raw.trim()).map(|at| at.to_utc()).map_err(|_| {
+                Invalid::new(
+                    name,
+                    "must be an RFC 3339 time with an offset, such as 2030-03-04T09:00:00+01:00",
+                )
+            })
+        })
+        .transpose()
+}
+
+fn search(raw: Option<&str>) -> Result<Option<Search>, Invalid> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.chars().count() > MAX_QUERY_CHARS {
+        return Err(Invalid::new("q", format!("must be at most {MAX_QUERY_CHARS} characters")));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(Invalid::new("q", "must not contain control characters"));
+    }
+    Ok(Search::parse(raw))
+}
+
+fn priorities(raw: &[&str]) -> Result<Vec<Priority>, Invalid> {
+    let mut priorities = Vec::new();
+    for value in raw.iter().flat_map(|v| v.split(',')) {
+        let priority = Priority::parse(value)
+            .map_err(|_| Invalid::new("priority", "each must be low, medium or high"))?;
+        if !priorities.contains(&priority) {
+            priorities.push(priority);
+        }
+    }
+    // One order for one meaning, so equal filters share cursors.
+    priorities.sort();
+    Ok(priorities)
+}
+
+fn tags(raw: Option<&str>) -> Result<Vec<String>, Invalid> {
+    let Some(raw) = raw else { return Ok(Vec::new()) };
+    let given: Vec<String> = raw.split(',').map(str::to_owned).collect();
+    let mut tags = Tags::parse(&given)?.as_slice().to_vec();
+    tags.sort();
+    Ok(tags)
+}
+
+fn tag_mode(raw: Option<&str>) -> Result<TagMode, Invalid> {
+    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("any") => Ok(TagMode::Any),
+        Some("all") => Ok(TagMode::All),
+        Some(_) => Err(Invalid::new("tag_mode", "must be any or all")),
+    }
+}
+
+fn sort_key(raw: Option<&str>, filter: &Filter, shelf: Shelf) -> Result<SortKey, Invalid> {
+    if shelf == Shelf::Trash {
+        return Ok(SortKey::DeletedAt);
+    }
+    match raw.map(str::trim) {
+        None if filter.search.is_some() => Ok(SortKey::Relevance),
+        None | Some("created_at") => Ok(SortKey::CreatedAt),
+        Some("updated_at") => Ok(SortKey::UpdatedAt),
+        Some("due_at") => Ok(SortKey::DueAt),
+        Some("priority") => Ok(SortKey::Priority),
+        Some("title") => Ok(SortKey::Title),
+        Some(_) => {
+            Err(Invalid::new("sort", "must be one of created_at, updated_at, due_at, priority, title"))
+        }
+    }
+}
+
+fn direction(raw: Option<&str>, sort: SortKey) -> Result<Direction, Invalid> {
+    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
+        Some("asc") => Ok(Direction::Asc),
+        Some("desc") => Ok(Direction::Desc),
+        Some(_) => Err(Invalid::new("order", "must be asc or desc")),
+        None => Ok(match sort {
+            SortKey::DueAt | SortKey::Title => Direction::Asc,
+            _ => Direction::Desc,
+        }),
+    }
+}

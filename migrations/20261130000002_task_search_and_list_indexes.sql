@@ -46,26 +46,47 @@ INSERT INTO task_counts (user_id, live, trashed)
 SELECT user_id, count(*) FILTER (WHERE deleted_at IS NULL), count(*) FILTER (WHERE deleted_at IS NOT NULL)
 FROM tasks GROUP BY user_id;
 
-CREATE FUNCTION tasks_count_change() RETURNS trigger
+-- Statement-level, over transition tables: one update per user per statement, so deleting an
+-- account's 50,000 tasks (or importing many) touches its count row once, not 50,000 times.
+CREATE FUNCTION tasks_count_insert() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO task_counts AS c (user_id, live, trashed)
-        VALUES (NEW.user_id, (NEW.deleted_at IS NULL)::int, (NEW.deleted_at IS NOT NULL)::int)
-        ON CONFLICT (user_id) DO UPDATE SET live = c.live + EXCLUDED.live, trashed = c.trashed + EXCLUDED.trashed;
-    ELSIF TG_OP = 'DELETE' THEN
-        UPDATE task_counts
-        SET live = live - (OLD.deleted_at IS NULL)::int, trashed = trashed - (OLD.deleted_at IS NOT NULL)::int
-        WHERE user_id = OLD.user_id;
-    ELSIF (OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL) THEN
-        UPDATE task_counts
-        SET live = live + CASE WHEN NEW.deleted_at IS NULL THEN 1 ELSE -1 END,
-            trashed = trashed + CASE WHEN NEW.deleted_at IS NULL THEN -1 ELSE 1 END
-        WHERE user_id = NEW.user_id;
-    END IF;
+    INSERT INTO task_counts AS c (user_id, live, trashed)
+    SELECT user_id, count(*) FILTER (WHERE deleted_at IS NULL), count(*) FILTER (WHERE deleted_at IS NOT NULL)
+    FROM new_rows GROUP BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET live = c.live + EXCLUDED.live, trashed = c.trashed + EXCLUDED.trashed;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER tasks_count_change AFTER INSERT OR DELETE OR UPDATE OF deleted_at ON tasks
-    FOR EACH ROW EXECUTE FUNCTION tasks_count_change();
+CREATE FUNCTION tasks_count_delete() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE task_counts c SET live = c.live - d.live, trashed = c.trashed - d.trashed
+    FROM (SELECT user_id, count(*) FILTER (WHERE deleted_at IS NULL) AS live,
+                 count(*) FILTER (WHERE deleted_at IS NOT NULL) AS trashed
+          FROM old_rows GROUP BY user_id) d
+    WHERE c.user_id = d.user_id;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION tasks_count_update() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE task_counts c SET live = c.live + d.restored, trashed = c.trashed - d.restored
+    FROM (SELECT n.user_id, sum(CASE WHEN n.deleted_at IS NULL THEN 1 ELSE -1 END) AS restored
+          FROM new_rows n JOIN old_rows o ON o.id = n.id
+          WHERE (o.deleted_at IS NULL) <> (n.deleted_at IS NULL)
+          GROUP BY n.user_id) d
+    WHERE c.user_id = d.user_id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks_count_insert();
+CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks_count_delete();
+CREATE TRIGGER tasks_count_update AFTER UPDATE ON tasks
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks_count_update();

@@ -5,7 +5,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::domain::recurrence::{Current, Occurrence, StepError, next_occurrence};
+use crate::domain::recurrence::{
+    Current, MAX_STEPS, Occurrence, READ_STEPS, StepError, next_occurrence_within,
+};
 use crate::domain::{Priority, RecurrenceAnchor, TaskFields, TimeZone};
 
 /// A task as clients see it.
@@ -106,7 +108,7 @@ impl From<TaskRow> for Task {
             updated_at: r.updated_at,
             version: r.version,
         };
-        task.next_occurrence_at = task.next_occurrence().ok().flatten().map(|next| next.due_at);
+        task.next_occurrence_at = task.step(READ_STEPS).ok().flatten().map(|next| next.due_at);
         task
     }
 }
@@ -114,6 +116,10 @@ impl From<TaskRow> for Task {
 impl Task {
     /// The occurrence that completing this one brings, computed from the stored fields alone.
     pub fn next_occurrence(&self) -> Result<Option<Occurrence>, StepError> {
+        self.step(MAX_STEPS)
+    }
+
+    fn step(&self, max_steps: usize) -> Result<Option<Occurrence>, StepError> {
         let (Some(rule), Some(due_at), Some(series_index)) =
             (self.recurrence_rule.as_deref(), self.due_at, self.series_index)
         else {
@@ -121,14 +127,17 @@ impl Task {
         };
         let timezone = TimeZone::parse("timezone", &self.timezone)
             .map_err(|_| StepError::BadRule(format!("unknown time zone {:?}", self.timezone)))?;
-        next_occurrence(Current {
-            rule,
-            timezone,
-            anchor: self.recurrence_anchor,
-            due_at,
-            series_index,
-            completed_at: self.completed_at,
-        })
+        next_occurrence_within(
+            Current {
+                rule,
+                timezone,
+                anchor: self.recurrence_anchor,
+                due_at,
+                series_index,
+                completed_at: self.completed_at,
+            },
+            max_steps,
+        )
     }
 }
 

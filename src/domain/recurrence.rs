@@ -13,7 +13,12 @@ use super::{RecurrenceAnchor, TimeZone};
 
 /// More candidate instants than any sane rule needs between one occurrence and the next
 /// (an hourly rule completed eleven years late); past it the step gives up rather than spin.
-const MAX_STEPS: usize = 100_000;
+pub const MAX_STEPS: usize = 100_000;
+
+/// The budget for showing `next_occurrence_at` on a read, which every listed task pays: a
+/// series completed so late that its step needs more than this shows `null` until the worker
+/// has made the occurrence.
+pub const READ_STEPS: usize = 10_000;
 
 /// The occurrence a series continues with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +45,7 @@ pub struct Current<'a> {
 pub enum StepError {
     #[error("the stored recurrence rule no longer parses: {0}")]
     BadRule(String),
-    #[error("no occurrence within {MAX_STEPS} steps of the reference time")]
+    #[error("no occurrence within the step budget of the reference time")]
     TooFar,
 }
 
@@ -55,6 +60,14 @@ pub enum StepError {
 /// shows before completion. The result depends only on its inputs, never on the clock, so the
 /// web process and the worker agree.
 pub fn next_occurrence(current: Current<'_>) -> Result<Option<Occurrence>, StepError> {
+    next_occurrence_within(current, MAX_STEPS)
+}
+
+/// [`next_occurrence`] with a smaller budget of candidate instants.
+pub fn next_occurrence_within(
+    current: Current<'_>,
+    max_steps: usize,
+) -> Result<Option<Occurrence>, StepError> {
     let (body, count) = without_count(current.rule)?;
     let (start, reference) = match current.anchor {
         RecurrenceAnchor::Due => {
@@ -79,7 +92,7 @@ pub fn next_occurrence(current: Current<'_>) -> Result<Option<Occurrence>, StepE
 
     let mut skipped: i32 = 0;
     for (steps, instant) in set.into_iter().enumerate() {
-        if steps >= MAX_STEPS {
+        if steps >= max_steps {
             return Err(StepError::TooFar);
         }
         let instant = instant.with_timezone(&Utc);
@@ -275,6 +288,20 @@ mod tests {
             Some("2026-12-10T09:00:00Z"),
         );
         assert_eq!(next, None);
+    }
+
+    #[test]
+    fn a_step_past_its_budget_gives_up_instead_of_spinning() {
+        let current = Current {
+            rule: "FREQ=HOURLY",
+            timezone: TimeZone::UTC,
+            anchor: RecurrenceAnchor::Due,
+            due_at: utc("2016-01-01T09:00:00Z"),
+            series_index: 1,
+            completed_at: Some(utc("2026-12-10T12:00:00Z")),
+        };
+        assert_eq!(next_occurrence_within(current, READ_STEPS), Err(StepError::TooFar));
+        assert_eq!(next_occurrence(current).unwrap().map(|o| o.due_at), Some(utc("2026-12-10T13:00:00Z")));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use rrule::{Frequency, RRule, Unvalidated};
+use rrule::{Frequency, RRule, RRuleSet, Unvalidated};
 use serde::{Deserialize, Serialize};
 
 use super::{Invalid, TimeZone};
@@ -187,7 +187,15 @@ impl RecurrenceRule {
     pub fn check_start(&self, due_at: DateTime<Utc>, timezone: TimeZone) -> Result<(), Invalid> {
         let rule: RRule<Unvalidated> = self.0.parse().map_err(|e| invalid_rule(&e))?;
         let start = due_at.with_timezone(&rrule::Tz::Tz(timezone.tz()));
-        rule.validate(start).map(|_| ()).map_err(|e| invalid_rule(&e))
+        let rule = rule.validate(start).map_err(|e| invalid_rule(&e))?;
+        // A rule can be valid and still never match (the 30th of February): the expansion would
+        // then search for a long time on every step. Refuse it here, once.
+        let ends = rule.get_count().is_some() || rule.get_until().is_some();
+        let found = RRuleSet::new(start).rrule(rule).after(start).all(2);
+        if found.dates.iter().all(|d| *d <= start) && !ends {
+            return Err(Invalid::new("recurrence_rule", "never produces an occurrence after the first"));
+        }
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -296,6 +304,19 @@ mod tests {
         assert_eq!(RecurrenceRule::parse("RRULE:FREQ=DAILY;COUNT=3").unwrap().as_str(), "FREQ=DAILY;COUNT=3");
         for bad in ["", "FREQ=SOMETIMES", "BYDAY=MO", "FREQ=MINUTELY", "FREQ=DAILY;INTERVAL=x"] {
             assert!(RecurrenceRule::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn a_rule_that_never_matches_is_refused_but_a_series_that_ends_is_not() {
+        let due: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().unwrap();
+        let never = RecurrenceRule::parse("FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30").unwrap();
+        assert_eq!(never.check_start(due, TimeZone::UTC).unwrap_err().field, "recurrence_rule");
+        for ends in
+            ["FREQ=DAILY;COUNT=1", "FREQ=DAILY;UNTIL=20261201T090000Z", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"]
+        {
+            let rule = RecurrenceRule::parse(ends).unwrap();
+            assert!(rule.check_start(due, TimeZone::UTC).is_ok(), "{ends}");
         }
     }
 

@@ -133,6 +133,7 @@ struct ListedRow {
     task: TaskRow,
     sort_text: Option<String>,
     sort_rank: Option<f32>,
+    full_count: Option<i64>,
 }
 
 pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<Page, sqlx::Error> {
@@ -145,6 +146,14 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
             "NULL::text AS sort_text, ts_rank(search, q.query) AS sort_rank"
         }
         _ => "NULL::text AS sort_text, NULL::real AS sort_rank",
+    });
+    // Ranking visits every match anyway, so the first page of a ranked search counts them in
+    // the same pass instead of a second query.
+    let counted_here = ranked(spec) && spec.after.is_none();
+    query.push(if counted_here {
+        ", count(*) OVER () AS full_count"
+    } else {
+        ", NULL::bigint AS full_count"
     });
     from_where(&mut query, user_id, spec);
     if let Some(after) = &spec.after {
@@ -164,8 +173,15 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
         (true, Some(last)) => Some(After { key: key_of(spec, last), id: last.task.id }),
         _ => None,
     };
-    let total = count(conn, user_id, spec).await?;
+    let total = match rows.first().and_then(|r| r.full_count) {
+        Some(total) if counted_here => total,
+        _ => count(conn, user_id, spec).await?,
+    };
     Ok(Page { items: rows.into_iter().map(|r| Task::from(r.task)).collect(), total, next })
+}
+
+fn ranked(spec: &ListSpec) -> bool {
+    spec.sort == SortKey::Relevance && spec.filter.search.is_some()
 }
 
 /// How many tasks match, whatever page this is. Unfiltered, it is the trigger-kept count; a

@@ -309,6 +309,20 @@ async fn search_understands_phrases_or_exclusion_prefixes_and_other_languages() 
         sorted["items"].as_array().unwrap().iter().map(|t| by_title[t["id"].as_str().unwrap()]).collect();
     assert_eq!(titles, ["Lunch with the team", "Meeting the dentist", "Team meeting notes"]);
     assert_eq!(sorted["total"], 3);
+    // The total is the same on a ranked first page (counted in the ranking pass) and after it.
+    let first: Value = app.get_as(&user.token, "/api/v1/tasks?q=meeting&limit=1").await.json().await.unwrap();
+    assert_eq!(first["total"], 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .get_as(&user.token, &format!("/api/v1/tasks?q=meeting&limit=1&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["total"], 3);
+    let beyond: Value =
+        app.get_as(&user.token, "/api/v1/tasks?q=meeting&offset=5").await.json().await.unwrap();
+    assert_eq!((beyond["total"].as_i64(), beyond["items"].as_array().unwrap().len()), (Some(3), 0));
     // Relevance pages with a cursor like any other order.
     let paged = all_pages(&app, &user, "q=meeting", 1).await;
     assert_eq!(paged.iter().map(|t| by_title[t["id"].as_str().unwrap()]).collect::<Vec<_>>(), meeting);

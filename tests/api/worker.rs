@@ -172,3 +172,17 @@ async fn jobs_still_running_after_the_grace_period_are_returned_to_the_queue() {
     .await;
     next.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_second_worker_on_the_same_metrics_port_still_starts_on_a_free_one() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let first = app.spawn_worker(&smtp).await;
+    let port = first.metrics_addr.port();
+    let second = app.spawn_worker_with(&smtp, |s| s.worker.metrics_port = port).await;
+    assert_ne!(second.metrics_addr.port(), port);
+    let health = app.client.get(format!("http://{}/health", second.metrics_addr)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}

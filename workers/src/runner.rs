@@ -52,9 +52,18 @@ impl Worker {
     pub async fn build(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
         let mailer = Arc::new(Mailer::from_settings(&settings.email, settings.environment)?);
         let (host, port) = (&settings.worker.metrics_host, settings.worker.metrics_port);
-        let metrics = MetricsServer::bind(host, port)
-            .await
-            .with_context(|| format!("binding the worker's metrics endpoint on {host}:{port}"))?;
+        let metrics = match MetricsServer::bind(host, port).await {
+            // Several workers on one host share a config: the second one still runs and says
+            // where its metrics went, rather than failing to start over a probe port.
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
+                let metrics = MetricsServer::bind(host, 0).await?;
+                tracing::warn!(port, actual = %metrics.local_addr()?, "metrics port in use; serving metrics on a free port");
+                metrics
+            }
+            other => {
+                other.with_context(|| format!("binding the worker's metrics endpoint on {host}:{port}"))?
+            }
+        };
         let metrics_addr = metrics.local_addr()?;
         let worker = &settings.worker;
         let retry = RetryPolicy {

@@ -10,11 +10,13 @@
 
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
+#[path = "common/measure.rs"]
+mod measure;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures::StreamExt;
 use helpers::{TestApp, TestUser};
+use measure::{Outcome, measure};
 use serde_json::Value;
 
 const CONCURRENCY: usize = 16;
@@ -50,13 +52,6 @@ SELECT gen_random_uuid(), owner,
        'UTC', created, created
 FROM rows, vocabulary
 "#;
-
-struct Outcome {
-    name: String,
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
 
 #[tokio::main]
 async fn main() {
@@ -181,20 +176,10 @@ async fn get(app: &TestApp, user: &TestUser, path: &str) -> Value {
 async fn run(app: &TestApp, user: &TestUser, name: String, path: &str) -> Outcome {
     // Warm the path once so the first measured request does not pay for cold caches alone.
     let _ = app.get_as(&user.token, path).await;
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..REQUESTS)
-        .map(|_| async {
-            let sent = Instant::now();
-            let response = app.get_as(&user.token, path).await;
-            assert!(response.status().is_success(), "{name}: {}", response.status());
-            response.bytes().await.expect("body read");
-            sent.elapsed()
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Outcome { per_second: REQUESTS as f64 / elapsed.as_secs_f64(), p50: pick(0.50), p99: pick(0.99), name }
+    measure(name, REQUESTS, CONCURRENCY, |_| async {
+        let response = app.get_as(&user.token, path).await;
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.bytes().await.expect("body read");
+    })
+    .await
 }

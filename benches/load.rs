@@ -9,24 +9,17 @@
 
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
+#[path = "common/measure.rs"]
+mod measure;
 
-use std::time::{Duration, Instant};
-
-use futures::StreamExt;
 use helpers::{TestApp, TestUser};
+use measure::{Outcome, measure};
 use reqwest::Method;
 use serde_json::json;
 
 const REQUESTS: usize = 4000;
 const CONCURRENCY: usize = 32;
 const USERS: usize = 32;
-
-struct Result {
-    name: &'static str,
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
 
 #[tokio::main]
 async fn main() {
@@ -103,31 +96,21 @@ async fn main() {
 
 type Request<'a> = (Method, String, Option<&'a TestUser>, Option<serde_json::Value>);
 
-async fn run<'a>(name: &'static str, app: &'a TestApp, request: impl Fn(usize) -> Request<'a>) -> Result {
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..REQUESTS)
-        .map(|i| {
-            let (method, path, user, body) = request(i);
-            let mut builder = app.client.request(method, app.url(&path));
-            if let Some(user) = user {
-                builder = builder.bearer_auth(&user.token);
-            }
-            if let Some(body) = body {
-                builder = builder.json(&body);
-            }
-            async move {
-                let sent = Instant::now();
-                let response = builder.send().await.expect("request sent");
-                assert!(response.status().is_success(), "{name}: {}", response.status());
-                response.bytes().await.expect("body read");
-                sent.elapsed()
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Result { name, per_second: REQUESTS as f64 / elapsed.as_secs_f64(), p50: pick(0.50), p99: pick(0.99) }
+async fn run<'a>(name: &'static str, app: &'a TestApp, request: impl Fn(usize) -> Request<'a>) -> Outcome {
+    measure(name, REQUESTS, CONCURRENCY, |i| {
+        let (method, path, user, body) = request(i);
+        let mut builder = app.client.request(method, app.url(&path));
+        if let Some(user) = user {
+            builder = builder.bearer_auth(&user.token);
+        }
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        async move {
+            let response = builder.send().await.expect("request sent");
+            assert!(response.status().is_success(), "{name}: {}", response.status());
+            response.bytes().await.expect("body read");
+        }
+    })
+    .await
 }

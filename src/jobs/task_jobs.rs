@@ -57,19 +57,8 @@ async fn sync_reminder(
     }
     cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
     if let Some(old) = before.and_then(|b| b.reminder_at) {
-        let reason = if after.deleted_at.is_some() {
-            Some("task_deleted")
-        } else if after.completed {
-            Some("task_completed")
-        } else if after.reminder_at.is_none() {
-            Some("reminder_cleared")
-        } else if after.reminder_at != Some(old) {
-            Some("reminder_moved")
-        } else {
-            None
-        };
         // A retry that was waiting for this reminder will not come; say so in its history.
-        if let Some(reason) = reason {
+        if let Some(reason) = unwanted_reminder(after, old) {
             crate::db::reminders::skip_pending(conn, after.id, old, reason).await?;
         }
     }
@@ -130,6 +119,21 @@ async fn sync_next_occurrence(
     enqueue(conn, &job, schedule).await?;
     tasks::set_next_occurrence_queued(conn, after.id, true).await?;
     Ok(())
+}
+
+/// Why the task no longer wants the reminder it had at `reminder_at`, if it does not.
+pub fn unwanted_reminder(task: &Task, reminder_at: DateTime<Utc>) -> Option<&'static str> {
+    if task.deleted_at.is_some() {
+        Some("task_deleted")
+    } else if task.completed {
+        Some("task_completed")
+    } else if task.reminder_at.is_none() {
+        Some("reminder_cleared")
+    } else if task.reminder_at != Some(reminder_at) {
+        Some("reminder_moved")
+    } else {
+        None
+    }
 }
 
 /// The queue stores whole seconds; round up so a job never runs before its time.

@@ -11,7 +11,7 @@ use crate::db::{tasks, users};
 use crate::domain::TimeZone;
 use crate::email::reminder::{self as message, Reminder as Content};
 use crate::email::{Mailer, SendError};
-use crate::jobs::task_jobs::Reminder;
+use crate::jobs::task_jobs::{Reminder, unwanted_reminder};
 
 /// Delivers `job` once. The delivery record is created, then claimed (row-locked) before anything
 /// is sent, and stays locked until the outcome is committed, so two workers holding the same
@@ -47,14 +47,8 @@ pub async fn deliver(
         return Ok(Handled::Cancelled("account_gone"));
     };
 
-    let skip = if task.deleted_at.is_some() {
-        Some("task_deleted")
-    } else if task.completed {
-        Some("task_completed")
-    } else if task.reminder_at.is_none() {
-        Some("reminder_cleared")
-    } else if task.reminder_at != Some(job.reminder_at) {
-        Some("reminder_moved")
+    let skip = if let Some(reason) = unwanted_reminder(&task, job.reminder_at) {
+        Some(reason)
     } else if !user.email_reminders {
         Some("reminders_off")
     } else if user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {

@@ -71,15 +71,20 @@ BEGIN
 END
 $$;
 
+-- Any update: rows that moved in or out of the trash (or, should one ever, to another user)
+-- change the counts; an ordinary edit nets to zero per user and writes nothing.
 CREATE FUNCTION tasks_count_update() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE task_counts c SET live = c.live + d.restored, trashed = c.trashed - d.restored
-    FROM (SELECT n.user_id, sum(CASE WHEN n.deleted_at IS NULL THEN 1 ELSE -1 END) AS restored
-          FROM new_rows n JOIN old_rows o ON o.id = n.id
-          WHERE (o.deleted_at IS NULL) <> (n.deleted_at IS NULL)
-          GROUP BY n.user_id) d
-    WHERE c.user_id = d.user_id;
+    INSERT INTO task_counts AS c (user_id, live, trashed)
+    SELECT user_id, sum(live), sum(trashed)
+    FROM (SELECT user_id, -(deleted_at IS NULL)::int AS live, -(deleted_at IS NOT NULL)::int AS trashed
+          FROM old_rows
+          UNION ALL
+          SELECT user_id, (deleted_at IS NULL)::int, (deleted_at IS NOT NULL)::int FROM new_rows) d
+    GROUP BY user_id
+    HAVING sum(live) <> 0 OR sum(trashed) <> 0
+    ON CONFLICT (user_id) DO UPDATE SET live = c.live + EXCLUDED.live, trashed = c.trashed + EXCLUDED.trashed;
     RETURN NULL;
 END
 $$;

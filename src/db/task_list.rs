@@ -46,35 +46,27 @@ pub enum TagMode {
     All,
 }
 
-/// A full-text search as people type it: `websearch_to_tsquery` syntax, with the last plain
-/// word also matched as a prefix (`mee` finds "meeting").
+/// A full-text search as people type it, in `websearch_to_tsquery` syntax. When the last word is
+/// a plain word of at least [`Search::PREFIX_MIN_CHARS`] letters or digits, outside quotes, it
+/// also matches as a prefix (`mee` finds "meeting"); shorter prefixes would read the index
+/// entries of every user's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Search {
-    pub words: String,
-    pub prefix: Option<String>,
-    /// The prefix was typed after `or`: either may match.
-    pub either: bool,
+    pub text: String,
+    pub prefix: bool,
 }
 
 impl Search {
+    pub const PREFIX_MIN_CHARS: usize = 3;
+
     pub fn parse(raw: &str) -> Option<Self> {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return None;
-        }
-        let tokens: Vec<&str> = raw.split_whitespace().collect();
-        let last = tokens[tokens.len() - 1];
-        let plain = last.chars().all(char::is_alphanumeric) && !last.eq_ignore_ascii_case("or");
-        let in_quotes = raw.matches('"').count() % 2 == 1;
-        if !plain || in_quotes {
-            return Some(Self { words: raw.to_owned(), prefix: None, either: false });
-        }
-        let mut before = &tokens[..tokens.len() - 1];
-        let either = before.last().is_some_and(|t| t.eq_ignore_ascii_case("or"));
-        if either {
-            before = &before[..before.len() - 1];
-        }
-        Some(Self { words: before.join(" "), prefix: Some(last.to_lowercase()), either })
+        let text = raw.trim();
+        let last = text.split_whitespace().last()?;
+        let prefix = last.chars().count() >= Self::PREFIX_MIN_CHARS
+            && last.chars().all(char::is_alphanumeric)
+            && !last.eq_ignore_ascii_case("or")
+            && text.matches('"').count().is_multiple_of(2);
+        Some(Self { text: text.to_owned(), prefix })
     }
 }
 
@@ -204,17 +196,15 @@ async fn count(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Resul
 
 fn with_search(query: &mut QueryBuilder<Postgres>, spec: &ListSpec) {
     let Some(search) = &spec.filter.search else { return };
+    let parsed = "websearch_to_tsquery('simple', todo_unaccent(";
     query.push("WITH q AS (SELECT ");
-    let words = (!search.words.is_empty()).then_some(&search.words);
-    if let Some(words) = words {
-        query.push("websearch_to_tsquery('simple', todo_unaccent(").push_bind(words.clone()).push("))");
-    }
-    if let Some(prefix) = &search.prefix {
-        if words.is_some() {
-            query.push(if search.either { " || " } else { " && " });
-        }
-        // A quoted lexeme with the prefix marker; the word is letters and digits only.
-        query.push("to_tsquery('simple', todo_unaccent(").push_bind(format!("'{prefix}':*")).push("))");
+    if search.prefix {
+        // websearch_to_tsquery keeps the precedence people mean (`a or b c` is a | (b & c)) and
+        // does all the quoting; its text ends with the last word's lexeme, made a prefix here.
+        query.push("(regexp_replace(").push(parsed).push_bind(search.text.clone());
+        query.push("))::text, '''$', ''':*'))::tsquery");
+    } else {
+        query.push(parsed).push_bind(search.text.clone()).push("))");
     }
     query.push(" AS query) ");
 }
@@ -321,21 +311,17 @@ mod tests {
 
     #[test]
     fn the_last_plain_word_is_also_a_prefix() {
-        let search = |q| Search::parse(q);
-        let prefixed = |words: &str, prefix: &str, either| {
-            Some(Search { words: words.into(), prefix: Some(prefix.into()), either })
-        };
-        assert_eq!(search("team mee"), prefixed("team", "mee", false));
-        assert_eq!(search("Mee"), prefixed("", "mee", false));
-        assert_eq!(search("café"), prefixed("", "café", false));
-        assert_eq!(search("dentist OR lunch"), prefixed("dentist", "lunch", true));
-        assert_eq!(search("\"a b\" -c d"), prefixed("\"a b\" -c", "d", false));
-        let whole = |q: &str| Some(Search { words: q.into(), prefix: None, either: false });
-        assert_eq!(search("\"team meeting\""), whole("\"team meeting\""));
-        assert_eq!(search("team -lunch"), whole("team -lunch"));
-        assert_eq!(search("standup or"), whole("standup or"));
-        assert_eq!(search("\"open quote"), whole("\"open quote"));
-        assert_eq!(search("it's"), whole("it's"), "only letters and digits become a prefix");
-        assert_eq!(search("   "), None);
+        let prefix = |q: &str| Search::parse(q).map(|s| s.prefix);
+        assert_eq!(prefix("team mee"), Some(true));
+        assert_eq!(prefix("Café"), Some(true));
+        assert_eq!(prefix("dentist OR lunch"), Some(true));
+        assert_eq!(prefix("\"a b\" -c dee"), Some(true));
+        assert_eq!(prefix("\"team meeting\""), Some(false), "a quoted phrase stays whole");
+        assert_eq!(prefix("team -lunch"), Some(false), "an exclusion is not a prefix");
+        assert_eq!(prefix("standup or"), Some(false));
+        assert_eq!(prefix("\"open quote"), Some(false));
+        assert_eq!(prefix("it's"), Some(false), "only letters and digits become a prefix");
+        assert_eq!(prefix("go to"), Some(false), "too short: it would read every user's words");
+        assert_eq!(Search::parse("   "), None);
     }
 }

@@ -139,14 +139,15 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
         }
         _ => "NULL::text AS sort_text, NULL::real AS sort_rank",
     });
-    // Ranking visits every match anyway, so the first page of a ranked search counts them in
-    // the same pass instead of a second query.
-    let counted_here = ranked(spec) && spec.after.is_none();
-    query.push(if counted_here {
-        ", count(*) OVER () AS full_count"
+    // The total comes with the page, from the same snapshot and in the same round trip. Ranking
+    // visits every match anyway, so a ranked search's first page counts them in that pass.
+    if ranked(spec) && spec.after.is_none() {
+        query.push(", count(*) OVER () AS full_count");
     } else {
-        ", NULL::bigint AS full_count"
-    });
+        query.push(", (");
+        push_count(&mut query, user_id, spec);
+        query.push(") AS full_count");
+    }
     from_where(&mut query, user_id, spec);
     if let Some(after) = &spec.after {
         query.push(" AND (").push(key_sql(spec)).push(", id) ");
@@ -165,9 +166,10 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
         (true, Some(last)) => Some(After { key: key_of(spec, last), id: last.task.id }),
         _ => None,
     };
-    let total = match rows.first().and_then(|r| r.full_count) {
-        Some(total) if counted_here => total,
-        _ => count(conn, user_id, spec).await?,
+    // A page past the end has no row to carry the total.
+    let total = match rows.first() {
+        Some(row) => row.full_count.unwrap_or(0),
+        None => count(conn, user_id, spec).await?,
     };
     Ok(Page { items: rows.into_iter().map(|r| Task::from(r.task)).collect(), total, next })
 }
@@ -176,22 +178,30 @@ fn ranked(spec: &ListSpec) -> bool {
     spec.sort == SortKey::Relevance && spec.filter.search.is_some()
 }
 
-/// How many tasks match, whatever page this is. Unfiltered, it is the trigger-kept count; a
-/// filter's count costs a scan of its matches, through the filter's own index.
+/// How many tasks match, whatever page this is, for a page with no row to carry it.
 async fn count(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<i64, sqlx::Error> {
-    if spec.filter == Filter::default() {
-        let column = match spec.shelf {
-            Shelf::Live => "SELECT live FROM task_counts WHERE user_id = $1",
-            Shelf::Trash => "SELECT trashed FROM task_counts WHERE user_id = $1",
-        };
-        let total: Option<i64> = sqlx::query_scalar(column).bind(user_id).fetch_optional(&mut *conn).await?;
-        return Ok(total.unwrap_or(0));
-    }
     let mut query = QueryBuilder::<Postgres>::new("");
     with_search(&mut query, spec);
-    query.push("SELECT count(*)");
-    from_where(&mut query, user_id, spec);
-    query.build_query_scalar().fetch_one(conn).await
+    query.push("SELECT (");
+    push_count(&mut query, user_id, spec);
+    query.push(")");
+    query.build_query_scalar::<Option<i64>>().fetch_one(conn).await.map(Option::unwrap_or_default)
+}
+
+/// The count's query, written inside the list's (`q` is the search the statement starts with).
+/// Unfiltered, it is the trigger-kept count; a filter's count costs a scan of its matches, through
+/// the filter's own index.
+fn push_count(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec) {
+    if spec.filter == Filter::default() {
+        query.push(match spec.shelf {
+            Shelf::Live => "SELECT live FROM task_counts WHERE user_id = ",
+            Shelf::Trash => "SELECT trashed FROM task_counts WHERE user_id = ",
+        });
+        query.push_bind(user_id);
+    } else {
+        query.push("SELECT count(*)");
+        from_where(query, user_id, spec);
+    }
 }
 
 fn with_search(query: &mut QueryBuilder<Postgres>, spec: &ListSpec) {

@@ -5,7 +5,8 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, from_fn};
+use actix_web::http::header;
+use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use sqlx::PgPool;
@@ -76,11 +77,18 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(extractors::path_config())
             .app_data(web::PayloadConfig::new(body_limit))
             .wrap(Compress::default())
+            // No browser may guess another content type from a body a user wrote.
+            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .wrap(from_fn(request_id::middleware))
             .configure(routes::ops::configure)
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-            .service(web::scope("/api/v1").configure(routes::configure_api))
+            // API answers carry tokens and personal data: no shared or browser cache may keep them.
+            .service(
+                web::scope("/api/v1")
+                    .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+                    .configure(routes::configure_api),
+            )
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(server_settings.shutdown_timeout_secs)

@@ -167,6 +167,18 @@ async fn a_token_with_a_tampered_payload_is_rejected() {
 }
 
 #[tokio::test]
+async fn a_token_issued_in_the_future_is_rejected_beyond_the_clock_leeway() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |iat: i64| json!({"sub": user.id, "iat": iat, "exp": now + 7200, "jti": Uuid::new_v4()});
+    let future = sign(&claims(now + 3600), &secret(&app));
+    assert_problem(app.get_as(&future, "/api/v1/users/me").await, 401, "token_invalid").await;
+    let skewed = sign(&claims(now + 10), &secret(&app));
+    assert_eq!(app.get_as(&skewed, "/api/v1/users/me").await.status(), 200, "a little clock skew is fine");
+}
+
+#[tokio::test]
 async fn a_token_signed_with_another_key_is_rejected() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;

@@ -66,3 +66,25 @@ async fn wrong_types_in_well_formed_json_are_422s() {
     let response = app.post_json(REGISTER, &serde_json::json!({"email": 5, "password": TEST_PASSWORD})).await;
     assert_problem(response, 422, "validation_failed").await;
 }
+
+#[tokio::test]
+async fn responses_forbid_sniffing_and_api_answers_forbid_caching() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let health = app.get("/health").await;
+    assert_eq!(header(&health, "x-content-type-options").as_deref(), Some("nosniff"));
+    let me = app.get_as(&user.token, "/api/v1/users/me").await;
+    assert_eq!(me.status(), 200);
+    assert_eq!(header(&me, "x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(header(&me, "cache-control").as_deref(), Some("no-store"), "personal data is not cached");
+    let login = app
+        .post_json("/api/v1/auth/login", &serde_json::json!({"email": user.email, "password": TEST_PASSWORD}))
+        .await;
+    assert_eq!(login.status(), 200);
+    assert_eq!(header(&login, "cache-control").as_deref(), Some("no-store"), "nor are tokens");
+    let problem = app.get_as(&user.token, "/api/v1/tasks/not-a-task").await;
+    assert_eq!(header(&problem, "cache-control").as_deref(), Some("no-store"));
+}

@@ -29,6 +29,8 @@ struct ExternalClaims {
     jti: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    iat: Option<i64>,
 }
 
 /// Who a valid token speaks for.
@@ -112,6 +114,7 @@ impl TokenKeys {
 
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) if self.issued_in_future(data.claims.iat) => Err(TokenError::Invalid),
             Ok(data) => Ok(VerifiedToken {
                 subject: Subject::User(data.claims.sub),
                 token_id: data.claims.jti.to_string(),
@@ -122,11 +125,21 @@ impl TokenKeys {
         }
     }
 
+    /// jsonwebtoken does not check `iat`: a token "issued" later than now (beyond the clock-skew
+    /// leeway) was not issued by a correct clock, and would outlive its stated lifetime.
+    fn issued_in_future(&self, iat: i64) -> bool {
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(i64::MAX);
+        iat > Utc::now().timestamp().saturating_add(leeway)
+    }
+
     fn verify_external(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         let (key, validation) = self.external.as_ref().ok_or(TokenError::Invalid)?;
         let data =
             jsonwebtoken::decode::<ExternalClaims>(token, key, validation).map_err(|e| classify(e.kind()))?;
         let claims = data.claims;
+        if claims.iat.is_some_and(|iat| self.issued_in_future(iat)) {
+            return Err(TokenError::Invalid);
+        }
         if claims.sub.is_empty() || claims.sub.len() > 255 || claims.sub.chars().any(char::is_control) {
             return Err(TokenError::Invalid);
         }

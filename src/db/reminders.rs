@@ -38,17 +38,14 @@ pub async fn ensure(
     task_id: Uuid,
     reminder_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let user: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let user = super::users::lock_key_share(conn, user_id).await?;
     let task: Option<i32> =
         sqlx::query_scalar("SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2 FOR KEY SHARE")
             .bind(task_id)
             .bind(user_id)
             .fetch_optional(&mut *conn)
             .await?;
-    if user.is_none() || task.is_none() {
+    if !user || task.is_none() {
         return Ok(false);
     }
     sqlx::query(

@@ -360,11 +360,7 @@ pub async fn lock_for_job(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<Task>, sqlx::Error> {
-    let user: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if user.is_none() {
+    if !super::users::lock_key_share(conn, user_id).await? {
         return Ok(None);
     }
     fetch_one(conn, "WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE", user_id, id).await

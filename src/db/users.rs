@@ -65,6 +65,17 @@ pub async fn find_credentials(
         .await
 }
 
+/// Key-share locks the account for the rest of the transaction: it blocks only the account's
+/// deletion. Jobs take it before any task row, the order account deletion locks them in, so the
+/// two cannot deadlock. False when the account is gone.
+pub async fn lock_key_share(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
         .bind(id)

@@ -6,11 +6,11 @@ use apalis::prelude::{Attempt, BoxDynError, Data, TaskId};
 use chrono::Utc;
 use sqlx::PgPool;
 use todo::db::maintenance::{Retention, purge_expired};
-use todo::jobs::handlers::{AttemptInfo, Handled};
+use todo::jobs::handlers::Handled;
 use todo::jobs::maintenance::Maintenance;
 use todo::jobs::{EnqueueError, Job, Schedule, enqueue};
 
-use crate::queues::{Deps, settle};
+use crate::queues::{Deps, attempt_info, settle};
 
 #[tracing::instrument(skip_all, fields(slot = %job.slot_start))]
 pub async fn handle(
@@ -20,10 +20,7 @@ pub async fn handle(
     id: TaskId,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let attempt = AttemptInfo {
-        number: u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1),
-        max: deps.retry.max_attempts,
-    };
+    let attempt = attempt_info(&attempt, &deps.retry);
     let result = purge_expired(&deps.pool, *retention).await.map(|purged| {
         tracing::info!(
             finished_jobs = purged.finished_jobs,

@@ -46,7 +46,7 @@ pub async fn recurrence(
     settle(NextOccurrence::QUEUE, result, &deps, &id, attempt).await
 }
 
-fn attempt_info(attempt: &Attempt, retry: &RetryPolicy) -> AttemptInfo {
+pub(crate) fn attempt_info(attempt: &Attempt, retry: &RetryPolicy) -> AttemptInfo {
     let number = u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1);
     AttemptInfo { number, max: retry.max_attempts }
 }

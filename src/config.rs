@@ -55,6 +55,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub email: EmailSettings,
     pub telemetry: TelemetrySettings,
+    pub rate_limit: RateLimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +67,17 @@ pub struct ServerSettings {
     /// Actix worker threads; 0 means one per core.
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// A request body must arrive in full within this long, so a client trickling bytes cannot
+    /// hold a connection and its buffer open.
+    pub body_timeout_secs: u64,
+    /// Open connections per actix worker thread; further ones wait in the listen backlog.
+    pub max_connections_per_worker: usize,
+    /// `Strict-Transport-Security` max-age on every response; 0 sends none. Set it only when
+    /// clients reach the service over TLS (a terminating proxy counts).
+    pub hsts_max_age_secs: u64,
+    /// Browser origins allowed to call the API (CORS), such as `https://app.example.com`.
+    /// Empty allows none; credentials (cookies) are never allowed, since the API uses bearer tokens.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +109,10 @@ pub struct AuthSettings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Threads computing password hashes; each holds `argon2_memory_kib`. 0 means one per core.
+    pub max_concurrent_hashes: usize,
+    /// Logins and registrations waiting for a hashing slot; beyond this they get a 503.
+    pub max_queued_hashes: usize,
     pub external: ExternalIssuerSettings,
 }
 
@@ -109,6 +125,9 @@ pub struct ExternalIssuerSettings {
     pub issuer: String,
     /// Required `aud` claim; empty means not checked.
     pub audience: String,
+    /// How long a deleted external account is remembered, so that the issuer's tokens minted
+    /// before the deletion cannot bring it back. Keep it above the issuer's token lifetime.
+    pub deleted_memory_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +141,8 @@ pub struct ActorSettings {
 pub struct TaskSettings {
     pub trash_retention_days: u32,
     pub idempotency_ttl_hours: u32,
+    /// Tasks one account may hold, trashed ones included; creating more is a 409.
+    pub max_per_user: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +191,20 @@ pub struct EmailSettings {
     pub pool_max_connections: u32,
 }
 
+/// Request limits, counted in each web process separately (see the README on sizing them).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// One switch for all limits; `APP__RATE_LIMIT__ENABLED=false` for load tests.
+    pub enabled: bool,
+    /// Writes (every method but GET and HEAD) per user per minute.
+    pub user_writes_per_minute: u32,
+    pub user_reads_per_minute: u32,
+    /// Requests to `/auth/*` per client address per minute (IPv6 by /64).
+    pub auth_per_ip_per_minute: u32,
+    /// Keys (users or addresses) tracked per limit; past it, new keys share one bucket.
+    pub max_tracked_keys: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -209,7 +244,9 @@ impl Settings {
                 config::Environment::with_prefix("APP")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_allowed_origins"),
             )
             .set_override("environment", environment.as_str())?
             .set_override_option("database.url", env("DATABASE_URL"))?

@@ -39,3 +39,17 @@ pub fn handle() -> &'static PrometheusHandle {
         handle
     })
 }
+
+/// The statuses apalis-postgres writes to `apalis.jobs.status`.
+pub const JOB_STATUSES: &[&str] = &["Pending", "Queued", "Running", "Done", "Failed", "Killed"];
+
+/// Registers the web process's gauges at zero, so a dashboard or alert on a fresh process sees
+/// 0 rather than "no data".
+pub fn register_web_series() {
+    metrics::gauge!("user_actors").increment(0.0);
+    for queue in crate::jobs::QUEUES {
+        for status in JOB_STATUSES {
+            metrics::gauge!("jobs", "queue" => queue, "status" => *status).increment(0.0);
+        }
+    }
+}

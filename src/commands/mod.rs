@@ -16,6 +16,26 @@ use crate::db::users;
 use crate::domain::{Invalid, TaskFields, TimeZone};
 use crate::jobs::{self, EnqueueError, task_jobs};
 
+/// The settings commands obey.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSettings {
+    pub idempotency_ttl_hours: u32,
+    /// Tasks one account may hold, trashed ones included.
+    pub max_tasks_per_user: u32,
+    /// How long a deleted external account is remembered.
+    pub remember_deleted_external_secs: u64,
+}
+
+impl CommandSettings {
+    pub fn new(settings: &crate::config::Settings) -> Self {
+        Self {
+            idempotency_ttl_hours: settings.tasks.idempotency_ttl_hours,
+            max_tasks_per_user: settings.tasks.max_per_user,
+            remember_deleted_external_secs: settings.auth.external.deleted_memory_secs,
+        }
+    }
+}
+
 /// A write-time `Idempotency-Key` and the fingerprint of the request that carried it.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -121,6 +141,8 @@ pub enum WriteError {
     IdempotencyKeyReused,
     #[error("another request stored this Idempotency-Key first")]
     IdempotencyRace,
+    #[error("the account holds its maximum of {0} tasks")]
+    TaskLimit(u32),
     #[error(transparent)]
     Database(sqlx::Error),
     #[error(transparent)]
@@ -143,6 +165,9 @@ impl From<sqlx::Error> for WriteError {
                 Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
                 Some("tasks_reminder_not_after_due") => Some(("reminder_at", "must not be after due_at")),
                 Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
+                Some("tasks_recurrence_rule_length") => {
+                    Some(("recurrence_rule", "must be at most 500 characters"))
+                }
                 // The account was deleted while this write was on its way.
                 Some("tasks_user_id_fkey") => return Self::NotFound,
                 _ => None,
@@ -159,19 +184,31 @@ impl From<sqlx::Error> for WriteError {
 /// Runs one command for `user` in its own transaction.
 pub async fn execute(
     pool: &PgPool,
-    idempotency_ttl_hours: u32,
+    settings: CommandSettings,
     user: Uuid,
     command: &Command,
 ) -> Result<Outcome, WriteError> {
-    match run(pool, idempotency_ttl_hours, user, command).await {
+    match run(pool, settings, user, command).await {
         // Another process committed the same key meanwhile; running again replays its answer.
-        Err(WriteError::IdempotencyRace) => run(pool, idempotency_ttl_hours, user, command).await,
+        Err(WriteError::IdempotencyRace) => run(pool, settings, user, command).await,
         other => other,
     }
 }
 
-async fn run(pool: &PgPool, ttl_hours: u32, user: Uuid, command: &Command) -> Result<Outcome, WriteError> {
+async fn run(
+    pool: &PgPool,
+    settings: CommandSettings,
+    user: Uuid,
+    command: &Command,
+) -> Result<Outcome, WriteError> {
+    let ttl_hours = settings.idempotency_ttl_hours;
     let mut tx = pool.begin().await?;
+    // Storing the response key-share locks the account (the key's foreign key). Take that lock
+    // first, before any task row: account deletion locks the account and then its tasks, and
+    // taking them in the other order deadlocks against it.
+    if command.idempotency().is_some() && !users::lock_key_share(&mut tx, user).await? {
+        return Err(WriteError::NotFound);
+    }
     if let Some(idem) = command.idempotency()
         && let Some(stored) = idempotency::find(&mut tx, user, &idem.key, ttl_hours).await?
     {
@@ -180,7 +217,7 @@ async fn run(pool: &PgPool, ttl_hours: u32, user: Uuid, command: &Command) -> Re
             false => Err(WriteError::IdempotencyKeyReused),
         };
     }
-    let outcome = apply(&mut tx, user, command).await?;
+    let outcome = apply(&mut tx, settings, user, command).await?;
     if let Some(idem) = command.idempotency()
         && let Some((status, task)) = outcome.response()
     {
@@ -195,7 +232,12 @@ async fn run(pool: &PgPool, ttl_hours: u32, user: Uuid, command: &Command) -> Re
     Ok(outcome)
 }
 
-async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result<Outcome, WriteError> {
+async fn apply(
+    conn: &mut PgConnection,
+    settings: CommandSettings,
+    user: Uuid,
+    command: &Command,
+) -> Result<Outcome, WriteError> {
     match command {
         Command::Create { task, .. } => {
             let fields = task.clone().with_default_timezone(default_timezone(conn, user).await?);
@@ -207,6 +249,11 @@ async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result
                 index: 1,
             });
             let created = tasks::insert(conn, user, id, &fields, series).await?;
+            // Counted after the insert: the count row is then locked by this transaction, so
+            // concurrent creates from several processes cannot all pass the check.
+            if tasks::count_all(conn, user).await? > i64::from(settings.max_tasks_per_user) {
+                return Err(WriteError::TaskLimit(settings.max_tasks_per_user));
+            }
             task_jobs::sync(conn, None, &created).await?;
             Ok(Outcome::Created(created))
         }
@@ -241,6 +288,11 @@ async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result
         }
         Command::SetCompleted { id, completed, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
+            // Completing a completed task changes nothing: the version (and other clients'
+            // If-Match) stays, and no job is touched.
+            if current.completed == *completed {
+                return Ok(Outcome::Updated(current));
+            }
             let updated = tasks::set_completed(conn, current.id, *completed).await?;
             task_jobs::sync(conn, Some(&current), &updated).await?;
             Ok(Outcome::Updated(updated))
@@ -250,7 +302,7 @@ async fn apply(conn: &mut PgConnection, user: Uuid, command: &Command) -> Result
                 return Err(WriteError::NotFound);
             }
             jobs::cancel_for_owner(conn, user).await?;
-            users::delete(conn, user).await?;
+            users::delete(conn, user, settings.remember_deleted_external_secs).await?;
             Ok(Outcome::Deleted)
         }
     }
@@ -280,7 +332,10 @@ async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) ->
             (None, true, Some(due)) => Some(Series { id: current.id, occurrence_at: due, index: 1 }),
             (None, _, _) => None,
         };
-    let updated = tasks::update(conn, current.id, &fields, series).await?;
+    // `None`: the new state equals the stored one, so nothing is written and the version stays.
+    let Some(updated) = tasks::update(conn, current.id, &fields, series).await? else {
+        return Ok(Outcome::Updated(current.clone()));
+    };
     task_jobs::sync(conn, Some(current), &updated).await?;
     Ok(Outcome::Updated(updated))
 }

@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 
 /// Finished jobs are kept this long for inspection, then removed so the queue table stays small.
-const FINISHED_JOB_RETENTION_DAYS: i32 = 7;
+const FINISHED_JOB_RETENTION_DAYS: u32 = 7;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
@@ -20,43 +20,77 @@ pub struct Retention {
     pub idempotency_hours: u32,
 }
 
+/// Rows deleted per statement: each batch is a short transaction well inside the statement
+/// timeout, however large the backlog.
+const BATCH: i64 = 1000;
+
 pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged, sqlx::Error> {
+    let days = |d: u32| f64::from(d) * 86_400.0;
+    let mut first_error = None;
+    let mut purge = async |table: &str, expired: &str, secs: f64| -> u64 {
+        match purge_in_batches(pool, table, expired, secs).await {
+            Ok(n) => n,
+            Err(err) => {
+                // One failing purge must not keep the others from running.
+                tracing::warn!(table, %err, "purge failed");
+                first_error.get_or_insert(err);
+                0
+            }
+        }
+    };
     // Failed jobs whose attempts are spent are finished too: nothing will fetch them again.
-    let finished_jobs = sqlx::query(
-        "DELETE FROM apalis.jobs
-         WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
-           AND done_at < now() - make_interval(days => $1)",
+    let finished_jobs = purge(
+        "apalis.jobs",
+        "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
+          AND done_at < now() - make_interval(secs => $1)",
+        days(FINISHED_JOB_RETENTION_DAYS),
     )
-    .bind(FINISHED_JOB_RETENTION_DAYS)
-    .execute(pool)
-    .await?
-    .rows_affected();
+    .await;
     // Every worker start registers one row per queue; a name silent for a week with no job
     // locked is a process that is gone.
-    sqlx::query(
-        "DELETE FROM apalis.workers w WHERE last_seen < now() - make_interval(days => $1)
-           AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+    purge(
+        "apalis.workers w",
+        "last_seen < now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+        days(FINISHED_JOB_RETENTION_DAYS),
     )
-    .bind(FINISHED_JOB_RETENTION_DAYS)
-    .execute(pool)
-    .await?;
+    .await;
     // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
-    let revoked_tokens = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < now()")
-        .execute(pool)
-        .await?
-        .rows_affected();
+    let revoked_tokens = purge("revoked_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await;
     // Moving a task to the trash cancelled its pending reminder and follow-up jobs; one already
     // running re-checks and finds the task gone. Its delivery history goes with it (cascade).
-    let trashed_tasks = sqlx::query("DELETE FROM tasks WHERE deleted_at < now() - make_interval(days => $1)")
-        .bind(i32::try_from(retention.trash_days).unwrap_or(i32::MAX))
-        .execute(pool)
-        .await?
-        .rows_affected();
-    let idempotency_keys =
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)")
-            .bind(i32::try_from(retention.idempotency_hours).unwrap_or(i32::MAX))
+    let trashed_tasks =
+        purge("tasks", "deleted_at < now() - make_interval(secs => $1)", days(retention.trash_days)).await;
+    let idempotency_keys = purge(
+        "idempotency_keys",
+        "created_at < now() - make_interval(secs => $1)",
+        f64::from(retention.idempotency_hours) * 3600.0,
+    )
+    .await;
+    purge("deleted_external_accounts", "forget_after < now() - make_interval(secs => $1)", 0.0).await;
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys }),
+    }
+}
+
+/// Deletes the rows of `table` matching `expired` (which takes the age in seconds as `$1`), a
+/// batch at a time.
+async fn purge_in_batches(pool: &PgPool, table: &str, expired: &str, secs: f64) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE {expired} LIMIT $2))"
+    );
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(secs)
+            .bind(BATCH)
             .execute(pool)
             .await?
             .rows_affected();
-    Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys })
+        total += deleted;
+        if deleted < BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }

@@ -253,12 +253,14 @@ async fn fetch_one(
 }
 
 /// Writes every editable field and bumps the version by one.
+/// Writes `fields` over the task. `None` when they equal what is stored: nothing is written, so
+/// the version and `updated_at` stay and other clients' `If-Match` still holds.
 pub async fn update(
     conn: &mut PgConnection,
     task_id: Uuid,
     fields: &TaskFields,
     series: Option<Series>,
-) -> Result<Task, sqlx::Error> {
+) -> Result<Option<Task>, sqlx::Error> {
     let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tasks SET
              title = $2, description = $3,
@@ -267,10 +269,13 @@ pub async fn update(
              recurrence_rule = $10, recurrence_anchor = $11, series_id = $12, occurrence_at = $13,
              series_index = $14, updated_at = now(), version = version + 1
          WHERE id = $1
+           AND (title, description, completed, priority, tags, due_at, timezone, reminder_at,
+                recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index)
+               IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          RETURNING {COLUMNS}"
     )));
-    let row = bind_fields(query.bind(task_id), fields, series).fetch_one(conn).await?;
-    Ok(row.into())
+    let row: Option<TaskRow> = bind_fields(query.bind(task_id), fields, series).fetch_optional(conn).await?;
+    Ok(row.map(Task::from))
 }
 
 /// Flips completion in one statement, so concurrent toggles from any process never lose one.
@@ -416,12 +421,32 @@ pub async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> Result<bool
     Ok(exists.is_some())
 }
 
-/// Every task of a user, trashed ones included, for the data export.
-pub async fn all_for_export(conn: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Task>, sqlx::Error> {
+/// How many tasks the user holds, trashed ones included, from the trigger-kept count.
+pub async fn count_all(conn: &mut PgConnection, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    let count: Option<i64> = sqlx::query_scalar("SELECT live + trashed FROM task_counts WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(count.unwrap_or(0))
+}
+
+/// A page of a user's tasks, trashed ones included, for the data export: in creation order, after
+/// the `(created_at, id)` of the previous page's last task.
+pub async fn export_page(
+    conn: impl PgExecutor<'_>,
+    user_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Task>, sqlx::Error> {
     let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 ORDER BY created_at"
+        "SELECT {COLUMNS} FROM tasks
+         WHERE user_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+         ORDER BY created_at, id LIMIT $4"
     )))
     .bind(user_id)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Task::from).collect())

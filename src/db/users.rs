@@ -85,38 +85,65 @@ pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, s
 
 /// Finds the user behind an external issuer's `sub`, creating the row on first sight. The email
 /// is kept only when no other account has it, so a token can never take over a local account.
+///
+/// `None` when the account was deleted after this token was issued (or the token does not say
+/// when it was issued): the deletion sticks until the issuer's older tokens have expired.
 pub async fn find_or_create_external(
     conn: &mut PgConnection,
     external_id: &str,
     email: Option<&str>,
-) -> Result<Uuid, sqlx::Error> {
-    match upsert_external(conn, external_id, email).await {
+    issued_at: Option<DateTime<Utc>>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    // The common case, a known user, is one read and no write.
+    let (id, deleted_at): (Option<Uuid>, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT (SELECT id FROM users WHERE external_id = $1),
+                (SELECT deleted_at FROM deleted_external_accounts
+                  WHERE external_id = $1 AND forget_after > now())",
+    )
+    .bind(external_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if id.is_some() {
+        return Ok(id);
+    }
+    if deleted_at.is_some_and(|deleted| issued_at.is_none_or(|issued| issued <= deleted)) {
+        return Ok(None);
+    }
+    let created = match insert_external(conn, external_id, email).await {
         // A registration took the email between our check and insert: keep the account, drop the email.
         Err(sqlx::Error::Database(db)) if db.constraint() == Some("users_email_key") => {
-            upsert_external(conn, external_id, None).await
+            insert_external(conn, external_id, None).await
         }
         other => other,
+    }?;
+    match created {
+        Some(id) => Ok(Some(id)),
+        // A concurrent first request created the row: use it.
+        None => {
+            sqlx::query_scalar("SELECT id FROM users WHERE external_id = $1")
+                .bind(external_id)
+                .fetch_optional(conn)
+                .await
+        }
     }
 }
 
-async fn upsert_external(
+async fn insert_external(
     conn: &mut PgConnection,
     external_id: &str,
     email: Option<&str>,
-) -> Result<Uuid, sqlx::Error> {
-    // DO UPDATE (a no-op write) rather than DO NOTHING, so RETURNING yields the id whether this
-    // request or a concurrent one created the row.
+) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO users (id, external_id, email)
          VALUES ($1, $2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($3))
                               THEN NULL ELSE $3 END)
-         ON CONFLICT (external_id) DO UPDATE SET external_id = EXCLUDED.external_id
+         ON CONFLICT (external_id) DO NOTHING
          RETURNING id",
     )
     .bind(Uuid::now_v7())
     .bind(external_id)
     .bind(email)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
 }
 
@@ -191,8 +218,26 @@ pub async fn update_profile(
     .await
 }
 
-/// Deletes the account; its tasks go with it through `ON DELETE CASCADE`.
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(conn).await?;
-    Ok(deleted.rows_affected() == 1)
+/// Deletes the account; its tasks go with it through `ON DELETE CASCADE`. An external account
+/// is remembered for `remember_external_secs`, so its issuer's older tokens cannot recreate it.
+pub async fn delete(
+    conn: &mut PgConnection,
+    id: Uuid,
+    remember_external_secs: u64,
+) -> Result<bool, sqlx::Error> {
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING external_id),
+              remembered AS (
+                INSERT INTO deleted_external_accounts (external_id, deleted_at, forget_after)
+                SELECT external_id, now(), now() + make_interval(secs => $2) FROM gone
+                 WHERE external_id IS NOT NULL
+                ON CONFLICT (external_id) DO UPDATE
+                    SET deleted_at = EXCLUDED.deleted_at, forget_after = EXCLUDED.forget_after)
+         SELECT count(*) FROM gone",
+    )
+    .bind(id)
+    .bind(remember_external_secs as f64)
+    .fetch_one(conn)
+    .await?;
+    Ok(deleted == 1)
 }

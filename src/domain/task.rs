@@ -169,8 +169,18 @@ impl RecurrenceAnchor {
 pub struct RecurrenceRule(String);
 
 impl RecurrenceRule {
+    /// Real rules are a few dozen characters; the bound keeps every list answer that echoes
+    /// the rule, and the parser's work, small. The database checks it too.
+    pub const MAX_CHARS: usize = 500;
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let body = raw.trim();
+        if body.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid::new(
+                "recurrence_rule",
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
+        }
         if body.chars().any(char::is_control) {
             return Err(Invalid::new("recurrence_rule", "must not contain control characters"));
         }

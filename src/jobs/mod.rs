@@ -22,6 +22,10 @@ pub trait Job: Serialize {
     const QUEUE: &'static str;
 }
 
+/// Every queue this service's jobs travel on.
+pub const QUEUES: [&str; 3] =
+    [task_jobs::Reminder::QUEUE, task_jobs::NextOccurrence::QUEUE, maintenance::Maintenance::QUEUE];
+
 /// When and how a job should run.
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {

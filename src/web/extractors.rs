@@ -2,14 +2,16 @@
 //! looks like every other error.
 
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
+use std::time::Duration;
+
 use actix_web::{HttpRequest, web};
 
 use super::problem::ApiError;
 
-pub fn json_config(limit: usize) -> web::JsonConfig {
+pub fn json_config(limit: usize, body_timeout: Duration) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
-        .error_handler(move |err, _req: &HttpRequest| json_error(err, limit).into())
+        .error_handler(move |err, _req: &HttpRequest| json_error(err, limit, body_timeout).into())
 }
 
 pub fn query_config() -> web::QueryConfig {
@@ -32,12 +34,15 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
-fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+fn json_error(err: JsonPayloadError, limit: usize, body_timeout: Duration) -> ApiError {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::PayloadTooLarge { limit }
         }
         JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+        JsonPayloadError::Payload(PayloadError::Io(err)) if err.kind() == std::io::ErrorKind::TimedOut => {
+            ApiError::RequestTimeout { secs: body_timeout.as_secs() }
+        }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(err) if err.is_data() => data_error(&err),
         JsonPayloadError::Deserialize(err) => ApiError::BadRequest(format!("Malformed JSON: {err}")),

@@ -3,10 +3,13 @@
 
 pub mod actors;
 pub mod auth;
+mod body_guard;
 pub mod extractors;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+mod security_headers;
 pub mod startup;
 pub mod state;

@@ -46,12 +46,18 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// A compressed request body: refused before anything inflates it.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding,
+    #[error("request body too slow")]
+    RequestTimeout { secs: u64 },
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("unprocessable: {detail}")]
     Unprocessable { code: &'static str, detail: String },
+    /// A rate limit of `limit` requests a minute was reached.
     #[error("too many requests")]
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests { retry_after_secs: u64, limit: u32 },
     #[error("service unavailable: {reason}")]
     Unavailable { reason: &'static str, retry_after_secs: u64 },
     #[error(transparent)]
@@ -107,6 +113,8 @@ impl ApiError {
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedEncoding => "unsupported_content_encoding",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::Validation(_) => "validation_failed",
             Self::Unprocessable { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
@@ -125,11 +133,17 @@ impl ApiError {
             Self::PreconditionFailed => "The resource changed since the ETag given in If-Match.".into(),
             Self::PayloadTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
             Self::UnsupportedMediaType => "Send the body as application/json.".into(),
+            Self::UnsupportedEncoding => {
+                "Request bodies must not be compressed: send them without Content-Encoding.".into()
+            }
+            Self::RequestTimeout { secs } => format!("The request body did not arrive within {secs} s."),
             Self::Validation(errors) => match errors.as_slice() {
                 [one] => format!("{}: {}", one.field, one.message),
                 _ => "Several fields are invalid.".into(),
             },
-            Self::TooManyRequests { .. } => "Too many requests; retry later.".into(),
+            Self::TooManyRequests { limit, .. } => {
+                format!("Rate limit of {limit} requests a minute reached; retry after Retry-After seconds.")
+            }
             Self::Unavailable { .. } => "The service is temporarily unavailable; retry later.".into(),
             Self::Internal(_) => {
                 "An unexpected error occurred; quote the request id when reporting it.".into()
@@ -139,7 +153,7 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::TooManyRequests { retry_after_secs } | Self::Unavailable { retry_after_secs, .. } => {
+            Self::TooManyRequests { retry_after_secs, .. } | Self::Unavailable { retry_after_secs, .. } => {
                 Some(*retry_after_secs)
             }
             _ => None,
@@ -172,7 +186,8 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -204,6 +219,13 @@ impl ResponseError for ApiError {
         response.content_type("application/problem+json");
         if let Some(secs) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, secs));
+        }
+        if let Self::TooManyRequests { retry_after_secs, limit } = self {
+            // draft-ietf-httpapi-ratelimit-headers: the budget, what is left of it, and when it refills.
+            response.insert_header(("RateLimit-Limit", *limit));
+            response.insert_header(("RateLimit-Remaining", 0));
+            response.insert_header(("RateLimit-Reset", *retry_after_secs));
+            response.insert_header(("RateLimit-Policy", format!("{limit};w=60")));
         }
         if matches!(self, Self::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

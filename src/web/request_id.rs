@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
@@ -35,6 +36,13 @@ fn is_well_formed(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// The method as a metrics label. actix accepts any token as a method, and each distinct label
+/// is a new series kept for the life of the process, so unknown methods share one label.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+    KNOWN.iter().find(|known| **known == method.as_str()).copied().unwrap_or("other")
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -46,7 +54,7 @@ pub async fn middleware(
         .filter(|id| is_well_formed(id))
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "http_request",
         %method,
@@ -67,7 +75,7 @@ pub async fn middleware(
     let elapsed = started.elapsed().as_secs_f64();
     span.record("status", status);
     span.in_scope(|| tracing::info!(latency_ms = elapsed * 1000.0, "request finished"));
-    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    let labels = [("method", method.to_owned()), ("route", route), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
 
@@ -79,7 +87,14 @@ pub async fn middleware(
 
 #[cfg(test)]
 mod tests {
-    use super::is_well_formed;
+    use super::{Method, is_well_formed, method_label};
+
+    #[test]
+    fn made_up_methods_share_one_metrics_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "other");
+    }
 
     #[test]
     fn accepts_common_id_formats() {

@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
@@ -17,7 +18,7 @@ use super::openapi::ApiDoc;
 use super::problem::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{extractors, request_id};
+use super::{body_guard, extractors, request_id, security_headers};
 use crate::config::Settings;
 use crate::db;
 
@@ -65,20 +66,26 @@ impl Application {
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     // Install the recorder before the first request so no sample is lost.
     crate::metrics::handle();
+    crate::metrics::register_web_series();
     let server_settings = state.settings.server.clone();
     let body_limit = server_settings.body_limit_bytes;
+    let body_timeout = Duration::from_secs(server_settings.body_timeout_secs.max(1));
+    let hsts = security_headers::hsts_value(server_settings.hsts_max_age_secs);
+    let cors_origins = server_settings.cors_allowed_origins.clone();
     let openapi = ApiDoc::openapi();
 
     let mut server = HttpServer::new(move || {
+        let hsts = hsts.clone();
         App::new()
             .app_data(state.clone())
-            .app_data(extractors::json_config(body_limit))
+            .app_data(extractors::json_config(body_limit, body_timeout))
             .app_data(extractors::query_config())
             .app_data(extractors::path_config())
             .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(from_fn(move |req, next| body_guard::middleware(req, next, body_timeout)))
             .wrap(Compress::default())
-            // No browser may guess another content type from a body a user wrote.
-            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .wrap(cors(&cors_origins))
+            .wrap(from_fn(move |req, next| security_headers::middleware(req, next, hsts.clone())))
             .wrap(from_fn(request_id::middleware))
             .configure(routes::ops::configure)
             .route("/docs", web::get().to(docs_redirect))
@@ -92,11 +99,45 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(server_settings.shutdown_timeout_secs)
-    .client_request_timeout(Duration::from_secs(10));
+    // Slow headers are cut off here; slow bodies by the body guard's deadline.
+    .client_request_timeout(Duration::from_secs(10))
+    // Each open connection holds buffers; this caps what many idle or slow clients can pin.
+    .max_connections(server_settings.max_connections_per_worker);
     if server_settings.workers > 0 {
         server = server.workers(server_settings.workers);
     }
     Ok(server.listen(listener)?.run())
+}
+
+/// Browsers may call the API only from the configured origins. The API authenticates with bearer
+/// tokens, never cookies, so credentials are not allowed and `*` is never paired with them.
+fn cors(origins: &[String]) -> Cors {
+    let cors = origins.iter().fold(Cors::default(), |cors, origin| match origin.as_str() {
+        "*" => cors.allow_any_origin(),
+        origin => cors.allowed_origin(origin),
+    });
+    cors.allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(3600)
+        // A foreign origin gets an ordinary answer without CORS headers (which the browser then
+        // keeps from its page), rather than a non-problem error from the middleware.
+        .block_on_origin_mismatch(false)
 }
 
 async fn docs_redirect() -> actix_web::HttpResponse {

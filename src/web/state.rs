@@ -2,9 +2,11 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::commands::CommandSettings;
 use crate::config::Settings;
 use crate::web::actors::ActorRegistry;
 use crate::web::auth::{PasswordHashing, TokenKeys};
+use crate::web::rate_limit::RateLimits;
 
 /// Shared by every handler through `web::Data`.
 pub struct AppState {
@@ -13,6 +15,7 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub passwords: PasswordHashing,
     pub actors: Arc<ActorRegistry>,
+    pub rate_limits: RateLimits,
 }
 
 impl AppState {
@@ -23,8 +26,9 @@ impl AppState {
             actors: ActorRegistry::new(
                 pool.clone(),
                 settings.actors.clone(),
-                settings.tasks.idempotency_ttl_hours,
+                CommandSettings::new(&settings),
             ),
+            rate_limits: RateLimits::new(&settings.rate_limit),
             pool,
             settings: Arc::new(settings),
         })

@@ -122,3 +122,49 @@ async fn concurrent_first_requests_from_a_new_external_user_create_one_row() {
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
     assert_eq!(rows, 1);
 }
+
+#[tokio::test]
+async fn a_deleted_external_account_stays_deleted_for_tokens_issued_before_the_deletion() {
+    let app = app_trusting_external_issuer().await;
+    let mut earlier = claims("ba_leaver", Some("leaver@example.com"));
+    earlier["iat"] = json!(earlier["iat"].as_i64().unwrap() - 5);
+    let token = external_token(earlier);
+    assert_eq!(app.get_as(&token, "/api/v1/users/me").await.status(), 200);
+    let deleted = app.send_as(&token, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(deleted.status(), 204);
+
+    // The same token, and another minted before the deletion, do not bring the account back.
+    assert_problem(app.get_as(&token, "/api/v1/users/me").await, 401, "token_revoked").await;
+    let mut older = claims("ba_leaver", None);
+    older["iat"] = json!(older["iat"].as_i64().unwrap() - 60);
+    assert_problem(app.get_as(&external_token(older), "/api/v1/users/me").await, 401, "token_revoked").await;
+    let mut no_iat = claims("ba_leaver", None);
+    no_iat.as_object_mut().unwrap().remove("iat");
+    assert_problem(app.get_as(&external_token(no_iat), "/api/v1/users/me").await, 401, "token_revoked").await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(rows, 0, "no account was recreated");
+
+    // A sign-in after the deletion is a new account, as the issuer intends.
+    let mut later = claims("ba_leaver", None);
+    later["iat"] = json!(later["iat"].as_i64().unwrap() + 2);
+    assert_eq!(app.get_as(&external_token(later), "/api/v1/users/me").await.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_of_a_known_external_user_do_not_write_the_users_row() {
+    let app = app_trusting_external_issuer().await;
+    let token = external_token(claims("ba_reader", Some("reader@example.com")));
+    assert_eq!(app.get_as(&token, "/api/v1/users/me").await.status(), 200);
+    // xmin is the id of the transaction that last wrote the row: reads must leave it alone.
+    let version = || async {
+        sqlx::query_scalar::<_, String>("SELECT xmin::text FROM users WHERE external_id = 'ba_reader'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let before = version().await;
+    for _ in 0..3 {
+        assert_eq!(app.get_as(&token, "/api/v1/tasks").await.status(), 200);
+    }
+    assert_eq!(version().await, before, "the row was rewritten by a read");
+}

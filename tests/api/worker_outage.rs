@@ -31,7 +31,12 @@ async fn create_reminder(
         recurrence_anchor: RecurrenceAnchor::Due,
     };
     let command = Command::Create { task, idempotency: None };
-    commands::execute(pool, 24, user, &command).await.expect("task created");
+    let settings = commands::CommandSettings {
+        idempotency_ttl_hours: 24,
+        max_tasks_per_user: 100,
+        remember_deleted_external_secs: 60,
+    };
+    commands::execute(pool, settings, user, &command).await.expect("task created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,7 +92,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let Self { pool, settings, name, deps, metrics, metrics_addr } = self;
         todo::metrics::handle();
-        queues::register_metrics(&[Reminder::QUEUE, NextOccurrence::QUEUE, Maintenance::QUEUE]);
+        queues::register_metrics(&todo::jobs::QUEUES);
         tracing::info!(worker = %name, metrics = %metrics_addr, "worker starting");
         let metrics_task = tokio::spawn(metrics.serve());
         let scheduler = tokio::spawn(maintenance::schedule(

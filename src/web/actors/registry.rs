@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::user::{Execute, UserActor};
-use crate::commands::{Command, Outcome, WriteError};
+use crate::commands::{Command, CommandSettings, Outcome, WriteError};
 use crate::config::ActorSettings;
 
 /// Starts actors on first use and forgets them when they retire after being idle.
@@ -17,7 +17,7 @@ pub struct ActorRegistry {
     actors: Mutex<HashMap<Uuid, Entry>>,
     pool: PgPool,
     settings: ActorSettings,
-    idempotency_ttl_hours: u32,
+    commands: CommandSettings,
 }
 
 struct Entry {
@@ -38,8 +38,8 @@ pub enum ActorError {
 }
 
 impl ActorRegistry {
-    pub fn new(pool: PgPool, settings: ActorSettings, idempotency_ttl_hours: u32) -> Arc<Self> {
-        Arc::new(Self { actors: Mutex::new(HashMap::new()), pool, settings, idempotency_ttl_hours })
+    pub fn new(pool: PgPool, settings: ActorSettings, commands: CommandSettings) -> Arc<Self> {
+        Arc::new(Self { actors: Mutex::new(HashMap::new()), pool, settings, commands })
     }
 
     /// Runs `command` on `user`'s actor. A full mailbox fails at once rather than queueing
@@ -105,7 +105,7 @@ impl ActorRegistry {
         let actor = UserActor {
             user_id: user,
             pool: self.pool.clone(),
-            idempotency_ttl_hours: self.idempotency_ttl_hours,
+            settings: self.commands,
             idle_timeout: Duration::from_secs(self.settings.idle_timeout_secs),
             pending: pending.clone(),
             registry: self.clone(),

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::registry::ActorRegistry;
-use crate::commands::{self, Command, Outcome, WriteError};
+use crate::commands::{self, Command, CommandSettings, Outcome, WriteError};
 
 /// One command and where to send its result. The caller waits on the oneshot rather than on
 /// actix's reply channel, so it can fail fast when the mailbox is full (see `ActorRegistry`).
@@ -24,7 +24,7 @@ impl Message for Execute {
 pub struct UserActor {
     pub user_id: Uuid,
     pub pool: PgPool,
-    pub idempotency_ttl_hours: u32,
+    pub settings: CommandSettings,
     pub idle_timeout: Duration,
     /// Commands sent but not yet finished, shared with the registry entry.
     pub pending: Arc<AtomicUsize>,
@@ -58,7 +58,7 @@ impl Handler<Execute> for UserActor {
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        let (user, ttl) = (self.user_id, self.idempotency_ttl_hours);
+        let (user, settings) = (self.user_id, self.settings);
         let span = tracing::info_span!("user_actor", user_id = %user);
         let work = async move {
             // A caller that already gave up (send timeout or disconnect) was told the write
@@ -67,7 +67,7 @@ impl Handler<Execute> for UserActor {
                 tracing::info!("skipping a command whose caller has gone");
                 return;
             }
-            let result = commands::execute(&pool, ttl, user, &msg.command).await;
+            let result = commands::execute(&pool, settings, user, &msg.command).await;
             // Once started, a write stands even if the caller leaves before the answer.
             let _ = msg.reply.send(result);
         };

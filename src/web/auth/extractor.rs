@@ -31,6 +31,7 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req).map(str::to_owned);
+        let method = req.method().clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let token = token.ok_or(unauthorized("token_missing"))?;
@@ -39,12 +40,21 @@ impl FromRequest for AuthUser {
                 TokenError::Invalid => unauthorized("token_invalid"),
             })?;
             let id = match verified.subject {
-                Subject::User(id) => id,
-                Subject::External { external_id, email } => {
+                // Counted before the database is asked anything, so a flood costs it nothing.
+                Subject::User(id) => {
+                    state.rate_limits.check_user(id, &method)?;
+                    id
+                }
+                Subject::External { external_id, email, issued_at } => {
                     let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
-                    users::find_or_create_external(&mut conn, &external_id, email.as_deref())
-                        .await
-                        .map_err(ApiError::from_db)?
+                    let id =
+                        users::find_or_create_external(&mut conn, &external_id, email.as_deref(), issued_at)
+                            .await
+                            .map_err(ApiError::from_db)?
+                            // Deleted after this token was issued: the deletion stands.
+                            .ok_or(unauthorized("token_revoked"))?;
+                    state.rate_limits.check_user(id, &method)?;
+                    id
                 }
             };
             match users::token_standing(&state.pool, id, &verified.token_id)

@@ -41,6 +41,8 @@ pub enum Subject {
     External {
         external_id: String,
         email: Option<String>,
+        /// The `iat` claim, when the issuer sets one.
+        issued_at: Option<DateTime<Utc>>,
     },
 }
 
@@ -152,6 +154,7 @@ impl TokenKeys {
             subject: Subject::External {
                 external_id: claims.sub,
                 email: claims.email.and_then(|e| Email::parse(&e).ok()).map(|e| e.as_str().to_owned()),
+                issued_at: claims.iat.map(timestamp),
             },
             token_id,
             expires_at: timestamp(claims.exp),

@@ -1,5 +1,6 @@
 //! Register, log in, log out.
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, post, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -9,12 +10,19 @@ use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::domain::{DisplayName, Email, Invalid, Password, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp, email_digest};
 use crate::web::problem::{ApiError, Problem};
+use crate::web::rate_limit;
 use crate::web::request_id::RequestContext;
 use crate::web::routes::users::UserView;
 use crate::web::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/auth").service(register).service(login).service(logout));
+    cfg.service(
+        web::scope("/auth")
+            .wrap(from_fn(rate_limit::auth_by_ip))
+            .service(register)
+            .service(login)
+            .service(logout),
+    );
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,7 @@
 //! Liveness, readiness and Prometheus metrics, for load balancers and scrapers.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -12,8 +13,11 @@ use crate::web::state::AppState;
 /// A readiness probe must answer quickly even when the database hangs.
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The statuses apalis-postgres writes to `apalis.jobs.status`.
-const JOB_STATUSES: &[&str] = &["Pending", "Queued", "Running", "Done", "Failed", "Killed"];
+/// Scrapes within this long of the last queue count reuse it: `/metrics` is public, and each
+/// count reads the whole job table, so a flood of scrapes must not become a flood of scans.
+const QUEUE_DEPTH_MAX_AGE: Duration = Duration::from_secs(10);
+
+static LAST_QUEUE_SAMPLE: Mutex<Option<Instant>> = Mutex::new(None);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health).service(ready).service(prometheus);
@@ -69,6 +73,13 @@ pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
 
 /// Samples the job table at scrape time; a scrape during an outage just omits these gauges.
 async fn record_queue_depth(state: &AppState) {
+    {
+        let Ok(mut last) = LAST_QUEUE_SAMPLE.try_lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < QUEUE_DEPTH_MAX_AGE) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
     let query = sqlx::query_as::<_, (String, String, i64)>(
         "SELECT job_type, status, count(*) FROM apalis.jobs GROUP BY job_type, status",
     )
@@ -78,7 +89,7 @@ async fn record_queue_depth(state: &AppState) {
             // Zero every status of a seen queue first, so a drained status does not keep its old value.
             let queues: std::collections::BTreeSet<&str> = rows.iter().map(|(q, _, _)| q.as_str()).collect();
             for queue in queues {
-                for status in JOB_STATUSES {
+                for status in crate::metrics::JOB_STATUSES {
                     metrics::gauge!("jobs", "queue" => queue.to_owned(), "status" => *status).set(0.0);
                 }
             }

@@ -144,6 +144,7 @@ pub async fn delete_me(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The export's shape, for the OpenAPI document; the body itself is streamed.
 #[derive(Serialize, ToSchema)]
 pub struct Export {
     exported_at: DateTime<Utc>,
@@ -151,6 +152,10 @@ pub struct Export {
     /// Every task, trashed ones included.
     tasks: Vec<Task>,
 }
+
+/// Tasks read per query while streaming an export: memory stays at one page however many tasks
+/// there are, and no database connection is held while the client reads.
+const EXPORT_PAGE: i64 = 200;
 
 /// Everything stored about the caller, as one JSON document (GDPR right of access).
 #[utoipa::path(
@@ -162,9 +167,65 @@ pub struct Export {
 pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
     let user = found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?;
-    let tasks = tasks::all_for_export(&state.pool, user.id).await.map_err(ApiError::from_db)?;
-    let document = Export { exported_at: Utc::now(), user: user.into(), tasks };
+    let user_id = user.id;
+    // Everything before the task array, as `{"exported_at":…,"user":{…},"tasks":[`.
+    let head = serde_json::json!({ "exported_at": Utc::now(), "user": UserView::from(user) });
+    let mut head = serde_json::to_vec(&head).map_err(ApiError::internal)?;
+    head.pop();
+    head.extend_from_slice(br#","tasks":["#);
+    let pool = state.pool.clone();
+    let pages = futures_util::stream::unfold(ExportCursor::Head(head), move |cursor| {
+        let pool = pool.clone();
+        async move { cursor.next(&pool, user_id).await }
+    });
     Ok(HttpResponse::Ok()
+        .content_type("application/json")
         .insert_header(("content-disposition", "attachment; filename=\"todo-export.json\""))
-        .json(document))
+        .streaming(pages))
+}
+
+/// Where a streaming export has got to.
+enum ExportCursor {
+    Head(Vec<u8>),
+    After { last: Option<(DateTime<Utc>, Uuid)> },
+    Done,
+}
+
+impl ExportCursor {
+    async fn next(self, pool: &sqlx::PgPool, user: Uuid) -> Option<(Result<web::Bytes, ApiError>, Self)> {
+        match self {
+            Self::Head(head) => Some((Ok(head.into()), Self::After { last: None })),
+            Self::After { last } => {
+                let page = match tasks::export_page(pool, user, last, EXPORT_PAGE).await {
+                    Ok(page) => page,
+                    // The status line is sent: all that is left is to cut the body short, which
+                    // the client sees as a broken download rather than a complete export.
+                    Err(err) => {
+                        tracing::error!(%err, "export interrupted");
+                        return Some((Err(ApiError::from_db(err)), Self::Done));
+                    }
+                };
+                let mut chunk = Vec::with_capacity(page.len() * 512);
+                for (i, task) in page.iter().enumerate() {
+                    if last.is_some() || i > 0 {
+                        chunk.push(b',');
+                    }
+                    if let Err(err) = serde_json::to_writer(&mut chunk, task) {
+                        return Some((Err(ApiError::internal(err)), Self::Done));
+                    }
+                }
+                let next = match page.last() {
+                    Some(task) if page.len() as i64 == EXPORT_PAGE => {
+                        Self::After { last: Some((task.created_at, task.id)) }
+                    }
+                    _ => {
+                        chunk.extend_from_slice(b"]}");
+                        Self::Done
+                    }
+                };
+                Some((Ok(chunk.into()), next))
+            }
+            Self::Done => None,
+        }
+    }
 }

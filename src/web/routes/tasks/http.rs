@@ -78,9 +78,15 @@ pub fn idempotency(
     if key.is_empty() || key.len() > 255 {
         return Err(ApiError::BadRequest("Idempotency-Key must be 1–255 visible ASCII characters.".into()));
     }
-    // serde_json sorts object keys, so the same body in any key order has one fingerprint.
-    let digest =
-        Sha256::new().chain_update(operation.as_bytes()).chain_update(b"\n").chain_update(body.to_string());
+    // serde_json sorts object keys, so the same body in any key order has one fingerprint. The
+    // precondition is part of the request: a repeat under another If-Match is another request.
+    let if_match = headers.get(header::IF_MATCH).map_or(&b""[..], |v| v.as_bytes());
+    let digest = Sha256::new()
+        .chain_update(operation.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(body.to_string())
+        .chain_update(b"\n")
+        .chain_update(if_match);
     Ok(Some(Idempotency { key: key.to_owned(), fingerprint: format!("{:x}", digest.finalize()) }))
 }
 
@@ -155,6 +161,12 @@ impl From<WriteError> for ApiError {
             WriteError::IdempotencyRace => Self::Conflict {
                 code: "idempotency_key_in_use",
                 detail: "A request with this Idempotency-Key is in progress; retry.".into(),
+            },
+            WriteError::TaskLimit(max) => Self::Conflict {
+                code: "task_limit_reached",
+                detail: format!(
+                    "An account holds at most {max} tasks, trashed ones included; delete some or empty the trash."
+                ),
             },
             WriteError::Database(err) => Self::from_db(err),
             WriteError::Jobs(err) => Self::internal(err),

@@ -1,0 +1,148 @@
+//! Floods against the real `todo` binary, measuring the process's peak memory (VmHWM): an
+//! anonymous client must not be able to make it grow without bound.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::helpers::{TEST_PASSWORD, TestApp, eventually};
+
+/// The web binary on its own port, over the test app's database.
+struct WebProcess {
+    child: Child,
+    address: String,
+}
+
+impl WebProcess {
+    async fn start(app: &TestApp, extra_env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_todo"));
+        command
+            .arg("serve")
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", app.settings.database.url.expose_secret())
+            .env("PORT", port.to_string())
+            .env("APP__SERVER__HOST", "127.0.0.1")
+            .env("APP__SERVER__WORKERS", "2")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let process = Self {
+            child: command.spawn().expect("start the todo binary"),
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let health = format!("{}/health", process.address);
+        eventually("the web process answers", Duration::from_secs(30), || {
+            let request = client.get(&health).send();
+            async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        process
+    }
+
+    /// Peak resident memory so far, in MiB.
+    fn peak_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib / 1024
+    }
+}
+
+impl Drop for WebProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_login_flood_costs_a_bounded_amount_of_memory() {
+    let app = TestApp::spawn().await;
+    // Production-strength hashing (19 MiB each); the limit is switched off from the environment,
+    // as a load test would, so that every login reaches the hasher.
+    let web = WebProcess::start(
+        &app,
+        &[
+            ("APP__AUTH__ARGON2_MEMORY_KIB", "19456"),
+            ("APP__AUTH__ARGON2_ITERATIONS", "2"),
+            ("APP__RATE_LIMIT__ENABLED", "false"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let register = json!({"email": "flood@example.com", "password": TEST_PASSWORD});
+    let registered =
+        client.post(format!("{}/api/v1/auth/register", web.address)).json(&register).send().await;
+    assert_eq!(registered.unwrap().status(), 201);
+    let before = web.peak_mib();
+
+    let login = format!("{}/api/v1/auth/login", web.address);
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(100));
+    let mut attempts = Vec::new();
+    for i in 0..400 {
+        let (client, login, semaphore) = (client.clone(), login.clone(), semaphore.clone());
+        attempts.push(tokio::spawn(async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            let password = if i % 2 == 0 { TEST_PASSWORD } else { "wrong-password" };
+            let body = json!({"email": "flood@example.com", "password": password});
+            client.post(login).json(&body).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for attempt in attempts {
+        *statuses.entry(attempt.await.unwrap()).or_default() += 1;
+    }
+    let peak = web.peak_mib();
+    eprintln!("login flood: {statuses:?}, peak RSS {before} MiB before, {peak} MiB after");
+    assert!(statuses.keys().all(|s| [200, 401, 503].contains(s)), "{statuses:?}");
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "some logins got through: {statuses:?}");
+    assert!(peak < before + 100, "400 logins took the process from {before} MiB to {peak} MiB");
+}
+
+#[tokio::test]
+async fn gzip_bombs_cost_a_bounded_amount_of_memory() {
+    let app = TestApp::spawn().await;
+    let web = WebProcess::start(&app, &[]).await;
+    let before = web.peak_mib();
+    // ~200 KB of gzip that would inflate to 200 MB.
+    let bomb = {
+        let mut gzip =
+            Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = gzip.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let block = vec![b' '; 1 << 20];
+            for _ in 0..200 {
+                stdin.write_all(&block).unwrap();
+            }
+        });
+        let output = gzip.wait_with_output().unwrap();
+        writer.join().unwrap();
+        output.stdout
+    };
+    let client = reqwest::Client::new();
+    let sends = (0..40).map(|_| {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bomb.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+        client
+            .post(format!("{}/api/v1/auth/login", web.address))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+    });
+    // The server may answer and hang up before the whole upload is sent: a send error is fine.
+    for response in futures::future::join_all(sends).await.into_iter().flatten() {
+        assert_eq!(response.status(), 415);
+    }
+    let peak = web.peak_mib();
+    eprintln!("gzip bombs: peak RSS {before} MiB before, {peak} MiB after");
+    assert!(peak < before + 100, "40 gzip bombs took the process from {before} MiB to {peak} MiB");
+}

@@ -1,6 +1,8 @@
 //! A real app on port 0 over a throwaway database, and typed helpers to talk to it.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
@@ -410,5 +412,73 @@ where
         }
         assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The web binary on its own port, over the test app's database.
+pub struct WebProcess {
+    child: Child,
+    pub address: String,
+    pub port: u16,
+}
+
+impl WebProcess {
+    pub async fn start(app: &TestApp, extra_env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(app, port, extra_env).await
+    }
+
+    /// Starts the binary on a given port, as a supervisor restarts a crashed process.
+    pub async fn start_on(app: &TestApp, port: u16, extra_env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_todo"));
+        command
+            .arg("serve")
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", app.settings.database.url.expose_secret())
+            .env("PORT", port.to_string())
+            .env("APP__SERVER__HOST", "127.0.0.1")
+            .env("APP__SERVER__WORKERS", "2")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let process = Self {
+            child: command.spawn().expect("start the todo binary"),
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let client = reqwest::Client::new();
+        let health = format!("{}/health", process.address);
+        eventually("the web process answers", Duration::from_secs(30), || {
+            let request = client.get(&health).send();
+            async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        process
+    }
+
+    /// Peak resident memory so far, in MiB.
+    pub fn peak_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib / 1024
+    }
+}
+
+impl WebProcess {
+    /// SIGKILL: no shutdown, no draining, as when the machine or the OOM killer takes it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WebProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod crashes;
 mod errors;
 mod external_auth;
 mod hardening;

@@ -1,66 +1,11 @@
 //! Floods against the real `todo` binary, measuring the process's peak memory (VmHWM): an
 //! anonymous client must not be able to make it grow without bound.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::helpers::{TEST_PASSWORD, TestApp, eventually};
-
-/// The web binary on its own port, over the test app's database.
-struct WebProcess {
-    child: Child,
-    address: String,
-}
-
-impl WebProcess {
-    async fn start(app: &TestApp, extra_env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_todo"));
-        command
-            .arg("serve")
-            .env("APP_ENV", "test")
-            .env("DATABASE_URL", app.settings.database.url.expose_secret())
-            .env("PORT", port.to_string())
-            .env("APP__SERVER__HOST", "127.0.0.1")
-            .env("APP__SERVER__WORKERS", "2")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
-        let process = Self {
-            child: command.spawn().expect("start the todo binary"),
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let health = format!("{}/health", process.address);
-        eventually("the web process answers", Duration::from_secs(30), || {
-            let request = client.get(&health).send();
-            async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-        })
-        .await;
-        process
-    }
-
-    /// Peak resident memory so far, in MiB.
-    fn peak_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib / 1024
-    }
-}
-
-impl Drop for WebProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{TEST_PASSWORD, TestApp, WebProcess};
 
 #[tokio::test]
 async fn a_login_flood_costs_a_bounded_amount_of_memory() {

@@ -19,6 +19,8 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     telemetry::init(&settings.telemetry);
+    // A configuration mistake is reported at once, before waiting on the database.
+    todo::email::Mailer::from_settings(&settings.email, settings.environment)?;
     let pool = todo_worker::connect(&settings).await?;
     todo_worker::run(pool, settings, shutdown_signal()).await
 }

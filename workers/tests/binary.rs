@@ -1,0 +1,19 @@
+//! The `todo-worker` binary as an operator starts it. (Building this test also makes cargo build
+//! the binary, which the crash tests in the root package start and kill.)
+
+use std::process::Command;
+
+#[test]
+fn production_refuses_to_start_without_smtp_in_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_todo-worker"))
+        .env("APP_ENV", "production")
+        .env("JWT_SECRET", "0123456789abcdef0123456789abcdef0123456789")
+        .env("SMTP_URL", "")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .expect("run todo-worker");
+    assert!(!output.status.success(), "it must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("SMTP_URL")).collect();
+    assert_eq!(errors.len(), 1, "one line naming SMTP_URL: {stderr}");
+}

@@ -22,5 +22,6 @@ mod tasks_jobs;
 mod tasks_list;
 mod tasks_validation;
 mod users;
+mod web_outage;
 mod worker;
 mod worker_outage;

@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 
 mod account;
+#[cfg(test)]
+mod fuzz;
 mod patch;
 pub mod recurrence;
 mod task;

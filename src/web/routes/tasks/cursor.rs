@@ -156,4 +156,53 @@ mod tests {
             assert_eq!(cursors.open("q1", junk), Err(CursorError::Malformed), "{junk:?}");
         }
     }
+
+    mod fuzz {
+        //! The decoder takes whatever a client sends. `PROPTEST_CASES=100000 cargo test --lib fuzz`
+        //! runs it longer than CI does.
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn key() -> impl Strategy<Value = Key> {
+            prop_oneof![
+                (0i64..4_102_444_800_000_000)
+                    .prop_map(|m| Key::Time(DateTime::from_timestamp_micros(m).unwrap())),
+                proptest::option::of(0i64..4_102_444_800_000_000)
+                    .prop_map(|m| Key::Due(m.map(|m| DateTime::from_timestamp_micros(m).unwrap()))),
+                (1i16..=3).prop_map(Key::Rank),
+                ".{0,200}".prop_map(Key::Text),
+                (0f32..1.0).prop_map(Key::Relevance),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_refused_without_panicking(raw in any::<String>()) {
+                let secret = SecretString::from("a secret of some length for tests");
+                prop_assert!(Cursors::new(&secret).open("q", &raw).is_err());
+            }
+
+            #[test]
+            fn a_sealed_cursor_opens_to_its_position_and_any_change_breaks_it(
+                key in key(),
+                id in any::<u128>(),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let secret = SecretString::from("a secret of some length for tests");
+                let cursors = Cursors::new(&secret);
+                let after = After { key, id: Uuid::from_u128(id) };
+                let sealed = cursors.seal("q", &after);
+                prop_assert_eq!(cursors.open("q", &sealed), Ok(after));
+                let mut bytes = sealed.clone().into_bytes();
+                let i = at.index(bytes.len());
+                prop_assume!(bytes[i] != byte);
+                bytes[i] = byte;
+                if let Ok(altered) = String::from_utf8(bytes) {
+                    prop_assert!(cursors.open("q", &altered).is_err(), "{sealed} -> {altered}");
+                }
+            }
+        }
+    }
 }

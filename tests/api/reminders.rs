@@ -257,6 +257,53 @@ async fn a_temporary_smtp_failure_is_retried_with_growing_delays_until_the_serve
 }
 
 #[tokio::test]
+async fn reminders_due_while_the_smtp_server_is_down_are_sent_once_it_returns() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let addr = smtp.addr();
+    smtp.stop();
+    let worker = app
+        .spawn_worker_with(&smtp, |s| {
+            s.worker.retry_base_ms = 300;
+            s.worker.retry_max_secs = 2;
+            s.worker.max_attempts = 20;
+        })
+        .await;
+    let user = app.new_user().await;
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        tasks.push(
+            app.create_task(&user, json!({"title": format!("Down {i}"), "reminder_at": past(1)})).await,
+        );
+    }
+    // Nothing listens: every attempt fails to connect, and none is recorded as sent.
+    let failing = eventually("attempts against the dead server", WAIT, || async {
+        let history = app.reminders(&user, &id_of(&tasks[0])).await;
+        let attempts = history.first().and_then(|h| h["attempts"].as_i64()).unwrap_or(0);
+        (attempts >= 2).then_some(history)
+    })
+    .await;
+    assert_eq!(failing[0]["status"], "pending", "retried, not given up and not marked sent");
+    assert!(failing[0]["last_error"].is_string());
+
+    // The server comes back on the same address.
+    let smtp = SmtpSink::bind(addr).await.unwrap();
+    let messages = smtp.wait_for(3, WAIT).await;
+    assert_eq!(messages.len(), 3, "every reminder due during the outage arrives");
+    for task in &tasks {
+        let history = eventually("the delivery to be recorded", WAIT, || async {
+            let history = app.reminders(&user, &id_of(task)).await;
+            history.first().is_some_and(|h| h["status"] == "sent").then_some(history)
+        })
+        .await;
+        assert!(history[0]["attempts"].as_i64().unwrap() >= 2);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.count(), 3, "each sent once");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_permanent_smtp_failure_is_recorded_and_not_retried() {
     let app = TestApp::spawn().await;
     let smtp = SmtpSink::start().await.unwrap();

@@ -70,6 +70,8 @@ pub struct ServerSettings {
     /// A request body must arrive in full within this long, so a client trickling bytes cannot
     /// hold a connection and its buffer open.
     pub body_timeout_secs: u64,
+    /// A request's headers must arrive within this long, or the connection gets a 408.
+    pub header_timeout_secs: u64,
     /// Open connections per actix worker thread; further ones wait in the listen backlog.
     pub max_connections_per_worker: usize,
     /// `Strict-Transport-Security` max-age on every response; 0 sends none. Set it only when

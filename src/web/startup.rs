@@ -100,7 +100,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     })
     .shutdown_timeout(server_settings.shutdown_timeout_secs)
     // Slow headers are cut off here; slow bodies by the body guard's deadline.
-    .client_request_timeout(Duration::from_secs(10))
+    .client_request_timeout(Duration::from_secs(server_settings.header_timeout_secs.max(1)))
     // Each open connection holds buffers; this caps what many idle or slow clients can pin.
     .max_connections(server_settings.max_connections_per_worker);
     if server_settings.workers > 0 {

@@ -111,6 +111,56 @@ async fn a_body_trickling_in_is_cut_off_with_a_408_at_the_deadline() {
     assert!(elapsed < Duration::from_secs(4), "cut off after {elapsed:?}");
 }
 
+/// Sends `head` a byte at a time every 200 ms and returns what the server answered, and when.
+fn trickle_head(address: String, head: &'static str) -> (String, Duration) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for byte in head.bytes() {
+                if stream.write_all(&[byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let elapsed = started.elapsed();
+    drop(stream);
+    let _ = writer.join();
+    (String::from_utf8_lossy(&answer).into_owned(), elapsed)
+}
+
+#[tokio::test]
+async fn headers_trickling_in_are_cut_off_at_the_header_deadline() {
+    let app = TestApp::spawn_with(|s| s.server.header_timeout_secs = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let head =
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let (answer, elapsed) = tokio::task::spawn_blocking(move || trickle_head(address, head)).await.unwrap();
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(elapsed < Duration::from_secs(5), "the connection was held {elapsed:?}");
+}
+
+#[tokio::test]
+async fn huge_headers_are_refused_without_harm() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(200 * 1024);
+    let response = app.client.get(app.url("/health")).header("x-huge", huge).send().await;
+    if let Ok(response) = response {
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let many = (0..200).fold(app.client.get(app.url("/health")), |r, i| r.header(format!("x-h{i}"), "v"));
+    if let Ok(response) = many.send().await {
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    assert_eq!(app.get("/health").await.status(), 200, "the process is unharmed");
+}
+
 #[tokio::test]
 async fn made_up_http_methods_do_not_grow_the_metrics() {
     let app = TestApp::spawn().await;

@@ -147,6 +147,47 @@ async fn a_full_mailbox_answers_503_with_retry_after_instead_of_queueing() {
 }
 
 #[tokio::test]
+async fn an_exhausted_pool_answers_503_quickly_and_recovers() {
+    let app = TestApp::spawn_with(|s| {
+        s.database.max_connections = 3;
+        s.database.acquire_timeout_secs = 1;
+    })
+    .await;
+    let other = app.new_user().await;
+    // Three users' writes each hold a pool connection while they wait on a row lock.
+    let mut blockers = Vec::new();
+    let mut stuck = Vec::new();
+    for _ in 0..3 {
+        let user = app.new_user().await;
+        let task = app.create_task(&user, json!({"title": "Stuck"})).await;
+        let id = task["id"].as_str().unwrap().to_owned();
+        blockers.push(lock_task(&app, &id).await);
+        let path = format!("/api/v1/tasks/{id}/toggle");
+        let (client, url, token) = (app.client.clone(), app.url(&path), user.token.clone());
+        stuck.push(tokio::spawn(async move {
+            client.post(url).bearer_auth(token).send().await.unwrap().status()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Another user is told to come back, within about the acquire timeout, rather than queued.
+    let started = std::time::Instant::now();
+    let response = app.get_as(&other.token, "/api/v1/tasks").await;
+    let waited = started.elapsed();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503, "database_unavailable").await;
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+
+    for mut blocker in blockers {
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    }
+    for write in stuck {
+        assert_eq!(write.await.unwrap(), 200, "the waiting writes complete");
+    }
+    assert_eq!(app.get_as(&other.token, "/api/v1/tasks").await.status(), 200, "and the pool serves again");
+}
+
+#[tokio::test]
 async fn a_write_that_outlasts_the_send_timeout_is_a_503_not_a_hang() {
     let app = TestApp::spawn_with(|s| s.actors.send_timeout_secs = 2).await;
     let user = app.new_user().await;

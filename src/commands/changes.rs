@@ -21,6 +21,7 @@ pub struct TaskChanges {
     pub reminder_at: Patch<DateTime<Utc>>,
     pub recurrence_rule: Patch<RecurrenceRule>,
     pub recurrence_anchor: Option<RecurrenceAnchor>,
+    pub project_id: Patch<uuid::Uuid>,
 }
 
 impl TaskChanges {
@@ -38,6 +39,7 @@ impl TaskChanges {
             reminder_at: self.reminder_at.apply(now.reminder_at),
             recurrence_rule: self.recurrence_rule.apply(now.recurrence_rule),
             recurrence_anchor: self.recurrence_anchor.unwrap_or(now.recurrence_anchor),
+            project_id: self.project_id.apply(now.project_id),
         })
     }
 }
@@ -56,5 +58,6 @@ fn current_fields(task: &Task) -> Result<TaskFields, Invalid> {
         reminder_at: task.reminder_at,
         recurrence_rule: task.recurrence_rule.as_deref().map(RecurrenceRule::parse).transpose()?,
         recurrence_anchor: task.recurrence_anchor,
+        project_id: task.project_id,
     })
 }

@@ -3,14 +3,19 @@
 //! are the only callers, so one user's commands run one at a time in each process; the row locks
 //! and version checks here keep the invariants when several processes write at once.
 
+mod bulk;
 mod changes;
+mod projects;
 
+pub use bulk::{BatchItem, BulkOp};
 pub use changes::TaskChanges;
+pub use projects::ProjectChanges;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::idempotency::{self, StoredResponse};
+use crate::db::projects::{Project, ProjectFields};
 use crate::db::tasks::{self, Series, Task};
 use crate::db::users;
 use crate::domain::{Invalid, TaskFields, TimeZone};
@@ -48,9 +53,9 @@ pub struct Idempotency {
 pub struct IfMatch(pub Option<Vec<i64>>);
 
 impl IfMatch {
-    fn check(&self, current: &Task) -> Result<(), WriteError> {
+    fn check(&self, current_version: i64) -> Result<(), WriteError> {
         match &self.0 {
-            Some(versions) if !versions.contains(&current.version) => Err(WriteError::PreconditionFailed),
+            Some(versions) if !versions.contains(&current_version) => Err(WriteError::PreconditionFailed),
             _ => Ok(()),
         }
     }
@@ -93,6 +98,25 @@ pub enum Command {
     },
     /// Removes the account with its tasks and queued jobs.
     DeleteAccount,
+    CreateProject {
+        project: ProjectFields,
+        idempotency: Option<Idempotency>,
+    },
+    UpdateProject {
+        id: Uuid,
+        changes: ProjectChanges,
+        if_match: IfMatch,
+    },
+    /// Moves the project's tasks to the trash and removes it.
+    DeleteProject {
+        id: Uuid,
+        if_match: IfMatch,
+    },
+    /// Task operations applied in order as one transaction: all of them, or none.
+    Bulk {
+        operations: Vec<BulkOp>,
+        idempotency: Option<Idempotency>,
+    },
 }
 
 impl Command {
@@ -100,7 +124,9 @@ impl Command {
         match self {
             Self::Create { idempotency, .. }
             | Self::Restore { idempotency, .. }
-            | Self::Toggle { idempotency, .. } => idempotency.as_ref(),
+            | Self::Toggle { idempotency, .. }
+            | Self::CreateProject { idempotency, .. }
+            | Self::Bulk { idempotency, .. } => idempotency.as_ref(),
             _ => None,
         }
     }
@@ -110,7 +136,13 @@ impl Command {
 pub enum Outcome {
     Created(Task),
     Updated(Task),
+    /// A task moved to the trash, as it now is.
+    Trashed(Task),
     Deleted,
+    ProjectCreated(Project),
+    ProjectUpdated(Project),
+    /// Each operation's result, in order.
+    Batch(Vec<BatchItem>),
     /// The stored first response to a repeated `Idempotency-Key`.
     Replayed {
         status: u16,
@@ -119,13 +151,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The status and task a client is answered with, when there is a task to show.
-    pub fn response(&self) -> Option<(u16, &Task)> {
-        match self {
-            Self::Created(task) => Some((201, task)),
-            Self::Updated(task) => Some((200, task)),
-            Self::Deleted | Self::Replayed { .. } => None,
-        }
+    /// The status and body an idempotent request stores for its repeats.
+    fn stored(&self) -> Result<Option<(u16, serde_json::Value)>, serde_json::Error> {
+        let stored = match self {
+            Self::Created(task) => (201, serde_json::to_value(task)?),
+            Self::Updated(task) => (200, serde_json::to_value(task)?),
+            Self::ProjectCreated(project) => (201, serde_json::to_value(project)?),
+            Self::ProjectUpdated(project) => (200, serde_json::to_value(project)?),
+            Self::Batch(items) => (200, serde_json::json!({ "results": items })),
+            Self::Trashed(_) | Self::Deleted | Self::Replayed { .. } => return Ok(None),
+        };
+        Ok(Some(stored))
     }
 }
 
@@ -143,6 +179,16 @@ pub enum WriteError {
     IdempotencyRace,
     #[error("the account holds its maximum of {0} tasks")]
     TaskLimit(u32),
+    #[error("the account holds its maximum of {0} projects")]
+    ProjectLimit(i64),
+    #[error("a project with this name exists")]
+    ProjectNameTaken,
+    /// A command produced an outcome its caller cannot use: a bug, not the client's fault.
+    #[error("unexpected outcome: {0}")]
+    Unexpected(String),
+    /// Operation `index` of a batch failed; nothing of the batch was applied.
+    #[error("operation {index}: {error}")]
+    InBatch { index: usize, error: Box<WriteError> },
     #[error(transparent)]
     Database(sqlx::Error),
     #[error(transparent)]
@@ -165,11 +211,13 @@ impl From<sqlx::Error> for WriteError {
                 Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
                 Some("tasks_reminder_not_after_due") => Some(("reminder_at", "must not be after due_at")),
                 Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
+                Some("tasks_project_fkey") => Some(("project_id", "is not one of your projects")),
                 Some("tasks_recurrence_rule_length") => {
                     Some(("recurrence_rule", "must be at most 500 characters"))
                 }
                 // The account was deleted while this write was on its way.
-                Some("tasks_user_id_fkey") => return Self::NotFound,
+                Some("tasks_user_id_fkey" | "projects_user_id_fkey") => return Self::NotFound,
+                Some("projects_user_name_key") => return Self::ProjectNameTaken,
                 _ => None,
             },
             _ => None,
@@ -219,9 +267,8 @@ async fn run(
     }
     let outcome = apply(&mut tx, settings, user, command).await?;
     if let Some(idem) = command.idempotency()
-        && let Some((status, task)) = outcome.response()
+        && let Some((status, body)) = outcome.stored().map_err(EnqueueError::Encode)?
     {
-        let body = serde_json::to_value(task).map_err(EnqueueError::Encode)?;
         let response = StoredResponse { fingerprint: idem.fingerprint.clone(), status, body };
         if !idempotency::store(&mut tx, user, &idem.key, &response, ttl_hours).await? {
             tx.rollback().await?;
@@ -239,22 +286,28 @@ async fn apply(
     command: &Command,
 ) -> Result<Outcome, WriteError> {
     match command {
+        Command::Bulk { operations, .. } => bulk::apply(conn, settings, user, operations).await,
+        Command::CreateProject { project, .. } => projects::create(conn, user, project).await,
+        Command::UpdateProject { id, changes, if_match } => {
+            projects::update(conn, user, *id, changes, if_match).await
+        }
+        Command::DeleteProject { id, if_match } => projects::delete(conn, user, *id, if_match).await,
+        other => apply_task(conn, settings, user, other, &mut None).await,
+    }
+}
+
+/// One task command. `zone` caches the owner's default time zone across a batch.
+async fn apply_task(
+    conn: &mut PgConnection,
+    settings: CommandSettings,
+    user: Uuid,
+    command: &Command,
+    zone: &mut Option<TimeZone>,
+) -> Result<Outcome, WriteError> {
+    match command {
         Command::Create { task, .. } => {
-            let fields = task.clone().with_default_timezone(default_timezone(conn, user).await?);
-            fields.check().map_err(WriteError::Invalid)?;
-            let id = Uuid::now_v7();
-            let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
-                id,
-                occurrence_at: due,
-                index: 1,
-            });
-            let created = tasks::insert(conn, user, id, &fields, series).await?;
-            // Counted after the insert: the count row is then locked by this transaction, so
-            // concurrent creates from several processes cannot all pass the check.
-            if tasks::count_all(conn, user).await? > i64::from(settings.max_tasks_per_user) {
-                return Err(WriteError::TaskLimit(settings.max_tasks_per_user));
-            }
-            task_jobs::sync(conn, None, &created).await?;
+            let created = create(conn, user, task, zone).await?;
+            check_task_limit(conn, settings, user).await?;
             Ok(Outcome::Created(created))
         }
         Command::Update { id, changes, if_match } => {
@@ -264,18 +317,18 @@ async fn apply(
         }
         Command::Replace { id, task, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
-            let fields = task.clone().with_default_timezone(default_timezone(conn, user).await?);
+            let fields = task.clone().with_default_timezone(default_timezone(conn, user, zone).await?);
             rewrite(conn, &current, fields).await
         }
         Command::Delete { id, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             let trashed = tasks::move_to_trash(conn, current.id).await?;
             task_jobs::sync(conn, Some(&current), &trashed).await?;
-            Ok(Outcome::Deleted)
+            Ok(Outcome::Trashed(trashed))
         }
         Command::Restore { id, if_match, .. } => {
             let current = tasks::lock_trashed(conn, user, *id).await?.ok_or(WriteError::NotFound)?;
-            if_match.check(&current)?;
+            if_match.check(current.version)?;
             let restored = tasks::restore(conn, current.id).await?;
             task_jobs::sync(conn, Some(&current), &restored).await?;
             Ok(Outcome::Updated(restored))
@@ -305,6 +358,45 @@ async fn apply(
             users::delete(conn, user, settings.remember_deleted_external_secs).await?;
             Ok(Outcome::Deleted)
         }
+        Command::Bulk { .. }
+        | Command::CreateProject { .. }
+        | Command::UpdateProject { .. }
+        | Command::DeleteProject { .. } => {
+            Err(WriteError::Invalid(vec![Invalid::new("operations", "is not a task operation")]))
+        }
+    }
+}
+
+/// Inserts a new task and queues its jobs.
+async fn create(
+    conn: &mut PgConnection,
+    user: Uuid,
+    task: &TaskFields<Option<TimeZone>>,
+    zone: &mut Option<TimeZone>,
+) -> Result<Task, WriteError> {
+    let fields = task.clone().with_default_timezone(default_timezone(conn, user, zone).await?);
+    fields.check().map_err(WriteError::Invalid)?;
+    let id = Uuid::now_v7();
+    let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
+        id,
+        occurrence_at: due,
+        index: 1,
+    });
+    let created = tasks::insert(conn, user, id, &fields, series).await?;
+    task_jobs::sync(conn, None, &created).await?;
+    Ok(created)
+}
+
+/// Checked after inserting: the count row is then locked by this transaction, so concurrent
+/// creates from several processes cannot all pass the check.
+async fn check_task_limit(
+    conn: &mut PgConnection,
+    settings: CommandSettings,
+    user: Uuid,
+) -> Result<(), WriteError> {
+    match tasks::count_all(conn, user).await? > i64::from(settings.max_tasks_per_user) {
+        true => Err(WriteError::TaskLimit(settings.max_tasks_per_user)),
+        false => Ok(()),
     }
 }
 
@@ -315,7 +407,7 @@ async fn locked_live(
     if_match: &IfMatch,
 ) -> Result<Task, WriteError> {
     let current = tasks::lock_live(conn, user, id).await?.ok_or(WriteError::NotFound)?;
-    if_match.check(&current)?;
+    if_match.check(current.version)?;
     Ok(current)
 }
 
@@ -340,7 +432,17 @@ async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) ->
     Ok(Outcome::Updated(updated))
 }
 
-async fn default_timezone(conn: &mut PgConnection, user: Uuid) -> Result<TimeZone, WriteError> {
+/// The owner's time zone, read once per command (or batch).
+async fn default_timezone(
+    conn: &mut PgConnection,
+    user: Uuid,
+    cached: &mut Option<TimeZone>,
+) -> Result<TimeZone, WriteError> {
+    if let Some(zone) = cached {
+        return Ok(*zone);
+    }
     let name = tasks::user_timezone(conn, user).await?.ok_or(WriteError::NotFound)?;
-    Ok(TimeZone::parse("timezone", &name).unwrap_or(TimeZone::UTC))
+    let zone = TimeZone::parse("timezone", &name).unwrap_or(TimeZone::UTC);
+    *cached = Some(zone);
+    Ok(zone)
 }

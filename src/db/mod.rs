@@ -12,6 +12,7 @@ use crate::config::DatabaseSettings;
 
 pub mod idempotency;
 pub mod maintenance;
+pub mod projects;
 pub mod queue;
 pub mod reminders;
 pub mod task_list;

@@ -82,6 +82,18 @@ pub struct Filter {
     pub due_to: Option<DateTime<Utc>>,
     pub overdue: Option<bool>,
     pub has_due: Option<bool>,
+    pub project: ProjectFilter,
+}
+
+/// Which projects' tasks a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectFilter {
+    /// The inbox and every project that is not archived.
+    #[default]
+    Active,
+    Inbox,
+    /// One project, archived or not.
+    Project(Uuid),
 }
 
 /// Where the previous page ended: the last row's sort key and id.
@@ -193,11 +205,15 @@ async fn count(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Resul
 /// the filter's own index.
 fn push_count(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec) {
     if spec.filter == Filter::default() {
-        query.push(match spec.shelf {
-            Shelf::Live => "SELECT live FROM task_counts WHERE user_id = ",
-            Shelf::Trash => "SELECT trashed FROM task_counts WHERE user_id = ",
-        });
-        query.push_bind(user_id);
+        // Trigger-kept counts: the user's live tasks less those in archived projects.
+        match spec.shelf {
+            Shelf::Live => query
+                .push("SELECT live - coalesce((SELECT sum(total_tasks) FROM projects WHERE archived AND user_id = ")
+                .push_bind(user_id)
+                .push("), 0) FROM task_counts WHERE user_id = ")
+                .push_bind(user_id),
+            Shelf::Trash => query.push("SELECT trashed FROM task_counts WHERE user_id = ").push_bind(user_id),
+        };
     } else {
         query.push("SELECT count(*)");
         from_where(query, user_id, spec);
@@ -232,6 +248,20 @@ fn from_where(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec
     });
     if filter.search.is_some() {
         query.push(" AND search @@ q.query");
+    }
+    match (spec.shelf, filter.project) {
+        (Shelf::Trash, _) => {}
+        // The user's archived projects are few: one small array, computed once per statement.
+        (Shelf::Live, ProjectFilter::Active) => {
+            query.push(" AND (project_id IS NULL OR NOT project_id = ANY(ARRAY(SELECT id FROM projects WHERE archived AND user_id = ");
+            query.push_bind(user_id).push(")))");
+        }
+        (Shelf::Live, ProjectFilter::Inbox) => {
+            query.push(" AND project_id IS NULL");
+        }
+        (Shelf::Live, ProjectFilter::Project(id)) => {
+            query.push(" AND project_id = ").push_bind(id);
+        }
     }
     if let Some(completed) = filter.completed {
         query.push(" AND completed = ").push_bind(completed);

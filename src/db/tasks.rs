@@ -41,6 +41,8 @@ pub struct Task {
     pub series_index: Option<i32>,
     #[serde(skip)]
     pub next_occurrence_queued: bool,
+    /// The task's project; `null` is the inbox.
+    pub project_id: Option<Uuid>,
     /// Set only for tasks in the trash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<DateTime<Utc>>,
@@ -75,6 +77,7 @@ pub(super) struct TaskRow {
     pub(super) occurrence_at: Option<DateTime<Utc>>,
     pub(super) series_index: Option<i32>,
     pub(super) next_occurrence_queued: bool,
+    pub(super) project_id: Option<Uuid>,
     pub(super) deleted_at: Option<DateTime<Utc>>,
     pub(super) created_at: DateTime<Utc>,
     pub(super) updated_at: DateTime<Utc>,
@@ -103,6 +106,7 @@ impl From<TaskRow> for Task {
             occurrence_at: r.occurrence_at,
             series_index: r.series_index,
             next_occurrence_queued: r.next_occurrence_queued,
+            project_id: r.project_id,
             deleted_at: r.deleted_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -142,7 +146,7 @@ impl Task {
 }
 
 pub(super) const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
-     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, deleted_at, created_at, \
+     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, project_id, deleted_at, created_at, \
      updated_at, version";
 
 /// Where a task sits in a recurring series. `None` for a one-off task.
@@ -164,8 +168,8 @@ pub async fn insert(
     let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
                             reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index,
-                            user_id)
-         VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                            project_id, user_id)
+         VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          RETURNING {COLUMNS}"
     )));
     let row = bind_fields(query.bind(id), fields, series).bind(user_id).fetch_one(conn).await?;
@@ -174,7 +178,7 @@ pub async fn insert(
 
 type RowQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, TaskRow, sqlx::postgres::PgArguments>;
 
-/// Binds the editable fields as `$2`–`$14`, the order `insert` and `update` share.
+/// Binds the editable fields as `$2`–`$15`, the order `insert` and `update` share.
 fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<Series>) -> RowQuery<'q> {
     query
         .bind(fields.title.as_str())
@@ -190,6 +194,7 @@ fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<S
         .bind(series.map(|s| s.id))
         .bind(series.map(|s| s.occurrence_at))
         .bind(series.map(|s| s.index))
+        .bind(fields.project_id)
 }
 
 /// A live (not trashed) task of this user.
@@ -267,11 +272,11 @@ pub async fn update(
              completed_at = CASE WHEN NOT $4 THEN NULL WHEN completed THEN completed_at ELSE now() END,
              completed = $4, priority = $5, tags = $6, due_at = $7, timezone = $8, reminder_at = $9,
              recurrence_rule = $10, recurrence_anchor = $11, series_id = $12, occurrence_at = $13,
-             series_index = $14, updated_at = now(), version = version + 1
+             series_index = $14, project_id = $15, updated_at = now(), version = version + 1
          WHERE id = $1
            AND (title, description, completed, priority, tags, due_at, timezone, reminder_at,
-                recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index)
-               IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, project_id)
+               IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING {COLUMNS}"
     )));
     let row: Option<TaskRow> = bind_fields(query.bind(task_id), fields, series).fetch_optional(conn).await?;
@@ -384,8 +389,8 @@ pub async fn insert_occurrence(
         source.reminder_at.zip(source.due_at).map(|(reminder, due)| next.due_at - (due - reminder));
     let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tasks (id, user_id, title, description, priority, tags, due_at, timezone, reminder_at,
-                            recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7, $13)
+                            recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, project_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7, $13, $14)
          ON CONFLICT ON CONSTRAINT tasks_series_occurrence_key DO NOTHING
          RETURNING {COLUMNS}"
     )))
@@ -402,6 +407,8 @@ pub async fn insert_occurrence(
     .bind(source.recurrence_anchor.as_str())
     .bind(source.series_id)
     .bind(next.series_index)
+    // The next occurrence stays in its series' project.
+    .bind(source.project_id)
     .fetch_optional(conn)
     .await?;
     Ok(row.map(Task::from))
@@ -419,6 +426,34 @@ pub async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> Result<bool
         .execute(conn)
         .await?;
     Ok(exists.is_some())
+}
+
+/// Locks every task of a project, trashed ones included, in id order.
+pub async fn lock_in_project(conn: &mut PgConnection, project_id: Uuid) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY id FOR NO KEY UPDATE"
+    )))
+    .bind(project_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
+}
+
+/// Takes every task out of a project, moving the live ones to the trash.
+pub async fn trash_project_tasks(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tasks SET project_id = NULL, deleted_at = coalesce(deleted_at, now()),
+                updated_at = now(), version = version + 1
+         WHERE project_id = $1
+         RETURNING {COLUMNS}"
+    )))
+    .bind(project_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
 }
 
 /// How many tasks the user holds, trashed ones included, from the trigger-kept count.

@@ -7,12 +7,14 @@ mod account;
 #[cfg(test)]
 mod fuzz;
 mod patch;
+mod project;
 pub mod recurrence;
 mod task;
 mod timezone;
 
 pub use account::{DisplayName, Email, Password};
 pub use patch::Patch;
+pub use project::{Color, Position, ProjectName};
 pub use task::{Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, Title};
 pub use timezone::TimeZone;
 

@@ -231,6 +231,8 @@ pub struct TaskFields<Zone = TimeZone> {
     pub reminder_at: Option<DateTime<Utc>>,
     pub recurrence_rule: Option<RecurrenceRule>,
     pub recurrence_anchor: RecurrenceAnchor,
+    /// `None` is the inbox. Ownership is the database's to check (a composite foreign key).
+    pub project_id: Option<uuid::Uuid>,
 }
 
 impl TaskFields<Option<TimeZone>> {
@@ -246,6 +248,7 @@ impl TaskFields<Option<TimeZone>> {
             reminder_at: self.reminder_at,
             recurrence_rule: self.recurrence_rule,
             recurrence_anchor: self.recurrence_anchor,
+            project_id: self.project_id,
         }
     }
 }
@@ -344,6 +347,7 @@ mod tests {
             reminder_at: Some(due + chrono::Duration::minutes(1)),
             recurrence_rule: None,
             recurrence_anchor: RecurrenceAnchor::Due,
+            project_id: None,
         };
         assert_eq!(fields.check().unwrap_err()[0].field, "reminder_at");
         fields.reminder_at = Some(due);

@@ -55,7 +55,10 @@ async fn sync_reminder(
     if before.is_some_and(|b| reminder_state(b) == reminder_state(after)) {
         return Ok(());
     }
-    cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
+    // A task just created has no jobs to cancel: skip the round trip.
+    if before.is_some() {
+        cancel_for_task(conn, Reminder::QUEUE, after.id).await?;
+    }
     if let Some(old) = before.and_then(|b| b.reminder_at) {
         // A retry that was waiting for this reminder will not come; say so in its history.
         if let Some(reason) = unwanted_reminder(after, old) {

@@ -51,7 +51,7 @@ fn json_error(err: JsonPayloadError, limit: usize, body_timeout: Duration) -> Ap
 }
 
 /// Well-formed JSON of the wrong shape: a 422 naming the field where serde says which.
-fn data_error(err: &serde_json::Error) -> ApiError {
+pub(crate) fn data_error(err: &serde_json::Error) -> ApiError {
     let message = err.to_string();
     let field = message
         .strip_prefix("missing field `")

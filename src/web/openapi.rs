@@ -6,7 +6,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{FieldError, Problem};
-use super::routes::{auth, ops, tasks, users};
+use super::routes::{auth, ops, projects, tasks, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,13 +20,16 @@ use super::routes::{auth, ops, tasks, users};
         users::me, users::update_me, users::delete_me, users::export,
         tasks::list::list, tasks::create, tasks::list::trash, tasks::get_task, tasks::update, tasks::replace,
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
+        tasks::bulk::bulk,
+        projects::list, projects::create, projects::get_project, projects::update, projects::remove,
     ),
     components(schemas(Problem, FieldError)),
-    modifiers(&BearerAuth, &UserScopedAliases),
+    modifiers(&BearerAuth, &CommonResponses, &UserScopedAliases),
     tags(
         (name = "auth", description = "Accounts and access tokens"),
         (name = "users", description = "The caller's own account"),
         (name = "tasks", description = "The caller's tasks; also served under /users/{user_id}"),
+        (name = "projects", description = "The caller's projects; also served under /users/{user_id}"),
         (name = "operations", description = "Liveness, readiness and metrics"),
     ),
 )]
@@ -47,6 +50,83 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Adds the answers every operation of a kind can give, which the handlers' annotations leave
+/// out: 401 wherever a token is needed, 400/413/415/422 wherever a body or query is parsed, 412
+/// with `If-Match`, 429 and 503 everywhere under `/api/v1`. Also types the conditional and
+/// idempotency headers as plain strings (a missing header is not a `null` one).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            for operation in operations(item) {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let params = operation.parameters.get_or_insert_with(Vec::new);
+                let mut has_if_match = false;
+                let mut has_query = false;
+                for param in params.iter_mut() {
+                    match (&param.parameter_in, param.name.as_str()) {
+                        (ParameterIn::Header, name) => {
+                            has_if_match |= name == "If-Match";
+                            param.schema = Some(header_schema(name).into());
+                        }
+                        (ParameterIn::Query, _) => has_query = true,
+                        _ => {}
+                    }
+                }
+                let has_body = operation.request_body.is_some();
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                if secured {
+                    add("401", "Missing, invalid, expired or revoked token");
+                }
+                if has_body || has_query || path.ends_with("/restore") || path.ends_with("/toggle") {
+                    add("400", "Malformed JSON, query or header");
+                    add("422", "A value breaks a rule; the problem names the field");
+                }
+                if has_body {
+                    add("413", "The body is over the size limit");
+                    add("415", "The body is not JSON, or is compressed");
+                }
+                if has_if_match {
+                    add("412", "`If-Match` does not match the current version");
+                }
+                add("429", "A rate limit was reached; see `Retry-After`");
+                add("503", "Overloaded or the database is unavailable; see `Retry-After`");
+            }
+        }
+    }
+}
+
+/// A problem-document response.
+fn problem(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+        .build()
+}
+
+fn header_schema(name: &str) -> utoipa::openapi::Object {
+    let string = utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String);
+    match name {
+        "Idempotency-Key" => {
+            string.min_length(Some(1)).max_length(Some(255)).pattern(Some("^[!-~]+$")).build()
+        }
+        _ => string.min_length(Some(1)).build(),
+    }
+}
+
 /// Documents `/users/{user_id}/tasks…`: the same operations as `/tasks…`, plus the path
 /// parameter and the 403 for anyone but the caller.
 struct UserScopedAliases;
@@ -57,7 +137,7 @@ impl Modify for UserScopedAliases {
             .paths
             .paths
             .iter()
-            .filter(|(path, _)| path.starts_with("/api/v1/tasks"))
+            .filter(|(path, _)| path.starts_with("/api/v1/tasks") || path.starts_with("/api/v1/projects"))
             .map(|(path, item)| (path.replacen("/api/v1/", "/api/v1/users/{user_id}/", 1), item.clone()))
             .collect();
         let user_id = ParameterBuilder::new()
@@ -67,13 +147,7 @@ impl Modify for UserScopedAliases {
             .description(Some("The caller's own id, or `me`"))
             .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String)))
             .build();
-        let forbidden = ResponseBuilder::new()
-            .description("`user_id` is not the caller")
-            .content(
-                "application/problem+json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
-            )
-            .build();
+        let forbidden = problem("`user_id` is not the caller");
         for (path, mut item) in task_paths {
             for operation in operations(&mut item) {
                 operation.parameters.get_or_insert_with(Vec::new).insert(0, user_id.clone());

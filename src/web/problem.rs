@@ -60,6 +60,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64, limit: u32 },
     #[error("service unavailable: {reason}")]
     Unavailable { reason: &'static str, retry_after_secs: u64 },
+    /// Operation `index` of a batch failed with `error`; nothing of the batch was applied.
+    #[error("operation {index}: {error}")]
+    InOperation { index: usize, error: Box<ApiError> },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -119,6 +122,7 @@ impl ApiError {
             Self::Unprocessable { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable { reason, .. } => reason,
+            Self::InOperation { error, .. } => error.code(),
             Self::Internal(_) => "internal_error",
         }
     }
@@ -145,9 +149,26 @@ impl ApiError {
                 format!("Rate limit of {limit} requests a minute reached; retry after Retry-After seconds.")
             }
             Self::Unavailable { .. } => "The service is temporarily unavailable; retry later.".into(),
+            Self::InOperation { index, error } => {
+                format!("Operation {index} failed, so none was applied: {}", error.detail())
+            }
             Self::Internal(_) => {
                 "An unexpected error occurred; quote the request id when reporting it.".into()
             }
+        }
+    }
+
+    /// Field errors, with a batch operation's fields named as `operations[i].field`.
+    fn field_errors(&self) -> Option<Vec<FieldError>> {
+        match self {
+            Self::Validation(errors) => Some(errors.clone()),
+            Self::InOperation { index, error } => error.field_errors().map(|errors| {
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("operations[{index}].{}", e.field), e.message))
+                    .collect()
+            }),
+            _ => None,
         }
     }
 
@@ -174,6 +195,9 @@ pub struct Problem {
     pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// For a failed batch: the index of the operation that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<usize>,
 }
 
 impl ResponseError for ApiError {
@@ -190,6 +214,7 @@ impl ResponseError for ApiError {
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InOperation { error, .. } => error.status_code(),
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -210,8 +235,9 @@ impl ResponseError for ApiError {
             instance: context.path,
             code: code.to_owned(),
             request_id: context.request_id,
-            errors: match self {
-                Self::Validation(errors) => Some(errors.clone()),
+            errors: self.field_errors(),
+            operation: match self {
+                Self::InOperation { index, .. } => Some(*index),
                 _ => None,
             },
         };

@@ -57,6 +57,14 @@ impl RateLimits {
         }
     }
 
+    /// Counts `n` more writes by `user`, for a request that carries several (a bulk request).
+    pub fn charge_user_writes(&self, user: Uuid, n: usize) -> Result<(), ApiError> {
+        match (self.enabled, NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))) {
+            (true, Some(n)) => self.user_writes.check_n(user, n),
+            _ => Ok(()),
+        }
+    }
+
     pub fn check_auth_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         if !self.enabled {
             return Ok(());
@@ -144,6 +152,23 @@ impl<K: Hash + Eq + Clone + Overflow> Limiter<K> {
                 limit: self.per_minute,
             }
         })
+    }
+
+    /// Counts `n` requests at once; more than the whole budget is refused like any excess.
+    fn check_n(&self, key: K, n: NonZeroU32) -> Result<(), ApiError> {
+        let key = match self.buckets.len() < self.max_keys || self.make_room() {
+            true => key,
+            false => K::OVERFLOW,
+        };
+        let refused = |wait: Duration| ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            limit: self.per_minute,
+        };
+        match self.buckets.check_key_n(&key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(refused(not_until.wait_time_from(DefaultClock::default().now()))),
+            Err(_) => Err(refused(Duration::from_secs(60))),
+        }
     }
 
     /// Drops keys whose buckets are full again (idle clients), at most once per `CLEANUP_EVERY`.

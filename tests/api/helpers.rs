@@ -461,8 +461,18 @@ impl WebProcess {
 
     /// Peak resident memory so far, in MiB.
     pub fn peak_mib(&self) -> u64 {
+        self.status_mib("VmHWM:")
+    }
+
+    /// Resident memory now, in MiB.
+    #[allow(dead_code)] // The overload benchmark samples it; the tests read the peak.
+    pub fn rss_mib(&self) -> u64 {
+        self.status_mib("VmRSS:")
+    }
+
+    fn status_mib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        let line = status.lines().find(|l| l.starts_with(field)).expect("a /proc status field");
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib / 1024
     }

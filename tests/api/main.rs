@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod bulk;
 mod crashes;
 mod errors;
 mod external_auth;
@@ -11,6 +12,7 @@ mod hostile_input;
 mod memory_bounds;
 mod ops;
 mod private_pg;
+mod projects;
 mod rate_limits;
 mod recurrence;
 mod reminders;

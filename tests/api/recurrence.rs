@@ -384,3 +384,24 @@ async fn the_completion_anchor_steps_from_the_moment_of_completion() {
     let next = tasks.iter().find(|t| t["id"] != task["id"]).unwrap();
     assert_eq!(instant(&next["due_at"]), whole_second + Days::weeks(3));
 }
+
+#[tokio::test]
+async fn the_next_occurrence_stays_in_its_series_project() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let project =
+        app.send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Chores"}))).await;
+    let project: Value = project.json().await.unwrap();
+    let task = app
+        .create_task(
+            &user,
+            json!({"title": "Bins", "due_at": "2030-03-04T07:00:00Z", "recurrence_rule": "FREQ=WEEKLY",
+                   "project_id": project["id"]}),
+        )
+        .await;
+    complete(&app, &user, &task).await;
+    assert_eq!(run_follow_ups(&app).await.len(), 1);
+    let tasks = series(&app, &user, task["series_id"].as_str().unwrap()).await;
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[1]["project_id"], project["id"], "the next occurrence keeps the project");
+}

@@ -29,6 +29,7 @@ async fn create_reminder(
         reminder_at: Some(at),
         recurrence_rule: None,
         recurrence_anchor: RecurrenceAnchor::Due,
+        project_id: None,
     };
     let command = Command::Create { task, idempotency: None };
     let settings = commands::CommandSettings {

@@ -2,11 +2,19 @@
 
 pub mod auth;
 pub mod ops;
+pub mod projects;
 pub mod tasks;
 pub mod users;
 
+use actix_web::web;
+
 /// Everything under `/api/v1`.
-pub fn configure_api(cfg: &mut actix_web::web::ServiceConfig) {
-    // `/users/me…` before the `/users/{user_id}` task scope, which would otherwise claim it.
-    cfg.configure(auth::configure).configure(users::configure).configure(tasks::configure);
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    // `/users/me…` before the `/users/{user_id}` scope, which would otherwise claim it. One scope
+    // serves every resource's alias: a request entering a scope never falls through to another.
+    cfg.configure(auth::configure)
+        .configure(users::configure)
+        .configure(projects::routes)
+        .configure(tasks::routes)
+        .service(web::scope("/users/{user_id}").configure(projects::routes).configure(tasks::routes));
 }

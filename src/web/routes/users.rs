@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::commands::Command;
+use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task};
 use crate::db::users::{self, ProfileChange, User};
 use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
@@ -149,6 +150,7 @@ pub async fn delete_me(
 pub struct Export {
     exported_at: DateTime<Utc>,
     user: UserView,
+    projects: Vec<Project>,
     /// Every task, trashed ones included.
     tasks: Vec<Task>,
 }
@@ -168,8 +170,11 @@ pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
     let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
     let user = found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?;
     let user_id = user.id;
-    // Everything before the task array, as `{"exported_at":…,"user":{…},"tasks":[`.
-    let head = serde_json::json!({ "exported_at": Utc::now(), "user": UserView::from(user) });
+    // At most a thousand, so they come in the head; tasks stream after them.
+    let projects = projects::all_for_export(&state.pool, user_id).await.map_err(ApiError::from_db)?;
+    // Everything before the task array, as `{"exported_at":…,"user":{…},"projects":[…],"tasks":[`.
+    let head =
+        serde_json::json!({ "exported_at": Utc::now(), "user": UserView::from(user), "projects": projects });
     let mut head = serde_json::to_vec(&head).map_err(ApiError::internal)?;
     head.pop();
     head.extend_from_slice(br#","tasks":["#);

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::commands::TaskChanges;
 use crate::domain::{
@@ -12,30 +13,87 @@ use crate::domain::{
     Title,
 };
 
-/// The fields a task body may carry. POST and PUT need `title`; PATCH takes any subset, and
-/// `null` clears a nullable field.
+/// A task as POST and PUT take it: `title` is required; left-out fields take their defaults.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // Documents the body; parsing is field by field in `TaskForm`.
 pub struct TaskInput {
     /// 1–200 characters after trimming.
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     /// At most 2000 characters.
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    #[schema(nullable = false)]
     completed: Option<bool>,
-    /// `low`, `medium` (default) or `high`, in any case.
-    priority: Option<String>,
+    #[schema(nullable = false)]
+    priority: Option<PriorityName>,
     /// At most 20; each 1–50 characters; de-duplicated and lower-cased.
+    #[schema(nullable = false, max_items = 20)]
     tags: Option<Vec<String>>,
     /// RFC 3339 with an offset.
     due_at: Option<DateTime<Utc>>,
     /// IANA name; defaults to the user's time zone.
+    #[schema(nullable = false)]
     timezone: Option<String>,
     /// RFC 3339 with an offset; not after `due_at`.
     reminder_at: Option<DateTime<Utc>>,
     /// An RFC 5545 RRULE body such as `FREQ=WEEKLY;BYDAY=MO`; needs `due_at`.
+    #[schema(max_length = 500)]
     recurrence_rule: Option<String>,
-    /// `due` (default) or `completion`.
-    recurrence_anchor: Option<String>,
+    #[schema(nullable = false)]
+    recurrence_anchor: Option<AnchorName>,
+    /// One of the caller's projects; `null` (the default) is the inbox.
+    #[schema(format = Uuid)]
+    project_id: Option<String>,
+}
+
+/// A merge patch of a task (PATCH): only the fields sent change, and `null` clears a nullable one.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Documents the body; parsing is field by field in `TaskForm`.
+pub struct TaskPatch {
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
+    title: Option<String>,
+    #[schema(max_length = 2000)]
+    description: Option<String>,
+    #[schema(nullable = false)]
+    completed: Option<bool>,
+    #[schema(nullable = false)]
+    priority: Option<PriorityName>,
+    /// `null` clears the tags.
+    #[schema(max_items = 20)]
+    tags: Option<Vec<String>>,
+    due_at: Option<DateTime<Utc>>,
+    #[schema(nullable = false)]
+    timezone: Option<String>,
+    reminder_at: Option<DateTime<Utc>>,
+    #[schema(max_length = 500)]
+    recurrence_rule: Option<String>,
+    #[schema(nullable = false)]
+    recurrence_anchor: Option<AnchorName>,
+    /// Moves the task to this project; `null` moves it to the inbox.
+    #[schema(format = Uuid)]
+    project_id: Option<String>,
+}
+
+/// A priority, in any letter case.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum PriorityName {
+    Low,
+    Medium,
+    High,
+}
+
+/// What a recurring task's next occurrence is counted from.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum AnchorName {
+    Due,
+    Completion,
 }
 
 pub const FIELDS: &[&str] = &[
@@ -49,6 +107,7 @@ pub const FIELDS: &[&str] = &[
     "reminder_at",
     "recurrence_rule",
     "recurrence_anchor",
+    "project_id",
 ];
 
 /// A parsed body: each field absent, null or a valid value.
@@ -63,6 +122,7 @@ pub struct TaskForm {
     reminder_at: Patch<DateTime<Utc>>,
     recurrence_rule: Patch<RecurrenceRule>,
     recurrence_anchor: Patch<RecurrenceAnchor>,
+    project_id: Patch<Uuid>,
 }
 
 impl TaskForm {
@@ -89,6 +149,9 @@ impl TaskForm {
             recurrence_rule: read.field("recurrence_rule", "a string", |s: String| RecurrenceRule::parse(&s)),
             recurrence_anchor: read
                 .field("recurrence_anchor", "a string", |s: String| RecurrenceAnchor::parse(&s)),
+            project_id: read.field("project_id", "a project id", |s: String| {
+                s.parse::<Uuid>().map_err(|_| Invalid::new("project_id", "must be a project id"))
+            }),
         };
         if errors.is_empty() { Ok(form) } else { Err(errors) }
     }
@@ -125,6 +188,7 @@ impl TaskForm {
                 reminder_at: self.reminder_at.apply(None),
                 recurrence_rule: self.recurrence_rule.apply(None),
                 recurrence_anchor,
+                project_id: self.project_id.apply(None),
             }),
             _ => Err(errors),
         }
@@ -149,6 +213,7 @@ impl TaskForm {
             reminder_at: self.reminder_at,
             recurrence_rule: self.recurrence_rule,
             recurrence_anchor: not_null(self.recurrence_anchor, "recurrence_anchor", &mut errors),
+            project_id: self.project_id,
         };
         if errors.is_empty() { Ok(changes) } else { Err(errors) }
     }

@@ -43,11 +43,15 @@ pub fn if_match(headers: &HeaderMap, id: Uuid) -> Result<IfMatch, ApiError> {
     let Some(value) = header_text(headers, &header::IF_MATCH)? else {
         return Ok(IfMatch(None));
     };
+    Ok(if_match_value(value, id))
+}
+
+/// An `If-Match` value (one or more ETags, or `*`) for this id.
+pub fn if_match_value(value: &str, id: Uuid) -> IfMatch {
     if value.trim() == "*" {
-        return Ok(IfMatch(None));
+        return IfMatch(None);
     }
-    let versions = value.split(',').filter_map(|tag| version_for(tag.trim(), id)).collect();
-    Ok(IfMatch(Some(versions)))
+    IfMatch(Some(value.split(',').filter_map(|tag| version_for(tag.trim(), id)).collect()))
 }
 
 /// Whether `If-None-Match` matches the task's current tag (weak comparison).
@@ -109,17 +113,49 @@ pub fn task_response(status: u16, task: &Task) -> HttpResponse {
     response.json(task)
 }
 
+/// The answer to a task write (or a batch of them).
 pub fn outcome_response(outcome: Outcome) -> HttpResponse {
+    respond(outcome, "tasks")
+}
+
+/// The answer to a project write.
+pub fn project_outcome_response(outcome: Outcome) -> HttpResponse {
+    respond(outcome, "projects")
+}
+
+fn respond(outcome: Outcome, collection: &str) -> HttpResponse {
     match outcome {
         Outcome::Created(task) => task_response(201, &task),
         Outcome::Updated(task) => task_response(200, &task),
-        Outcome::Deleted => HttpResponse::NoContent().finish(),
-        Outcome::Replayed { status, body } => replay(status, body),
+        Outcome::Trashed(_) | Outcome::Deleted => HttpResponse::NoContent().finish(),
+        Outcome::ProjectCreated(project) => {
+            resource_response(201, &project, project.id, &project.etag(), collection)
+        }
+        Outcome::ProjectUpdated(project) => {
+            resource_response(200, &project, project.id, &project.etag(), collection)
+        }
+        Outcome::Batch(results) => HttpResponse::Ok().json(serde_json::json!({ "results": results })),
+        Outcome::Replayed { status, body } => replay(status, body, collection),
     }
 }
 
+fn resource_response(
+    status: u16,
+    body: &impl serde::Serialize,
+    id: Uuid,
+    etag: &str,
+    collection: &str,
+) -> HttpResponse {
+    let mut response = HttpResponse::build(status_code(status));
+    response.insert_header((header::ETAG, etag.to_owned()));
+    if status == 201 {
+        response.insert_header((header::LOCATION, format!("/api/v1/{collection}/{id}")));
+    }
+    response.json(body)
+}
+
 /// The first response to an idempotent request, with the headers it had.
-fn replay(status: u16, body: serde_json::Value) -> HttpResponse {
+fn replay(status: u16, body: serde_json::Value, collection: &str) -> HttpResponse {
     let mut response = HttpResponse::build(status_code(status));
     response.insert_header(("idempotent-replayed", "true"));
     if let (Some(id), Some(version)) =
@@ -127,7 +163,7 @@ fn replay(status: u16, body: serde_json::Value) -> HttpResponse {
     {
         response.insert_header((header::ETAG, format!("\"{}-{version}\"", id.simple())));
         if status == 201 {
-            response.insert_header((header::LOCATION, format!("/api/v1/tasks/{id}")));
+            response.insert_header((header::LOCATION, format!("/api/v1/{collection}/{id}")));
         }
     }
     response.json(body)
@@ -168,6 +204,18 @@ impl From<WriteError> for ApiError {
                     "An account holds at most {max} tasks, trashed ones included; delete some or empty the trash."
                 ),
             },
+            WriteError::ProjectLimit(max) => Self::Conflict {
+                code: "project_limit_reached",
+                detail: format!("An account holds at most {max} projects."),
+            },
+            WriteError::ProjectNameTaken => Self::Conflict {
+                code: "project_name_taken",
+                detail: "You already have a project with this name (names ignore letter case).".into(),
+            },
+            WriteError::InBatch { index, error } => {
+                Self::InOperation { index, error: Box::new((*error).into()) }
+            }
+            WriteError::Unexpected(what) => Self::internal(anyhow::anyhow!("unexpected outcome: {what}")),
             WriteError::Database(err) => Self::from_db(err),
             WriteError::Jobs(err) => Self::internal(err),
         }

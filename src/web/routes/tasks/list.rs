@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::cursor::{CursorError, Cursors};
 use super::http::Caller;
-use crate::db::task_list::{self, Direction, Filter, ListSpec, Search, Shelf, SortKey, TagMode};
+use crate::db::task_list::{
+    self, Direction, Filter, ListSpec, ProjectFilter, Search, Shelf, SortKey, TagMode,
+};
 use crate::db::tasks::Task;
 use crate::domain::{Invalid, Priority, Tags};
 use crate::web::problem::{ApiError, Problem};
@@ -33,6 +35,7 @@ const LIVE_PARAMS: &[&str] = &[
     "due_to",
     "overdue",
     "has_due",
+    "project_id",
     "sort",
     "order",
     "limit",
@@ -64,6 +67,9 @@ pub struct ListParams {
     /// `true`: open tasks whose due time has passed; `false`: all others.
     overdue: Option<bool>,
     has_due: Option<bool>,
+    /// A project's id, or `inbox` for tasks in no project. Without it, tasks of archived
+    /// projects are left out.
+    project_id: Option<String>,
     /// `created_at` (default), `updated_at`, `due_at` (missing due dates last), `priority`
     /// (high first when descending) or `title`.
     sort: Option<String>,
@@ -216,6 +222,7 @@ fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&
         due_to: keep.ok(instant(&params, "due_to")).flatten(),
         overdue: keep.ok(boolean(&params, "overdue")).flatten(),
         has_due: keep.ok(boolean(&params, "has_due")).flatten(),
+        project: keep.ok(project(params.one("project_id"))).unwrap_or_default(),
     };
     if let (Some(from), Some(to)) = (filter.due_from, filter.due_to)
         && from > to
@@ -310,6 +317,17 @@ fn tags(raw: Option<&str>) -> Result<Vec<String>, Invalid> {
     let mut tags = Tags::parse(&given)?.as_slice().to_vec();
     tags.sort();
     Ok(tags)
+}
+
+fn project(raw: Option<&str>) -> Result<ProjectFilter, Invalid> {
+    match raw.map(str::trim) {
+        None => Ok(ProjectFilter::Active),
+        Some("inbox") => Ok(ProjectFilter::Inbox),
+        Some(id) => id
+            .parse::<Uuid>()
+            .map(ProjectFilter::Project)
+            .map_err(|_| Invalid::new("project_id", "must be a project id or inbox")),
+    }
 }
 
 fn tag_mode(raw: Option<&str>) -> Result<TagMode, Invalid> {

@@ -1,9 +1,10 @@
 //! The task resource, served both at `/tasks…` and at `/users/{user_id}/tasks…`.
 //! Reads go straight to the pool; every write goes to the caller's actor.
 
+pub mod bulk;
 mod cursor;
 mod form;
-mod http;
+pub(crate) mod http;
 pub mod list;
 pub mod reminders;
 
@@ -14,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use form::TaskForm;
-pub use form::{FIELDS, TaskInput};
+pub use form::{AnchorName, FIELDS, PriorityName, TaskInput, TaskPatch};
 use http::Caller;
 
 use crate::commands::Command;
@@ -22,15 +23,11 @@ use crate::db::tasks::{self, Task};
 use crate::web::problem::{ApiError, Problem};
 use crate::web::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(routes);
-    cfg.service(web::scope("/users/{user_id}").configure(routes));
-}
-
 /// Literal paths come before `{id}`, which would otherwise swallow them.
-fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list::list)
         .service(create)
+        .service(bulk::bulk)
         .service(list::trash)
         .service(get_task)
         .service(update)
@@ -104,7 +101,7 @@ pub async fn get_task(
 
 /// Changes the fields sent; left-out fields stay, `null` clears.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))

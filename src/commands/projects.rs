@@ -1,0 +1,74 @@
+//! Project writes: create, change, and delete (which trashes the project's tasks).
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{IfMatch, Outcome, WriteError};
+use crate::db::projects::{self, ProjectFields};
+use crate::domain::{Color, Patch, Position, ProjectName};
+use crate::jobs::task_jobs;
+
+/// A merge patch of a project: `None`/`Absent` leaves a field, `Patch::Null` clears the color.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChanges {
+    pub name: Option<ProjectName>,
+    pub color: Patch<Color>,
+    pub position: Option<Position>,
+    pub archived: Option<bool>,
+}
+
+pub(super) async fn create(
+    conn: &mut PgConnection,
+    user: Uuid,
+    fields: &ProjectFields,
+) -> Result<Outcome, WriteError> {
+    let created = projects::insert(conn, user, Uuid::now_v7(), fields).await?;
+    // Counted after the insert, as tasks are, so concurrent creates cannot all pass.
+    if projects::count(conn, user).await? > projects::MAX_PER_USER {
+        return Err(WriteError::ProjectLimit(projects::MAX_PER_USER));
+    }
+    Ok(Outcome::ProjectCreated(created))
+}
+
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    user: Uuid,
+    id: Uuid,
+    changes: &ProjectChanges,
+    if_match: &IfMatch,
+) -> Result<Outcome, WriteError> {
+    let current = projects::lock(conn, user, id).await?.ok_or(WriteError::NotFound)?;
+    if_match.check(current.version)?;
+    let current_color = current.color.as_deref().map(Color::parse).transpose()?;
+    let fields = ProjectFields {
+        name: match &changes.name {
+            Some(name) => name.clone(),
+            None => ProjectName::parse(&current.name)?,
+        },
+        color: changes.color.clone().apply(current_color),
+        position: changes.position,
+        archived: changes.archived.unwrap_or(current.archived),
+    };
+    // `None`: nothing changed, so the version stays.
+    let updated = projects::update(conn, id, &fields).await?;
+    Ok(Outcome::ProjectUpdated(updated.unwrap_or(current)))
+}
+
+/// Locks the project's tasks (in id order) before the project, the order task writes take them,
+/// then trashes the live ones with their jobs cancelled, as deleting each would.
+pub(super) async fn delete(
+    conn: &mut PgConnection,
+    user: Uuid,
+    id: Uuid,
+    if_match: &IfMatch,
+) -> Result<Outcome, WriteError> {
+    let current = projects::find(&mut *conn, user, id).await?.ok_or(WriteError::NotFound)?;
+    if_match.check(current.version)?;
+    for (before, after) in projects::empty(conn, id).await? {
+        task_jobs::sync(conn, Some(&before), &after).await?;
+    }
+    let locked = projects::lock(conn, user, id).await?.ok_or(WriteError::NotFound)?;
+    if_match.check(locked.version)?;
+    projects::delete(conn, id).await?;
+    Ok(Outcome::Deleted)
+}

@@ -1,0 +1,221 @@
+//! `POST /tasks/bulk`: up to 100 task operations, applied in order as one transaction by the
+//! caller's actor. Every problem in the body is reported at once, named `operations[i].field`.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::form::{TaskForm, TaskInput, TaskPatch};
+use super::http::{self, Caller};
+use crate::commands::{BatchItem, BulkOp, Command, IfMatch};
+use crate::domain::Invalid;
+use crate::web::problem::{ApiError, FieldError, Problem};
+use crate::web::state::AppState;
+
+/// Most operations one request may carry.
+const MAX_OPERATIONS: usize = 100;
+
+/// The request: operations applied in order, all or none.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents the body; it is parsed field by field below.
+pub struct BulkRequest {
+    /// 1–100 operations.
+    #[schema(min_items = 1, max_items = 100)]
+    operations: Vec<BulkOperation>,
+}
+
+/// One operation. `op` says which; `id` names the task for every op but `create`; `if_match`
+/// (an ETag) makes it conditional, as the header does on the single-task routes.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BulkOperation {
+    op: BulkOpName,
+    #[schema(format = Uuid)]
+    id: Option<String>,
+    #[schema(nullable = false)]
+    if_match: Option<String>,
+    /// For `create`.
+    #[schema(nullable = false)]
+    task: Option<TaskInput>,
+    /// For `update`: a merge patch, as `PATCH /tasks/{id}` takes.
+    #[schema(nullable = false)]
+    changes: Option<TaskPatch>,
+    /// For `move`: the target project, or `null` for the inbox.
+    #[schema(format = Uuid)]
+    project_id: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum BulkOpName {
+    Create,
+    Update,
+    Complete,
+    Reopen,
+    Move,
+    Delete,
+    Restore,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkResponse {
+    /// One per operation, in order.
+    results: Vec<BatchItem>,
+}
+
+/// Applies up to 100 task operations as one transaction: all of them, or none. Rate limits
+/// count every operation as a write.
+#[utoipa::path(
+    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = BulkRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
+    responses(
+        (status = 200, body = BulkResponse),
+        (status = 404, description = "An operation names a task the caller does not have; `operation` is its index", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "An operation's `if_match` is stale", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body or an operation is invalid; fields are named `operations[i].…`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/tasks/bulk")]
+#[tracing::instrument(skip_all)]
+pub async fn bulk(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let idempotency = http::idempotency(req.headers(), "bulk", &body)?;
+    let operations = parse(body)?;
+    // The request itself was counted once on the way in.
+    state.rate_limits.charge_user_writes(caller.0, operations.len().saturating_sub(1))?;
+    let outcome = state.actors.execute(caller.0, Command::Bulk { operations, idempotency }).await?;
+    Ok(http::outcome_response(outcome))
+}
+
+fn parse(body: Value) -> Result<Vec<BulkOp>, ApiError> {
+    let invalid = |field: &str, message: &str| ApiError::field(field, message);
+    let Value::Object(mut map) = body else {
+        return Err(invalid("body", "must be a JSON object with `operations`"));
+    };
+    if let Some(key) = map.keys().find(|k| *k != "operations") {
+        return Err(invalid(key, "is not a bulk request field"));
+    }
+    let Some(Value::Array(raw)) = map.remove("operations") else {
+        return Err(invalid("operations", "must be an array of operations"));
+    };
+    if raw.is_empty() || raw.len() > MAX_OPERATIONS {
+        return Err(invalid(
+            "operations",
+            &format!("must hold 1–{MAX_OPERATIONS} operations, not {}", raw.len()),
+        ));
+    }
+    let mut operations = Vec::with_capacity(raw.len());
+    let mut errors = Vec::new();
+    for (index, value) in raw.into_iter().enumerate() {
+        match operation(value) {
+            Ok(op) => operations.push(op),
+            Err(invalid) => errors.extend(
+                invalid
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("operations[{index}].{}", e.field), e.message)),
+            ),
+        }
+    }
+    if errors.is_empty() { Ok(operations) } else { Err(ApiError::Validation(errors)) }
+}
+
+const OP_FIELDS: &[&str] = &["op", "id", "if_match", "task", "changes", "project_id"];
+
+fn operation(value: Value) -> Result<BulkOp, Vec<Invalid>> {
+    let Value::Object(mut map) = value else {
+        return Err(vec![Invalid::new("op", "each operation must be a JSON object")]);
+    };
+    let unknown: Vec<Invalid> = map
+        .keys()
+        .filter(|k| !OP_FIELDS.contains(&k.as_str()))
+        .map(|k| Invalid::new(k.clone(), "is not an operation field"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(unknown);
+    }
+    let op = match map.get("op") {
+        Some(Value::String(op)) => op.clone(),
+        _ => {
+            return Err(vec![Invalid::new(
+                "op",
+                "is required: create, update, complete, reopen, move, delete or restore",
+            )]);
+        }
+    };
+    if op == "create" {
+        let task = map.remove("task").unwrap_or(Value::Null);
+        if let Some(extra) =
+            ["id", "if_match", "changes", "project_id"].iter().find(|f| map.contains_key(**f))
+        {
+            return Err(vec![Invalid::new(*extra, "does not belong to a create; put task fields in `task`")]);
+        }
+        let fields = TaskForm::parse(task).and_then(TaskForm::into_fields).map_err(in_field("task"))?;
+        return Ok(BulkOp::Create(fields));
+    }
+    let id = match map.get("id") {
+        Some(Value::String(id)) => {
+            id.parse::<Uuid>().map_err(|_| vec![Invalid::new("id", "must be a task id")])?
+        }
+        _ => return Err(vec![Invalid::new("id", "is required")]),
+    };
+    let if_match = match map.get("if_match") {
+        None => IfMatch(None),
+        Some(Value::String(tag)) => http::if_match_value(tag, id),
+        Some(_) => return Err(vec![Invalid::new("if_match", "must be an ETag string")]),
+    };
+    let allowed: &[&str] = match op.as_str() {
+        "update" => &["changes"],
+        "move" => &["project_id"],
+        "complete" | "reopen" | "delete" | "restore" => &[],
+        other => return Err(vec![Invalid::new("op", format!("{other:?} is not an operation"))]),
+    };
+    if let Some(extra) =
+        ["task", "changes", "project_id"].iter().find(|f| map.contains_key(**f) && !allowed.contains(*f))
+    {
+        return Err(vec![Invalid::new(*extra, format!("does not belong to {op:?}"))]);
+    }
+    Ok(match op.as_str() {
+        "update" => {
+            let changes = map.remove("changes").unwrap_or(Value::Object(Map::new()));
+            let changes =
+                TaskForm::parse(changes).and_then(TaskForm::into_changes).map_err(in_field("changes"))?;
+            BulkOp::Update { id, changes, if_match }
+        }
+        "move" => {
+            let project_id = match map.get("project_id") {
+                Some(Value::Null) => None,
+                Some(Value::String(p)) => Some(
+                    p.parse::<Uuid>()
+                        .map_err(|_| vec![Invalid::new("project_id", "must be a project id or null")])?,
+                ),
+                _ => {
+                    return Err(vec![Invalid::new(
+                        "project_id",
+                        "is required: a project id, or null for the inbox",
+                    )]);
+                }
+            };
+            BulkOp::Move { id, project_id, if_match }
+        }
+        "complete" => BulkOp::Complete { id, if_match },
+        "reopen" => BulkOp::Reopen { id, if_match },
+        "delete" => BulkOp::Delete { id, if_match },
+        _ => BulkOp::Restore { id, if_match },
+    })
+}
+
+/// Names a nested body's field errors under their parent, as `task.title`.
+fn in_field(parent: &'static str) -> impl Fn(Vec<Invalid>) -> Vec<Invalid> {
+    move |errors| {
+        errors.into_iter().map(|e| Invalid::new(format!("{parent}.{}", e.field), e.message)).collect()
+    }
+}

@@ -75,6 +75,8 @@ async fn main() {
         .await,
     ];
 
+    bulk_against_singles(&app, &users[1]).await;
+
     let base = &results[0];
     println!("\n{REQUESTS} requests per scenario, {CONCURRENCY} in flight, loopback\n");
     println!(
@@ -92,6 +94,59 @@ async fn main() {
             r.p50.as_secs_f64() / base.p50.as_secs_f64(),
         );
     }
+}
+
+/// 100 creates as one bulk request against 100 single `POST /tasks` over one connection, each
+/// timed end to end, best of `ROUNDS` (the least disturbed by other work on the machine).
+async fn bulk_against_singles(app: &TestApp, user: &TestUser) {
+    const ROUNDS: usize = 15;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+    let post = |body: serde_json::Value, path: &'static str| {
+        client.post(app.url(path)).bearer_auth(&user.token).json(&body).send()
+    };
+    let (mut singles, mut bulks) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let started = std::time::Instant::now();
+        for i in 0..100 {
+            let response = post(json!({"title": format!("single {round}-{i}")}), "/api/v1/tasks").await;
+            assert_eq!(response.expect("sent").status(), 201);
+        }
+        singles.push(started.elapsed());
+        let operations: Vec<serde_json::Value> = (0..100)
+            .map(|i| json!({"op": "create", "task": {"title": format!("bulk {round}-{i}")}}))
+            .collect();
+        let started = std::time::Instant::now();
+        let response = post(json!({"operations": operations}), "/api/v1/tasks/bulk").await;
+        assert_eq!(response.expect("sent").status(), 200);
+        bulks.push(started.elapsed());
+    }
+    let best = |times: &[std::time::Duration]| times.iter().min().copied().unwrap_or_default();
+    let median = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (best_single, best_bulk) = (best(&singles), best(&bulks));
+    let (median_single, median_bulk) = (median(&mut singles), median(&mut bulks));
+    println!("\n100 creates, one connection, {ROUNDS} rounds\n");
+    println!("{:<36} {:>10} {:>10}", "", "best ms", "median ms");
+    println!(
+        "{:<36} {:>10.1} {:>10.1}",
+        "100 x POST /tasks",
+        best_single.as_secs_f64() * 1e3,
+        median_single.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<36} {:>10.1} {:>10.1}",
+        "1 x POST /tasks/bulk (100 creates)",
+        best_bulk.as_secs_f64() * 1e3,
+        median_bulk.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<36} {:>9.1}x {:>9.1}x",
+        "bulk speed-up",
+        best_single.as_secs_f64() / best_bulk.as_secs_f64(),
+        median_single.as_secs_f64() / median_bulk.as_secs_f64()
+    );
 }
 
 type Request<'a> = (Method, String, Option<&'a TestUser>, Option<serde_json::Value>);

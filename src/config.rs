@@ -115,6 +115,9 @@ pub struct AuthSettings {
     pub max_concurrent_hashes: usize,
     /// Logins and registrations waiting for a hashing slot; beyond this they get a 503.
     pub max_queued_hashes: usize,
+    /// Tokens each web process remembers as good (see `web::auth::cache`); 0 asks the database
+    /// on every request.
+    pub token_cache_entries: usize,
     pub external: ExternalIssuerSettings,
 }
 

@@ -40,6 +40,15 @@ fn lazy_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
         .connect_lazy_with(options)
 }
 
+/// A pool of one connection, opened on demand, for a `LISTEN` that must not take a connection
+/// from the request pool.
+pub fn listener_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(settings.acquire_timeout())
+        .connect_lazy_with(connect_options(settings)?))
+}
+
 /// Connects, creating the database first when allowed, and fails with one line naming the
 /// server when it cannot be reached.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {

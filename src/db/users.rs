@@ -179,11 +179,15 @@ pub async fn revoke_token(
     token_id: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO revoked_tokens (token_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(token_id)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+    // Every web process's token cache drops the token when this commits.
+    sqlx::query(
+        "WITH revoked AS (INSERT INTO revoked_tokens (token_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING)
+         SELECT pg_notify('auth_changes', 'token:' || $1)",
+    )
+    .bind(token_id)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -233,7 +237,8 @@ pub async fn delete(
                  WHERE external_id IS NOT NULL
                 ON CONFLICT (external_id) DO UPDATE
                     SET deleted_at = EXCLUDED.deleted_at, forget_after = EXCLUDED.forget_after)
-         SELECT count(*) FROM gone",
+         -- Every web process's token cache forgets the user's tokens when this commits.
+         SELECT count(*) FROM gone, pg_notify('auth_changes', 'user:' || $1::text)",
     )
     .bind(id)
     .bind(remember_external_secs as f64)

@@ -18,7 +18,7 @@ use super::openapi::ApiDoc;
 use super::problem::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{body_guard, extractors, request_id, security_headers};
+use super::{auth, body_guard, extractors, request_id, security_headers};
 use crate::config::Settings;
 use crate::db;
 
@@ -43,7 +43,10 @@ impl Application {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
+        let listener_pool = db::listener_pool(&settings.database)?;
         let state = web::Data::new(AppState::new(settings, pool)?);
+        // Ends by itself once the state (and so the cache) is gone.
+        tokio::spawn(auth::cache::listen(listener_pool, std::sync::Arc::downgrade(&state.token_cache)));
         let server = run(listener, state.clone())?;
         Ok(Self { port, server, state })
     }

@@ -5,6 +5,7 @@ use sqlx::PgPool;
 use crate::commands::CommandSettings;
 use crate::config::Settings;
 use crate::web::actors::ActorRegistry;
+use crate::web::auth::cache::TokenCache;
 use crate::web::auth::{PasswordHashing, TokenKeys};
 use crate::web::rate_limit::RateLimits;
 
@@ -16,6 +17,7 @@ pub struct AppState {
     pub passwords: PasswordHashing,
     pub actors: Arc<ActorRegistry>,
     pub rate_limits: RateLimits,
+    pub token_cache: Arc<TokenCache>,
 }
 
 impl AppState {
@@ -29,6 +31,7 @@ impl AppState {
                 CommandSettings::new(&settings),
             ),
             rate_limits: RateLimits::new(&settings.rate_limit),
+            token_cache: TokenCache::new(settings.auth.token_cache_entries),
             pool,
             settings: Arc::new(settings),
         })

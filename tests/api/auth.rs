@@ -5,9 +5,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use uuid::Uuid;
 
-use crate::helpers::{TEST_PASSWORD, TestApp, assert_problem};
+use crate::helpers::{TEST_PASSWORD, TestApp, assert_problem, eventually};
 
 #[tokio::test]
 async fn registering_returns_a_bearer_token_and_the_user() {
@@ -245,7 +247,13 @@ async fn logout_revokes_the_token_on_every_web_process() {
     assert_eq!(response.status(), 204);
 
     assert_problem(app.get_as(&user.token, "/api/v1/users/me").await, 401, "token_revoked").await;
-    assert_problem(other.get_as(&user.token, "/api/v1/users/me").await, 401, "token_revoked").await;
+    // The other process remembered the token as good; the logout's NOTIFY makes it forget.
+    let refused = eventually("the other process refuses the token", Duration::from_secs(1), || async {
+        let response = other.get_as(&user.token, "/api/v1/users/me").await;
+        (response.status() == 401).then_some(response)
+    })
+    .await;
+    assert_problem(refused, 401, "token_revoked").await;
     let again = app.send_as(&user.token, Method::POST, "/api/v1/auth/logout", None).await;
     assert_problem(again, 401, "token_revoked").await;
 
@@ -342,4 +350,61 @@ async fn every_protected_route_refuses_a_request_without_a_token() {
         let problem = assert_problem(response, 401, "token_missing").await;
         assert_eq!(problem["instance"], path, "{method} {path}");
     }
+}
+
+#[tokio::test]
+async fn a_deleted_account_stops_working_on_every_process_within_a_second() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let other = app.second_instance().await;
+    // Both processes have now seen the token good, and remember it.
+    for _ in 0..2 {
+        assert_eq!(other.get_as(&user.token, "/api/v1/tasks").await.status(), 200);
+        assert_eq!(app.get_as(&user.token, "/api/v1/tasks").await.status(), 200);
+    }
+    assert_eq!(app.send_as(&user.token, Method::DELETE, "/api/v1/users/me", None).await.status(), 204);
+    assert_problem(app.get_as(&user.token, "/api/v1/tasks").await, 401, "token_invalid").await;
+    let started = std::time::Instant::now();
+    eventually("the other process refuses the deleted user", Duration::from_secs(1), || async {
+        (other.get_as(&user.token, "/api/v1/tasks").await.status() == 401).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn after_the_listener_loses_its_connection_a_token_revoked_meanwhile_is_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let other = app.second_instance().await;
+    assert_eq!(other.get_as(&user.token, "/api/v1/tasks").await.status(), 200);
+    // Cut every LISTEN connection of this database, then revoke at once: the notification may
+    // be sent while the other process is not listening.
+    let database: String =
+        sqlx::query_scalar("SELECT current_database()").fetch_one(&app.pool).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&database)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(cut.len() >= 2, "each web process holds one listener: {cut:?}");
+    assert_eq!(app.send_as(&user.token, Method::POST, "/api/v1/auth/logout", None).await.status(), 204);
+    eventually("the other process refuses the revoked token", Duration::from_secs(1), || async {
+        (other.get_as(&user.token, "/api/v1/tasks").await.status() == 401).then_some(())
+    })
+    .await;
+    // And it reconnects: a later logout reaches it by notification again.
+    let login =
+        app.post_json("/api/v1/auth/login", &json!({"email": user.email, "password": TEST_PASSWORD})).await;
+    let token = login.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(other.get_as(&token, "/api/v1/tasks").await.status(), 200);
+    assert_eq!(other.get_as(&token, "/api/v1/tasks").await.status(), 200);
+    assert_eq!(app.send_as(&token, Method::POST, "/api/v1/auth/logout", None).await.status(), 204);
+    eventually("the reconnected listener hears the next logout", Duration::from_secs(1), || async {
+        (other.get_as(&token, "/api/v1/tasks").await.status() == 401).then_some(())
+    })
+    .await;
 }

@@ -57,13 +57,18 @@ impl FromRequest for AuthUser {
                     id
                 }
             };
-            match users::token_standing(&state.pool, id, &verified.token_id)
-                .await
-                .map_err(ApiError::from_db)?
-            {
-                TokenStanding::Good => {}
-                TokenStanding::Revoked => return Err(unauthorized("token_revoked")),
-                TokenStanding::UnknownUser => return Err(unauthorized("token_invalid")),
+            if !state.token_cache.is_good(&verified.token_id, id) {
+                let generation = state.token_cache.generation();
+                match users::token_standing(&state.pool, id, &verified.token_id)
+                    .await
+                    .map_err(ApiError::from_db)?
+                {
+                    TokenStanding::Good => {
+                        state.token_cache.remember(generation, &verified.token_id, id, verified.expires_at);
+                    }
+                    TokenStanding::Revoked => return Err(unauthorized("token_revoked")),
+                    TokenStanding::UnknownUser => return Err(unauthorized("token_invalid")),
+                }
             }
             tracing::Span::current().record("user_id", tracing::field::display(id));
             Ok(Self { id, token_id: verified.token_id, expires_at: verified.expires_at })

@@ -1,5 +1,6 @@
 //! Authentication: tokens, password hashing, and the extractor every protected route takes.
 
+pub mod cache;
 mod extractor;
 pub mod password;
 pub mod tokens;

@@ -208,6 +208,8 @@ pub async fn logout(
     let keep_until =
         user.expires_at.checked_add_signed(leeway).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     users::revoke_token(&state.pool, &user.token_id, keep_until).await.map_err(ApiError::from_db)?;
+    // Other processes hear of it by NOTIFY; this one must not answer the token even once more.
+    state.token_cache.forget_token(&user.token_id);
     let (ip, request_id) = audit_ip_and_request(&ip);
     tracing::info!(target: "audit", event = "logged_out", user_id = %user.id, %ip, %request_id);
     Ok(HttpResponse::NoContent().finish())

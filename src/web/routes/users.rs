@@ -140,6 +140,7 @@ pub async fn delete_me(
 ) -> Result<HttpResponse, ApiError> {
     // Through the actor: removing the account is a write to all of the user's tasks.
     state.actors.execute(user.id, Command::DeleteAccount).await?;
+    state.token_cache.forget_user(user.id);
     let request_id = RequestContext::current().request_id;
     tracing::info!(target: "audit", event = "account_deleted", user_id = %user.id, ip = %ip.0, %request_id);
     Ok(HttpResponse::NoContent().finish())

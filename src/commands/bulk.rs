@@ -7,10 +7,12 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
-    Command, CommandSettings, IfMatch, Outcome, TaskChanges, WriteError, apply_task, check_task_limit, create,
+    Command, CommandSettings, IfMatch, Outcome, TaskChanges, WriteError, apply_task, check_task_limit,
+    default_timezone,
 };
-use crate::db::tasks::Task;
-use crate::domain::{Patch, TaskFields, TimeZone};
+use crate::db::tasks::{self, Series, Task};
+use crate::domain::{Invalid, Patch, TaskFields, TimeZone};
+use crate::jobs::task_jobs;
 
 #[derive(Debug, Clone)]
 pub enum BulkOp {
@@ -98,25 +100,90 @@ pub(super) async fn apply(
 ) -> Result<Outcome, WriteError> {
     let mut zone = None;
     let mut items = Vec::with_capacity(operations.len());
-    let mut created = false;
-    for (index, op) in operations.iter().enumerate() {
-        let in_batch = |error: WriteError| WriteError::InBatch { index, error: Box::new(error) };
-        // Creates skip the per-task limit check; the batch is checked once at the end.
-        let outcome = match op {
-            BulkOp::Create(task) => create(conn, user, task, &mut zone).await.map(Outcome::Created),
-            other => apply_task(conn, settings, user, &other.command(), &mut zone).await,
-        };
-        let (status, task) = match outcome.map_err(in_batch)? {
-            Outcome::Created(task) => (201, task),
-            Outcome::Updated(task) | Outcome::Trashed(task) => (200, task),
+    let mut index = 0;
+    while index < operations.len() {
+        // A run of creates is one INSERT; everything else runs as its single-task route does.
+        let run = operations[index..].iter().take_while(|op| matches!(op, BulkOp::Create(_))).count();
+        if run > 0 {
+            items.extend(create_run(conn, user, &operations[index..index + run], index, &mut zone).await?);
+            index += run;
+            continue;
+        }
+        let op = &operations[index];
+        let in_batch = |error: WriteError| failed(index, op.name(), error);
+        let task = match apply_task(conn, settings, user, &op.command(), &mut zone).await.map_err(in_batch)? {
+            Outcome::Updated(task) | Outcome::Trashed(task) => task,
             other => return Err(in_batch(WriteError::Unexpected(format!("{other:?}")))),
         };
-        created |= status == 201;
-        items.push(BatchItem { index, op: op.name(), status, task });
+        items.push(BatchItem { index, op: op.name(), status: 200, task });
+        index += 1;
     }
     // Creates count once, at the end: the limit holds for the batch as a whole.
-    if created {
+    if items.iter().any(|item| item.status == 201) {
         check_task_limit(conn, settings, user).await?;
     }
     Ok(Outcome::Batch(items))
+}
+
+/// Operation `index` failed. Its field errors are named as the client wrote them: a create's
+/// under `task.`, an update's under `changes.`.
+fn failed(index: usize, op: &str, error: WriteError) -> WriteError {
+    let parent = match op {
+        "create" => Some("task"),
+        "update" => Some("changes"),
+        _ => None,
+    };
+    let error = match (error, parent) {
+        (WriteError::Invalid(errors), Some(parent)) => WriteError::Invalid(
+            errors.into_iter().map(|e| Invalid::new(format!("{parent}.{}", e.field), e.message)).collect(),
+        ),
+        (error, _) => error,
+    };
+    WriteError::InBatch { index, error: Box::new(error) }
+}
+
+/// Inserts consecutive creates (operations `first…`) in one statement, after checking each as
+/// a single create would, then queues their jobs.
+async fn create_run(
+    conn: &mut PgConnection,
+    user: Uuid,
+    run: &[BulkOp],
+    first: usize,
+    zone: &mut Option<TimeZone>,
+) -> Result<Vec<BatchItem>, WriteError> {
+    let in_batch = |index: usize, error: WriteError| failed(index, "create", error);
+    let default_zone = default_timezone(conn, user, zone).await.map_err(|e| in_batch(first, e))?;
+    let mut rows = Vec::with_capacity(run.len());
+    for (offset, op) in run.iter().enumerate() {
+        let BulkOp::Create(task) = op else { continue };
+        let fields = task.clone().with_default_timezone(default_zone);
+        fields.check().map_err(|errors| in_batch(first + offset, WriteError::Invalid(errors)))?;
+        let id = Uuid::now_v7();
+        let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
+            id,
+            occurrence_at: due,
+            index: 1,
+        });
+        rows.push((id, fields, series));
+    }
+    // A project that is not the caller's is named by its operation, as a single create would
+    // name the field (the multi-row insert could not say which row broke the foreign key).
+    let wanted: Vec<Uuid> = rows.iter().filter_map(|(_, fields, _)| fields.project_id).collect();
+    if !wanted.is_empty() {
+        let owned =
+            tasks::owned_projects(conn, user, &wanted).await.map_err(|e| in_batch(first, e.into()))?;
+        if let Some(offset) =
+            rows.iter().position(|(_, f, _)| f.project_id.is_some_and(|p| !owned.contains(&p)))
+        {
+            let invalid = Invalid::new("project_id", "is not one of your projects");
+            return Err(in_batch(first + offset, WriteError::Invalid(vec![invalid])));
+        }
+    }
+    let created = tasks::insert_many(conn, user, &rows).await.map_err(|e| in_batch(first, e.into()))?;
+    let mut items = Vec::with_capacity(created.len());
+    for (offset, task) in created.into_iter().enumerate() {
+        task_jobs::sync(conn, None, &task).await.map_err(|e| in_batch(first + offset, e.into()))?;
+        items.push(BatchItem { index: first + offset, op: "create", status: 201, task });
+    }
+    Ok(items)
 }

@@ -176,6 +176,62 @@ pub async fn insert(
     Ok(row.into())
 }
 
+/// Inserts several new tasks in one statement (a batch's run of creates), in the given order.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    rows: &[(Uuid, TaskFields, Option<Series>)],
+) -> Result<Vec<Task>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
+                            reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index,
+                            project_id, user_id) ",
+    );
+    query.push_values(rows, |mut row, (id, fields, series)| {
+        row.push_bind(*id)
+            .push_bind(fields.title.as_str())
+            .push_bind(fields.description.as_ref().map(|d| d.as_str()))
+            .push_bind(fields.completed)
+            .push("CASE WHEN ")
+            .push_bind_unseparated(fields.completed)
+            .push_unseparated(" THEN now() END")
+            .push_bind(fields.priority.rank())
+            .push_bind(fields.tags.as_slice())
+            .push_bind(fields.due_at)
+            .push_bind(fields.timezone.name())
+            .push_bind(fields.reminder_at)
+            .push_bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
+            .push_bind(fields.recurrence_anchor.as_str())
+            .push_bind(series.map(|s| s.id))
+            .push_bind(series.map(|s| s.occurrence_at))
+            .push_bind(series.map(|s| s.index))
+            .push_bind(fields.project_id)
+            .push_bind(user_id);
+    });
+    query.push(format_args!(" RETURNING {COLUMNS}"));
+    let rows_back: Vec<TaskRow> = query.build_query_as().fetch_all(conn).await?;
+    // RETURNING follows VALUES order in practice; keyed by id, nothing depends on it.
+    let mut by_id: std::collections::HashMap<Uuid, Task> =
+        rows_back.into_iter().map(|r| (r.id, Task::from(r))).collect();
+    Ok(rows.iter().filter_map(|(id, _, _)| by_id.remove(id)).collect())
+}
+
+/// Which of these project ids are the user's.
+pub async fn owned_projects(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM projects WHERE user_id = $1 AND id = ANY($2)")
+        .bind(user_id)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
 type RowQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, TaskRow, sqlx::postgres::PgArguments>;
 
 /// Binds the editable fields as `$2`–`$15`, the order `insert` and `update` share.

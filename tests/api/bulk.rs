@@ -298,3 +298,30 @@ async fn every_operation_in_a_batch_counts_against_the_write_limit() {
     let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&app.pool).await.unwrap();
     assert_eq!(tasks, 8);
 }
+
+#[tokio::test]
+async fn a_create_in_a_batch_naming_another_users_project_is_refused_by_index() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let other = app.new_user().await;
+    let theirs =
+        app.send_as(&other.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Theirs"}))).await;
+    let theirs: Value = theirs.json().await.unwrap();
+    let mine =
+        app.send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Mine"}))).await;
+    let mine: Value = mine.json().await.unwrap();
+    let response = bulk(
+        &app,
+        &user,
+        json!([
+            {"op": "create", "task": {"title": "a", "project_id": mine["id"]}},
+            {"op": "create", "task": {"title": "b"}},
+            {"op": "create", "task": {"title": "c", "project_id": theirs["id"]}},
+        ]),
+    )
+    .await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "operations[2].task.project_id", "{problem}");
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(tasks, 0);
+}

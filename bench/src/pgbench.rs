@@ -1,0 +1,67 @@
+//! The baseline: what PostgreSQL alone does with the same client count, measured in the same
+//! run on the same server with `pgbench -M prepared`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Baseline {
+    pub per_second: f64,
+    pub mean_latency_ms: f64,
+}
+
+/// A single-row INSERT into `tasks` (its indexes and triggers included) for one user.
+pub async fn insert(url: &str, clients: usize, duration: Duration, user: Uuid) -> anyhow::Result<Baseline> {
+    let script = "INSERT INTO tasks (id, user_id, title, timezone) VALUES (gen_random_uuid(), :uid::uuid, 'pgbench', 'UTC');\n";
+    run(url, clients, duration, script, &[("uid", user.to_string())]).await
+}
+
+/// A primary-key SELECT of one of the big user's tasks (ids `1…tasks` as plain numbers).
+pub async fn select(url: &str, clients: usize, duration: Duration, tasks: usize) -> anyhow::Result<Baseline> {
+    let script = format!(
+        "\\set k random(1, {tasks})\nSELECT * FROM tasks WHERE id = lpad(to_hex(:k::bigint), 32, '0')::uuid;\n"
+    );
+    run(url, clients, duration, &script, &[]).await
+}
+
+async fn run(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    script: &str,
+    defines: &[(&str, String)],
+) -> anyhow::Result<Baseline> {
+    let file = std::env::temp_dir().join(format!("todo-bench-{}.sql", Uuid::new_v4().simple()));
+    std::fs::write(&file, script)?;
+    let mut command = tokio::process::Command::new("pgbench");
+    command
+        .args(["-n", "-M", "prepared", "-j", "2"])
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-T")
+        .arg(duration.as_secs().max(1).to_string())
+        .arg("-f")
+        .arg(&file);
+    for (name, value) in defines {
+        command.arg("-D").arg(format!("{name}={value}"));
+    }
+    let output =
+        command.arg(url).output().await.context("running pgbench (from the PostgreSQL client tools)")?;
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("pgbench failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
+    }
+    let number = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    Ok(Baseline {
+        per_second: number("tps = ").context("pgbench printed no tps")?,
+        mean_latency_ms: number("latency average = ").unwrap_or(0.0),
+    })
+}

@@ -232,6 +232,57 @@ pub async fn owned_projects(
         .await
 }
 
+/// What [`insert_within_limit`] did.
+pub enum Inserted {
+    Task(Box<Task>),
+    /// The user already holds the maximum number of tasks.
+    OverLimit,
+    /// The account is gone.
+    NoUser,
+}
+
+/// Inserts a task that needs no job, in one statement: its time zone defaults to the owner's,
+/// and nothing is inserted when the owner already holds `max_tasks`.
+pub async fn insert_within_limit(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    fields: &TaskFields<Option<crate::domain::TimeZone>>,
+    max_tasks: u32,
+) -> Result<Inserted, sqlx::Error> {
+    let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
+                            project_id, user_id)
+         SELECT $1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, coalesce($8, u.timezone), $9, u.id
+         FROM users u
+         WHERE u.id = $10
+           AND coalesce((SELECT live + trashed FROM task_counts WHERE user_id = u.id), 0) < $11
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(fields.title.as_str())
+    .bind(fields.description.as_ref().map(|d| d.as_str()))
+    .bind(fields.completed)
+    .bind(fields.priority.rank())
+    .bind(fields.tags.as_slice())
+    .bind(fields.due_at)
+    .bind(fields.timezone.map(|tz| tz.name()))
+    .bind(fields.project_id)
+    .bind(user_id)
+    .bind(i64::from(max_tasks))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Inserted::Task(Box::new(row.into())));
+    }
+    // Nothing inserted: say why (the rare path pays the second round trip).
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?;
+    Ok(if exists { Inserted::OverLimit } else { Inserted::NoUser })
+}
+
 type RowQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, TaskRow, sqlx::postgres::PgArguments>;
 
 /// Binds the editable fields as `$2`–`$15`, the order `insert` and `update` share.

@@ -55,6 +55,11 @@ async fn sync_reminder(
     if before.is_some_and(|b| reminder_state(b) == reminder_state(after)) {
         return Ok(());
     }
+    // No reminder before or after: there is no job to cancel or queue (a cleared reminder's job
+    // was cancelled by the write that cleared it).
+    if before.is_some_and(|b| b.reminder_at.is_none()) && after.reminder_at.is_none() {
+        return Ok(());
+    }
     // A task just created has no jobs to cancel: skip the round trip.
     if before.is_some() {
         cancel_for_task(conn, Reminder::QUEUE, after.id).await?;

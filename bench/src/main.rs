@@ -99,7 +99,6 @@ struct Service {
     worker: Arc<Process>,
     smtp: smtp_sink::SmtpSink,
     tokens: Vec<String>,
-    big_user: Uuid,
 }
 
 impl Service {
@@ -166,7 +165,7 @@ impl Service {
         let tokens = (0..plan.size.users)
             .map(|u| token(&key, if u == 0 { big_user } else { seed::user_id(u) }))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { base, url, web, worker, smtp, tokens, big_user })
+        Ok(Self { base, url, web, worker, smtp, tokens })
     }
 
     async fn stop(self) {
@@ -213,7 +212,7 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
     let watch = MemoryWatch::start(service.web.clone(), service.worker.clone());
     let size = plan.size;
     let (n, d) = (plan.connections, plan.duration);
-    let insert = pgbench::insert(&service.url, n, d, service.big_user).await?;
+    let insert = pgbench::insert(&service.url, n, d, size.users).await?;
     let select = pgbench::select(&service.url, n, d, size.big_user_tasks).await?;
     watch.take();
     let base = Arc::new(service.base.clone());

@@ -12,10 +12,15 @@ pub struct Baseline {
     pub mean_latency_ms: f64,
 }
 
-/// A single-row INSERT into `tasks` (its indexes and triggers included) for one user.
-pub async fn insert(url: &str, clients: usize, duration: Duration, user: Uuid) -> anyhow::Result<Baseline> {
-    let script = "INSERT INTO tasks (id, user_id, title, timezone) VALUES (gen_random_uuid(), :uid::uuid, 'pgbench', 'UTC');\n";
-    run(url, clients, duration, script, &[("uid", user.to_string())]).await
+/// A single-row INSERT into `tasks` (its indexes and triggers included) for a random user, as
+/// the create scenario spreads over users (seeded ids `b0…0{n}`).
+pub async fn insert(url: &str, clients: usize, duration: Duration, users: usize) -> anyhow::Result<Baseline> {
+    let script = format!(
+        "\\set u random(1, {})\nINSERT INTO tasks (id, user_id, title, timezone) VALUES (gen_random_uuid(), \
+         ('b0' || lpad(to_hex(:u::bigint), 30, '0'))::uuid, 'pgbench', 'UTC');\n",
+        users.saturating_sub(1).max(1)
+    );
+    run(url, clients, duration, &script, &[]).await
 }
 
 /// A primary-key SELECT of one of the big user's tasks (ids `1…tasks` as plain numbers).

@@ -170,7 +170,9 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
     let direction = if spec.direction == Direction::Asc { " ASC" } else { " DESC" };
     query.push(" ORDER BY ").push(key_sql(spec)).push(direction).push(", id").push(direction);
     query.push(" LIMIT ").push_bind(spec.limit + 1).push(" OFFSET ").push_bind(spec.offset);
-    let mut rows: Vec<ListedRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+    // Not a prepared statement: a cached generic plan cannot see the search or the user's
+    // numbers, and picked a scan of all the user's tasks (138 ms instead of 3 ms at 50,000).
+    let mut rows: Vec<ListedRow> = query.build_query_as().persistent(false).fetch_all(&mut *conn).await?;
 
     let more = rows.len() as i64 > spec.limit;
     rows.truncate(usize::try_from(spec.limit).unwrap_or(0));
@@ -197,7 +199,12 @@ async fn count(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Resul
     query.push("SELECT (");
     push_count(&mut query, user_id, spec);
     query.push(")");
-    query.build_query_scalar::<Option<i64>>().fetch_one(conn).await.map(Option::unwrap_or_default)
+    query
+        .build_query_scalar::<Option<i64>>()
+        .persistent(false)
+        .fetch_one(conn)
+        .await
+        .map(Option::unwrap_or_default)
 }
 
 /// The count's query, written inside the list's (`q` is the search the statement starts with).

@@ -176,46 +176,59 @@ pub async fn insert(
     Ok(row.into())
 }
 
+/// A task to insert: its id, fields and place in a series.
+pub type NewTask = (Uuid, TaskFields, Option<Series>);
+
 /// Inserts several new tasks in one statement (a batch's run of creates), in the given order.
+/// The rows travel as one array per column, so the statement is the same whatever the count and
+/// is prepared once per connection (a multi-row VALUES list is a new, slow-to-plan statement for
+/// every batch size).
 pub async fn insert_many(
     conn: &mut PgConnection,
     user_id: Uuid,
-    rows: &[(Uuid, TaskFields, Option<Series>)],
+    rows: &[NewTask],
 ) -> Result<Vec<Task>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+    let column =
+        |f: &dyn Fn(&NewTask) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
+    let inserted: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
                             reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index,
-                            project_id, user_id) ",
-    );
-    query.push_values(rows, |mut row, (id, fields, series)| {
-        row.push_bind(*id)
-            .push_bind(fields.title.as_str())
-            .push_bind(fields.description.as_ref().map(|d| d.as_str()))
-            .push_bind(fields.completed)
-            .push("CASE WHEN ")
-            .push_bind_unseparated(fields.completed)
-            .push_unseparated(" THEN now() END")
-            .push_bind(fields.priority.rank())
-            .push_bind(fields.tags.as_slice())
-            .push_bind(fields.due_at)
-            .push_bind(fields.timezone.name())
-            .push_bind(fields.reminder_at)
-            .push_bind(fields.recurrence_rule.as_ref().map(|r| r.as_str()))
-            .push_bind(fields.recurrence_anchor.as_str())
-            .push_bind(series.map(|s| s.id))
-            .push_bind(series.map(|s| s.occurrence_at))
-            .push_bind(series.map(|s| s.index))
-            .push_bind(fields.project_id)
-            .push_bind(user_id);
-    });
-    query.push(format_args!(" RETURNING {COLUMNS}"));
-    let rows_back: Vec<TaskRow> = query.build_query_as().fetch_all(conn).await?;
-    // RETURNING follows VALUES order in practice; keyed by id, nothing depends on it.
+                            project_id, user_id)
+         SELECT r.id, r.title, r.description, r.completed, CASE WHEN r.completed THEN now() END, r.priority,
+                ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.due_at, r.timezone, r.reminder_at, r.rule,
+                r.anchor, r.series_id, r.occurrence_at, r.series_index, r.project_id, $16
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::boolean[], $5::smallint[], $6::jsonb[],
+                     $7::timestamptz[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::uuid[],
+                     $13::timestamptz[], $14::integer[], $15::uuid[])
+              WITH ORDINALITY AS r(id, title, description, completed, priority, tags, due_at, timezone,
+                                   reminder_at, rule, anchor, series_id, occurrence_at, series_index, project_id, n)
+         ORDER BY r.n
+         RETURNING {COLUMNS}"
+    )))
+    .bind(rows.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
+    .bind(column(&|(_, f, _)| Some(f.title.as_str().to_owned())))
+    .bind(column(&|(_, f, _)| f.description.as_ref().map(|d| d.as_str().to_owned())))
+    .bind(rows.iter().map(|(_, f, _)| f.completed).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, _)| f.priority.rank()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, _)| serde_json::json!(f.tags.as_slice())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, _)| f.due_at).collect::<Vec<_>>())
+    .bind(column(&|(_, f, _)| Some(f.timezone.name().to_owned())))
+    .bind(rows.iter().map(|(_, f, _)| f.reminder_at).collect::<Vec<_>>())
+    .bind(column(&|(_, f, _)| f.recurrence_rule.as_ref().map(|r| r.as_str().to_owned())))
+    .bind(column(&|(_, f, _)| Some(f.recurrence_anchor.as_str().to_owned())))
+    .bind(rows.iter().map(|(_, _, s)| s.map(|s| s.id)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, _, s)| s.map(|s| s.occurrence_at)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, _, s)| s.map(|s| s.index)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, _)| f.project_id).collect::<Vec<_>>())
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    // Keyed by id, so nothing depends on the order RETURNING gives.
     let mut by_id: std::collections::HashMap<Uuid, Task> =
-        rows_back.into_iter().map(|r| (r.id, Task::from(r))).collect();
+        inserted.into_iter().map(|r| (r.id, Task::from(r))).collect();
     Ok(rows.iter().filter_map(|(id, _, _)| by_id.remove(id)).collect())
 }
 

@@ -102,6 +102,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(server_settings.shutdown_timeout_secs)
+    // A response goes out in more than one write; with Nagle's algorithm on, a large body could
+    // wait for the client's delayed ACK (40 ms) before its last segment left.
+    .tcp_nodelay(true)
     // Slow headers are cut off here; slow bodies by the body guard's deadline.
     .client_request_timeout(Duration::from_secs(server_settings.header_timeout_secs.max(1)))
     // Each open connection holds buffers; this caps what many idle or slow clients can pin.

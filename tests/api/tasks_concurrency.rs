@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, eventually};
 
 #[tokio::test]
 async fn a_hundred_concurrent_toggles_leave_the_state_their_count_implies() {
@@ -119,8 +119,24 @@ async fn a_full_mailbox_answers_503_with_retry_after_instead_of_queueing() {
     // While the first write waits on the lock, at most one more fits in the mailbox; the rest are
     // refused at once. Hold the lock until the refusals are back, however slowly requests arrive.
     let path = format!("/api/v1/tasks/{id}/toggle");
+    let first = tokio::spawn({
+        let (client, url, token) = (app.client.clone(), app.url(&path), user.token.clone());
+        async move { client.post(url).bearer_auth(token).send().await.unwrap() }
+    });
+    // The first write is running (waiting on the row lock) before the others arrive: without
+    // this, all eight could reach the mailbox before the actor takes the first from it.
+    eventually("the first write to wait on the lock", Duration::from_secs(10), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
     let mut pending: futures::stream::FuturesUnordered<_> =
-        (0..8).map(|_| app.send_as(&user.token, Method::POST, &path, None)).collect();
+        (0..7).map(|_| app.send_as(&user.token, Method::POST, &path, None)).collect();
     let mut responses = Vec::new();
     while responses.len() < 6 {
         let next = tokio::time::timeout(Duration::from_secs(10), pending.next()).await;
@@ -130,6 +146,7 @@ async fn a_full_mailbox_answers_503_with_retry_after_instead_of_queueing() {
     while let Some(response) = pending.next().await {
         responses.push(response);
     }
+    responses.push(first.await.unwrap());
 
     let mut accepted = 0;
     for response in responses {

@@ -47,14 +47,20 @@ struct Plan {
     connections: usize,
     many_connections: usize,
     reminders: usize,
+    /// Users given a write at once, so each has a live actor, to weigh the web process with them.
+    actors: usize,
 }
 
 impl Plan {
     fn new(mode: Mode) -> Self {
-        let (size, seconds, many, reminders) = match mode {
-            Mode::Full => (Size { users: 1000, big_user_tasks: 50_000, tasks: 1_000_000 }, 10, 1000, 10_000),
-            Mode::Short => (Size { users: 1000, big_user_tasks: 50_000, tasks: 100_000 }, 4, 1000, 2_000),
-            Mode::Smoke => (Size { users: 20, big_user_tasks: 500, tasks: 1_000 }, 1, 50, 50),
+        let (size, seconds, many, reminders, actors) = match mode {
+            Mode::Full => {
+                (Size { users: 1000, big_user_tasks: 50_000, tasks: 1_000_000 }, 10, 1000, 10_000, 10_000)
+            }
+            Mode::Short => {
+                (Size { users: 1000, big_user_tasks: 50_000, tasks: 100_000 }, 4, 1000, 2_000, 10_000)
+            }
+            Mode::Smoke => (Size { users: 20, big_user_tasks: 500, tasks: 1_000 }, 1, 50, 50, 100),
         };
         Self {
             size,
@@ -62,6 +68,7 @@ impl Plan {
             connections: 64,
             many_connections: many,
             reminders,
+            actors,
         }
     }
 }
@@ -95,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
 struct Service {
     base: String,
     url: String,
+    secret: String,
     web: Arc<Process>,
     worker: Arc<Process>,
     smtp: smtp_sink::SmtpSink,
@@ -165,7 +173,7 @@ impl Service {
         let tokens = (0..plan.size.users)
             .map(|u| token(&key, if u == 0 { big_user } else { seed::user_id(u) }))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { base, url, web, worker, smtp, tokens })
+        Ok(Self { base, url, secret, web, worker, smtp, tokens })
     }
 
     async fn stop(self) {
@@ -359,6 +367,7 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
     notes.insert("bulk".to_owned(), bulk_against_singles(service).await?);
     notes.insert("reminders".to_owned(), reminders(service, plan.reminders).await?);
     let (web, worker) = watch.take();
+    notes.insert("live actors".to_owned(), live_actors(service, plan.actors, &watch).await?);
     notes.insert(
         "peak RSS during bulk and reminders".to_owned(),
         format!("web {web} MiB, worker {worker} MiB"),
@@ -438,6 +447,55 @@ async fn end_cursor(service: &Service) -> anyhow::Result<String> {
         .json()
         .await?;
     Ok(page["next_cursor"].as_str().map_or(last, str::to_owned))
+}
+
+/// `count` more users (seeded by COPY) each write once within the actors' idle timeout, so as
+/// many actors are alive at once; the web process's resident memory then.
+async fn live_actors(service: &Service, count: usize, watch: &MemoryWatch) -> anyhow::Result<String> {
+    let mut conn = sqlx::PgConnection::connect(&service.url).await?;
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
+        .bind(seed::user_email(0))
+        .fetch_one(&mut conn)
+        .await?;
+    let ids: Vec<Uuid> = (0..count).map(|n| Uuid::from_u128((0xc0u128 << 120) | n as u128)).collect();
+    let rows: String = ids.iter().map(|id| format!("{id}\tactor-{id}@example.com\t{hash}\tUTC\n")).collect();
+    let mut copy = conn.copy_in_raw("COPY users (id, email, password_hash, timezone) FROM STDIN").await?;
+    copy.send(rows.as_bytes()).await?;
+    copy.finish().await?;
+    let key = EncodingKey::from_secret(service.secret.as_bytes());
+    let tokens = Arc::new(ids.iter().map(|id| token(&key, *id)).collect::<anyhow::Result<Vec<_>>>()?);
+    let base = Arc::new(service.base.clone());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    watch.take();
+    let started = std::time::Instant::now();
+    let mut loops = Vec::new();
+    for _ in 0..64 {
+        let (tokens, base, next) = (tokens.clone(), base.clone(), next.clone());
+        loops.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(token) = tokens.get(n) else { return anyhow::Ok(()) };
+                let response = client
+                    .post(format!("{base}/api/v1/tasks"))
+                    .bearer_auth(token)
+                    .json(&json!({"title": "actor"}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(response.status() == 201, "a write answered {}", response.status());
+            }
+        }));
+    }
+    for handle in loops {
+        handle.await??;
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (web, _) = watch.take();
+    Ok(format!(
+        "{count} users each wrote once in {:.1} s (all their actors alive, idle timeout 60 s): web RSS peak {web} MiB",
+        elapsed.as_secs_f64()
+    ))
 }
 
 /// 100 creates as one bulk request against 100 single creates, over one connection.

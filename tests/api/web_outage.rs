@@ -114,7 +114,9 @@ async fn a_database_restart_under_load_gives_quick_503s_then_2xx_without_a_resta
     assert!(!during.is_empty());
     // A request sent while the server was starting up again may wait for it and succeed.
     assert!(during.iter().all(|s| s.status == 503 || (200..300).contains(&s.status)), "{during:?}");
-    assert!(during.iter().filter(|s| s.status == 503).count() >= 6, "503s while down: {during:?}");
+    // How many requests fit in the outage depends on the machine's load; that they were 503s
+    // answered within the acquire timeout is the promise.
+    assert!(during.iter().any(|s| s.status == 503), "503s while down: {during:?}");
     let slowest = during.iter().map(|s| s.took).max().unwrap();
     assert!(slowest < Duration::from_secs(4), "a request waited {slowest:?} while the database was down");
     let recovered = seen

@@ -32,21 +32,26 @@ async fn a_database_restart_under_load_gives_quick_503s_then_2xx_without_a_resta
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let registered: Value = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "outage@example.com", "password": TEST_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = registered["access_token"].as_str().unwrap().to_owned();
+    // One user per client: a user's writes queue behind each other in their actor, so with a
+    // shared user a write could wait out several others' acquire timeouts before its own.
+    let mut tokens = Vec::new();
+    for c in 0..6 {
+        let registered: Value = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"email": format!("outage{c}@example.com"), "password": TEST_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(registered["access_token"].as_str().unwrap().to_owned());
+    }
 
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
-    for c in 0..6 {
+    for (c, token) in tokens.iter().enumerate() {
         let (client, base, token, seen, stop) =
             (client.clone(), base.clone(), token.clone(), seen.clone(), stop.clone());
         clients.push(tokio::spawn(async move {

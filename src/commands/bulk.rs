@@ -47,6 +47,19 @@ pub enum BulkOp {
 }
 
 impl BulkOp {
+    /// The task an operation acts on; none for a create.
+    fn task_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Create(_) => None,
+            Self::Update { id, .. }
+            | Self::Complete { id, .. }
+            | Self::Reopen { id, .. }
+            | Self::Move { id, .. }
+            | Self::Delete { id, .. }
+            | Self::Restore { id, .. } => Some(*id),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Create(_) => "create",
@@ -100,6 +113,11 @@ pub(super) async fn apply(
 ) -> Result<Outcome, WriteError> {
     let mut zone = None;
     let mut items = Vec::with_capacity(operations.len());
+    // Every task the batch names is locked up front, in id order, before any write takes a
+    // count row: locked one operation at a time, a later one could wait on a task row while
+    // holding a project's or the user's count, and deadlock with another process's write.
+    let named: Vec<Uuid> = operations.iter().filter_map(BulkOp::task_id).collect();
+    tasks::lock_many(conn, user, &named).await?;
     let mut index = 0;
     while index < operations.len() {
         // A run of creates is one INSERT; everything else runs as its single-task route does.

@@ -239,6 +239,11 @@ pub async fn execute(
     match run(pool, settings, user, command).await {
         // Another process committed the same key meanwhile; running again replays its answer.
         Err(WriteError::IdempotencyRace) => run(pool, settings, user, command).await,
+        // The locks are taken in one order everywhere; should two writes still deadlock, the
+        // loser was rolled back whole, and running it once more is safe.
+        Err(WriteError::Database(sqlx::Error::Database(db))) if db.code().as_deref() == Some("40P01") => {
+            run(pool, settings, user, command).await
+        }
         other => other,
     }
 }
@@ -259,7 +264,11 @@ async fn run(
     // Storing the response key-share locks the account (the key's foreign key). Take that lock
     // first, before any task row: account deletion locks the account and then its tasks, and
     // taking them in the other order deadlocks against it.
-    if command.idempotency().is_some() && !users::lock_key_share(&mut tx, user).await? {
+    // A batch also inserts (its creates take the same key-share lock) after locking task rows.
+    let inserts_after_locking = matches!(command, Command::Bulk { .. });
+    if (command.idempotency().is_some() || inserts_after_locking)
+        && !users::lock_key_share(&mut tx, user).await?
+    {
         return Err(WriteError::NotFound);
     }
     if let Some(idem) = command.idempotency()
@@ -375,7 +384,24 @@ async fn apply_task(
 /// A create that queues no job and needs no time zone to be checked (no reminder, no rule), and
 /// carries no idempotency key: it can be one statement, with no transaction around it.
 fn simple_create(task: &TaskFields<Option<TimeZone>>) -> Option<&TaskFields<Option<TimeZone>>> {
-    (task.reminder_at.is_none() && task.recurrence_rule.is_none()).then_some(task)
+    // A project must be locked before the insert (see `lock_target_project`): not one statement.
+    (task.reminder_at.is_none() && task.recurrence_rule.is_none() && task.project_id.is_none())
+        .then_some(task)
+}
+
+/// Locks the project a task is being put into, before the task's write takes its count row:
+/// otherwise the write could deadlock with the project's deletion on another process. A
+/// project that is not the caller's (or was just deleted) is a 422 on `project_id`.
+async fn lock_target_project(
+    conn: &mut PgConnection,
+    user: Uuid,
+    project: Option<Uuid>,
+) -> Result<(), WriteError> {
+    let Some(project) = project else { return Ok(()) };
+    match crate::db::projects::lock(conn, user, project).await? {
+        Some(_) => Ok(()),
+        None => Err(WriteError::Invalid(vec![Invalid::new("project_id", "is not one of your projects")])),
+    }
 }
 
 /// One round trip: the insert fills in the owner's time zone and refuses to pass the task limit
@@ -408,6 +434,7 @@ async fn create(
 ) -> Result<Task, WriteError> {
     let fields = task.clone().with_default_timezone(default_timezone(conn, user, zone).await?);
     fields.check().map_err(WriteError::Invalid)?;
+    lock_target_project(conn, user, fields.project_id).await?;
     let id = Uuid::now_v7();
     let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
         id,
@@ -446,6 +473,9 @@ async fn locked_live(
 /// Writes a full new state over `current`, keeping its place in a series.
 async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) -> Result<Outcome, WriteError> {
     fields.check().map_err(WriteError::Invalid)?;
+    if fields.project_id != current.project_id {
+        lock_target_project(conn, current.user_id, fields.project_id).await?;
+    }
     let series =
         match (current.series_id.zip(current.occurrence_at), fields.recurrence_rule.is_some(), fields.due_at)
         {

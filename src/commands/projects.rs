@@ -22,8 +22,11 @@ pub(super) async fn create(
     user: Uuid,
     fields: &ProjectFields,
 ) -> Result<Outcome, WriteError> {
+    // Serialises project creation per user across processes, so the count below is exact.
+    if !crate::db::users::lock_for_project_create(conn, user).await? {
+        return Err(WriteError::NotFound);
+    }
     let created = projects::insert(conn, user, Uuid::now_v7(), fields).await?;
-    // Counted after the insert, as tasks are, so concurrent creates cannot all pass.
     if projects::count(conn, user).await? > projects::MAX_PER_USER {
         return Err(WriteError::ProjectLimit(projects::MAX_PER_USER));
     }

@@ -232,17 +232,33 @@ pub async fn insert_many(
     Ok(rows.iter().filter_map(|(id, _, _)| by_id.remove(id)).collect())
 }
 
-/// Which of these project ids are the user's.
+/// Locks these tasks of the user (live or trashed) in id order; ids that are not the user's are
+/// skipped (their operations answer 404 when they run).
+pub async fn lock_many(conn: &mut PgConnection, user_id: Uuid, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT 1 FROM tasks WHERE user_id = $1 AND id = ANY($2) ORDER BY id FOR NO KEY UPDATE")
+        .bind(user_id)
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Which of these project ids are the user's, locked (in id order) for tasks to go into them.
 pub async fn owned_projects(
     conn: &mut PgConnection,
     user_id: Uuid,
     ids: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM projects WHERE user_id = $1 AND id = ANY($2)")
-        .bind(user_id)
-        .bind(ids)
-        .fetch_all(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT id FROM projects WHERE user_id = $1 AND id = ANY($2) ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(user_id)
+    .bind(ids)
+    .fetch_all(conn)
+    .await
 }
 
 /// What [`insert_within_limit`] did.

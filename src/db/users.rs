@@ -76,6 +76,16 @@ pub async fn lock_key_share(conn: &mut PgConnection, id: Uuid) -> Result<bool, s
     Ok(found.is_some())
 }
 
+/// Locks the account against other project creations (and profile changes) until the
+/// transaction ends; false when it is gone.
+pub async fn lock_for_project_create(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
         .bind(id)

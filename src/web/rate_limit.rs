@@ -59,6 +59,14 @@ impl RateLimits {
 
     /// Counts `n` more writes by `user`, for a request that carries several (a bulk request).
     pub fn charge_user_writes(&self, user: Uuid, n: usize) -> Result<(), ApiError> {
+        // More than a whole minute's budget could never pass, however long the client waited.
+        let budget = self.user_writes.per_minute as usize;
+        if self.enabled && n >= budget {
+            return Err(ApiError::field(
+                "operations",
+                format!("at most {budget} operations per request under this server's write limit"),
+            ));
+        }
         match (self.enabled, NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))) {
             (true, Some(n)) => self.user_writes.check_n(user, n),
             _ => Ok(()),

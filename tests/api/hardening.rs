@@ -188,3 +188,52 @@ async fn maintenance_purges_a_large_backlog_in_batches() {
         sqlx::query_scalar("SELECT token_id FROM revoked_tokens").fetch_all(&app.pool).await.unwrap();
     assert_eq!(left, ["live"]);
 }
+
+#[tokio::test]
+async fn batches_never_deadlock_with_account_deletion_or_other_processes_writes() {
+    let app = TestApp::spawn().await;
+    let other = app.second_instance().await;
+    for round in 0..12 {
+        // A batch that locks a task and then inserts, against the account's deletion.
+        let user = app.new_user().await;
+        let task = app.create_task(&user, json!({"title": "T"})).await;
+        let batch = json!({"operations": [{"op": "complete", "id": task["id"]}, {"op": "create", "task": {"title": "x"}}]});
+        let (deleted, batched) = tokio::join!(
+            app.send_as(&user.token, Method::DELETE, "/api/v1/users/me", None),
+            other.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", &[], Some(&batch)),
+        );
+        assert_eq!(deleted.status(), 204, "round {round}");
+        let status = batched.status().as_u16();
+        assert!([200, 401, 404].contains(&status), "round {round}: the batch got {status}");
+
+        // A batch over two tasks of a project, against a single write to the second task, and
+        // the project's deletion against a task moving into it.
+        let user = app.new_user().await;
+        let project =
+            app.send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "P"}))).await;
+        let project: Value = project.json().await.unwrap();
+        let a = app.create_task(&user, json!({"title": "A", "project_id": project["id"]})).await;
+        let b = app.create_task(&user, json!({"title": "B", "project_id": project["id"]})).await;
+        let inbox = app.create_task(&user, json!({"title": "C"})).await;
+        let batch =
+            json!({"operations": [{"op": "complete", "id": a["id"]}, {"op": "complete", "id": b["id"]}]});
+        let b_path = format!("/api/v1/tasks/{}", b["id"].as_str().unwrap());
+        let high = json!({"priority": "high"});
+        let into_project = json!({"project_id": project["id"]});
+        let (batched, patched) = tokio::join!(
+            app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&batch)),
+            other.send_as(&user.token, Method::PATCH, &b_path, &[], Some(&high)),
+        );
+        assert_eq!(batched.status(), 200, "round {round}");
+        assert_eq!(patched.status(), 200, "round {round}");
+        let c_path = format!("/api/v1/tasks/{}", inbox["id"].as_str().unwrap());
+        let p_path = format!("/api/v1/projects/{}", project["id"].as_str().unwrap());
+        let (removed, moved) = tokio::join!(
+            app.send_as(&user.token, Method::DELETE, &p_path, None),
+            other.send_as(&user.token, Method::PATCH, &c_path, &[], Some(&into_project)),
+        );
+        assert_eq!(removed.status(), 204, "round {round}");
+        let status = moved.status().as_u16();
+        assert!(status == 200 || status == 422, "round {round}: the move got {status}");
+    }
+}

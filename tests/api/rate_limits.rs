@@ -100,3 +100,20 @@ async fn one_switch_turns_every_limit_off() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_the_whole_write_budget_is_a_422_not_an_endless_429() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limit.enabled = true;
+        s.rate_limit.user_writes_per_minute = 5;
+    })
+    .await;
+    let user = app.new_user().await;
+    let operations: Vec<serde_json::Value> =
+        (0..6).map(|i| json!({"op": "create", "task": {"title": format!("t{i}")}})).collect();
+    let body = json!({"operations": operations});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "operations");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains('5'), "{problem}");
+}

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -19,6 +19,11 @@ use uuid::Uuid;
 
 /// The channel logout and account deletion notify on.
 pub const CHANNEL: &str = "auth_changes";
+
+/// How long a good answer is trusted without asking again. A listener connection that dies
+/// silently (a NAT or firewall dropping it without a reset) looks alive until TCP gives up; this
+/// bounds how long a revoked token could keep working on such a process.
+const MAX_AGE: Duration = Duration::from_secs(30);
 
 pub struct TokenCache {
     entries: Mutex<HashMap<String, Entry>>,
@@ -32,6 +37,7 @@ pub struct TokenCache {
 struct Entry {
     user: Uuid,
     expires_at: DateTime<Utc>,
+    cached_at: Instant,
 }
 
 impl TokenCache {
@@ -50,7 +56,9 @@ impl TokenCache {
             return false;
         }
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(token_id).is_some_and(|e| e.user == user && e.expires_at > Utc::now())
+        entries
+            .get(token_id)
+            .is_some_and(|e| e.user == user && e.expires_at > Utc::now() && e.cached_at.elapsed() < MAX_AGE)
     }
 
     /// Read before asking the database; pass to [`TokenCache::remember`].
@@ -71,12 +79,12 @@ impl TokenCache {
         }
         if entries.len() >= self.max_entries {
             let now = Utc::now();
-            entries.retain(|_, e| e.expires_at > now);
+            entries.retain(|_, e| e.expires_at > now && e.cached_at.elapsed() < MAX_AGE);
             if entries.len() >= self.max_entries {
                 entries.clear();
             }
         }
-        entries.insert(token_id.to_owned(), Entry { user, expires_at });
+        entries.insert(token_id.to_owned(), Entry { user, expires_at, cached_at: Instant::now() });
     }
 
     /// Drops a token this process just revoked, without waiting for the notification.
@@ -139,6 +147,9 @@ pub async fn listen(pool: PgPool, cache: Weak<TokenCache>) {
         drop(alive);
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
+                // Report a lost connection at once rather than reconnect inside `try_recv`, so
+                // the cache is distrusted for the whole gap.
+                listener.eager_reconnect(false);
                 if let Err(err) = listener.listen(CHANNEL).await {
                     tracing::warn!(%err, "could not LISTEN for auth changes; authenticating through the database");
                 } else {

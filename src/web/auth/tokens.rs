@@ -145,8 +145,9 @@ impl TokenKeys {
         if claims.sub.is_empty() || claims.sub.len() > 255 || claims.sub.chars().any(char::is_control) {
             return Err(TokenError::Invalid);
         }
+        // A long `jti` is digested too: it becomes a key in `revoked_tokens` and a NOTIFY payload.
         let token_id = match claims.jti {
-            Some(jti) if !jti.is_empty() => format!("ext:{jti}"),
+            Some(jti) if !jti.is_empty() && jti.len() <= 128 => format!("ext:{jti}"),
             _ => format!("ext-sha256:{:x}", Sha256::digest(token.as_bytes())),
         };
         Ok(VerifiedToken {

@@ -177,11 +177,7 @@ async fn create_run(
         let fields = task.clone().with_default_timezone(default_zone);
         fields.check().map_err(|errors| in_batch(first + offset, WriteError::Invalid(errors)))?;
         let id = Uuid::now_v7();
-        let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
-            id,
-            occurrence_at: due,
-            index: 1,
-        });
+        let series = Series::first(id, &fields);
         rows.push((id, fields, series));
     }
     // A project that is not the caller's is named by its operation, as a single create would

@@ -436,11 +436,7 @@ async fn create(
     fields.check().map_err(WriteError::Invalid)?;
     lock_target_project(conn, user, fields.project_id).await?;
     let id = Uuid::now_v7();
-    let series = fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Series {
-        id,
-        occurrence_at: due,
-        index: 1,
-    });
+    let series = Series::first(id, &fields);
     let created = tasks::insert(conn, user, id, &fields, series).await?;
     task_jobs::sync(conn, None, &created).await?;
     Ok(created)

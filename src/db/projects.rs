@@ -153,23 +153,17 @@ pub async fn update(
 /// leaves it (so a later restore lands in the inbox). Returns each live task before and after,
 /// for their jobs to be cancelled. The tasks are locked in id order before any is written.
 pub async fn empty(conn: &mut PgConnection, project_id: Uuid) -> Result<Vec<(Task, Task)>, sqlx::Error> {
-    let before = tasks::lock_in_project(conn, project_id).await?;
+    let mut live: std::collections::HashMap<Uuid, Task> = tasks::lock_in_project(conn, project_id)
+        .await?
+        .into_iter()
+        .filter(|t| t.deleted_at.is_none())
+        .map(|t| (t.id, t))
+        .collect();
     let after = tasks::trash_project_tasks(conn, project_id).await?;
-    let mut pairs = Vec::with_capacity(before.len());
-    for task in after {
-        if let Some(previous) = before.iter().find(|b| b.id == task.id && b.deleted_at.is_none()) {
-            pairs.push((previous.clone(), task));
-        }
-    }
-    Ok(pairs)
+    Ok(after.into_iter().filter_map(|task| live.remove(&task.id).map(|before| (before, task))).collect())
 }
 
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(conn).await?;
     Ok(())
-}
-
-/// Every project of a user, for the data export.
-pub async fn all_for_export(conn: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Project>, sqlx::Error> {
-    list(conn, user_id, None).await
 }

@@ -158,6 +158,17 @@ pub struct Series {
     pub index: i32,
 }
 
+impl Series {
+    /// A new task with a rule starts its own series at its due date; others are in none.
+    pub fn first(id: Uuid, fields: &TaskFields) -> Option<Self> {
+        fields.due_at.filter(|_| fields.recurrence_rule.is_some()).map(|due| Self {
+            id,
+            occurrence_at: due,
+            index: 1,
+        })
+    }
+}
+
 pub async fn insert(
     conn: &mut PgConnection,
     user_id: Uuid,

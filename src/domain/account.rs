@@ -75,17 +75,7 @@ impl DisplayName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        match name.chars().count() {
-            0 => Err(Invalid::new("name", "must not be blank")),
-            n if n > Self::MAX_CHARS => {
-                Err(Invalid::new("name", format!("must be at most {} characters", Self::MAX_CHARS)))
-            }
-            _ if name.chars().any(char::is_control) => {
-                Err(Invalid::new("name", "must not contain control characters"))
-            }
-            _ => Ok(Self(name.to_owned())),
-        }
+        super::name(raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn into_inner(self) -> String {

@@ -26,6 +26,19 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// A `name` field: trimmed, 1–`max_chars` characters, no control characters.
+fn name(raw: &str, max_chars: usize) -> Result<String, Invalid> {
+    let name = raw.trim();
+    match name.chars().count() {
+        0 => Err(Invalid::new("name", "must not be blank")),
+        n if n > max_chars => Err(Invalid::new("name", format!("must be at most {max_chars} characters"))),
+        _ if name.chars().any(char::is_control) => {
+            Err(Invalid::new("name", "must not contain control characters"))
+        }
+        _ => Ok(name.to_owned()),
+    }
+}
+
 impl Invalid {
     pub fn new(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }

@@ -149,17 +149,7 @@ impl<K: Hash + Eq + Clone + Overflow> Limiter<K> {
     }
 
     fn check(&self, key: K) -> Result<(), ApiError> {
-        let key = match self.buckets.len() < self.max_keys || self.make_room() {
-            true => key,
-            false => K::OVERFLOW,
-        };
-        self.buckets.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                limit: self.per_minute,
-            }
-        })
+        self.check_n(key, NonZeroU32::MIN)
     }
 
     /// Counts `n` requests at once; more than the whole budget is refused like any excess.

@@ -207,6 +207,23 @@ impl TestApp {
     }
 }
 
+/// `mib` MiB of spaces, gzipped: a few kilobytes per megabyte, a compression bomb.
+pub fn gzip_of_spaces(mib: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut gzip =
+        Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = gzip.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let block = vec![b' '; 1 << 20];
+        for _ in 0..mib {
+            stdin.write_all(&block).unwrap();
+        }
+    });
+    let output = gzip.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output.stdout
+}
+
 /// A uniquely named database, dropped when the test ends (pass or fail).
 pub struct TestDatabase {
     pub name: String,

@@ -10,7 +10,7 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_PASSWORD, TestApp, assert_problem};
+use crate::helpers::{TEST_PASSWORD, TestApp, assert_problem, gzip_of_spaces};
 
 const REGISTER: &str = "/api/v1/auth/register";
 
@@ -18,23 +18,12 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// 4 KiB of gzip that inflates to 4 MiB of spaces: a small bomb.
-fn gzip_bomb() -> Vec<u8> {
-    use std::process::{Command, Stdio};
-    let mut gzip =
-        Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdin = gzip.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&vec![b' '; 4 << 20]).unwrap());
-    let output = gzip.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output.stdout
-}
-
 #[tokio::test]
 async fn compressed_request_bodies_are_refused_before_anything_inflates_them() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;
-    let bomb = gzip_bomb();
+    // 4 KiB of gzip that inflates to 4 MiB.
+    let bomb = gzip_of_spaces(4);
     assert!(bomb.len() < 64 * 1024, "the bomb fits under the body limit");
     for path in ["/api/v1/tasks", REGISTER] {
         let response = app

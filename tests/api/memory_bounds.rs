@@ -1,11 +1,9 @@
 //! Floods against the real `todo` binary, measuring the process's peak memory (VmHWM): an
 //! anonymous client must not be able to make it grow without bound.
 
-use std::process::{Command, Stdio};
-
 use serde_json::json;
 
-use crate::helpers::{TEST_PASSWORD, TestApp, WebProcess};
+use crate::helpers::{TEST_PASSWORD, TestApp, WebProcess, gzip_of_spaces};
 
 #[tokio::test]
 async fn a_login_flood_costs_a_bounded_amount_of_memory() {
@@ -57,21 +55,7 @@ async fn gzip_bombs_cost_a_bounded_amount_of_memory() {
     let web = WebProcess::start(&app, &[]).await;
     let before = web.peak_mib();
     // ~200 KB of gzip that would inflate to 200 MB.
-    let bomb = {
-        let mut gzip =
-            Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-        let mut stdin = gzip.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            let block = vec![b' '; 1 << 20];
-            for _ in 0..200 {
-                stdin.write_all(&block).unwrap();
-            }
-        });
-        let output = gzip.wait_with_output().unwrap();
-        writer.join().unwrap();
-        output.stdout
-    };
+    let bomb = gzip_of_spaces(200);
     let client = reqwest::Client::new();
     let sends = (0..40).map(|_| {
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> =

@@ -33,6 +33,18 @@ impl PrivatePostgres {
         server
     }
 
+    /// A started server with the test settings pointed at it (a 2 s acquire timeout, so an
+    /// outage answers quickly), a pool, and every migration applied.
+    pub async fn start_migrated() -> (Self, todo::config::Settings, sqlx::PgPool) {
+        let server = tokio::task::spawn_blocking(Self::start).await.expect("start PostgreSQL");
+        let mut settings = crate::helpers::test_settings();
+        settings.database.url = secrecy::SecretString::from(server.url());
+        settings.database.acquire_timeout_secs = 2;
+        let pool = todo::db::connect(&settings.database).await.expect("connect to the private server");
+        todo::db::migrate(&pool).await.expect("migrate");
+        (server, settings, pool)
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }

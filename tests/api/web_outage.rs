@@ -4,11 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use todo::web::startup::Application;
 
-use crate::helpers::{TEST_PASSWORD, test_settings};
+use crate::helpers::TEST_PASSWORD;
 use crate::private_pg::PrivatePostgres;
 
 /// One answer as a client saw it: when it was sent, how long it took, and its status (0 when
@@ -22,12 +21,7 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_gives_quick_503s_then_2xx_without_a_restart() {
-    let server = tokio::task::spawn_blocking(PrivatePostgres::start).await.unwrap();
-    let mut settings = test_settings();
-    settings.database.url = SecretString::from(server.url());
-    settings.database.acquire_timeout_secs = 2;
-    let pool = todo::db::connect(&settings.database).await.expect("connect to the private server");
-    todo::db::migrate(&pool).await.expect("migrate");
+    let (server, settings, pool) = PrivatePostgres::start_migrated().await;
     let app = Application::build_with_pool(settings, pool).expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

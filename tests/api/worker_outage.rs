@@ -9,7 +9,7 @@ use todo::commands::{self, Command};
 use todo::db::users::{self, NewUser};
 use todo::domain::{RecurrenceAnchor, Tags, TaskFields, Title};
 
-use crate::helpers::{TestWorker, test_settings};
+use crate::helpers::TestWorker;
 use crate::private_pg::PrivatePostgres;
 
 async fn create_reminder(
@@ -42,12 +42,7 @@ async fn create_reminder(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_does_not_end_the_worker_and_jobs_flow_again_soon_after() {
-    let server = tokio::task::spawn_blocking(PrivatePostgres::start).await.unwrap();
-    let mut settings = test_settings();
-    settings.database.url = SecretString::from(server.url());
-    settings.database.acquire_timeout_secs = 2;
-    let pool = todo::db::connect(&settings.database).await.expect("connect to the private server");
-    todo::db::migrate(&pool).await.expect("migrate");
+    let (server, mut settings, pool) = PrivatePostgres::start_migrated().await;
     let user = users::insert(
         &pool,
         NewUser { email: "outage@example.com", password_hash: "x", name: None, timezone: "UTC" },

@@ -8,6 +8,13 @@ pub mod users;
 
 use actix_web::web;
 
+use crate::domain::Invalid;
+
+/// Keeps a parsed value, or records why it failed so every bad field is reported at once.
+fn keep<T>(errors: &mut Vec<Invalid>, result: Result<T, Invalid>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
 /// Everything under `/api/v1`.
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     // `/users/me…` before the `/users/{user_id}` scope, which would otherwise claim it. One scope

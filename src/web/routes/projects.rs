@@ -7,6 +7,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::keep;
 use super::tasks::http::{self, Caller};
 use crate::commands::{Command, ProjectChanges};
 use crate::db::projects::{self, Project, ProjectFields};
@@ -119,10 +120,6 @@ impl ProjectPatch {
         };
         if errors.is_empty() { Ok(changes) } else { Err(ApiError::invalid(errors)) }
     }
-}
-
-fn keep<T>(errors: &mut Vec<Invalid>, result: Result<T, Invalid>) -> Option<T> {
-    result.map_err(|e| errors.push(e)).ok()
 }
 
 #[derive(Deserialize, IntoParams)]

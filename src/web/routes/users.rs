@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::keep;
 use crate::commands::Command;
 use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task};
@@ -85,11 +86,6 @@ impl ProfileUpdate {
         }
         Ok(ProfileChange { name, timezone, email_reminders })
     }
-}
-
-/// Keeps a parsed value, or records why it failed so every bad field is reported at once.
-fn keep<T>(errors: &mut Vec<Invalid>, result: Result<T, Invalid>) -> Option<T> {
-    result.map_err(|e| errors.push(e)).ok()
 }
 
 /// The caller's profile.
@@ -172,7 +168,7 @@ pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
     let user = found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?;
     let user_id = user.id;
     // At most a thousand, so they come in the head; tasks stream after them.
-    let projects = projects::all_for_export(&state.pool, user_id).await.map_err(ApiError::from_db)?;
+    let projects = projects::list(&state.pool, user_id, None).await.map_err(ApiError::from_db)?;
     // Everything before the task array, as `{"exported_at":…,"user":{…},"projects":[…],"tasks":[`.
     let head =
         serde_json::json!({ "exported_at": Utc::now(), "user": UserView::from(user), "projects": projects });

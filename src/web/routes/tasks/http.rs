@@ -105,12 +105,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Result<
 
 /// A task with its validator.
 pub fn task_response(status: u16, task: &Task) -> HttpResponse {
-    let mut response = HttpResponse::build(status_code(status));
-    response.insert_header((header::ETAG, task.etag()));
-    if status == 201 {
-        response.insert_header((header::LOCATION, format!("/api/v1/tasks/{}", task.id)));
-    }
-    response.json(task)
+    resource_response(status, task, task.id, &task.etag(), "tasks")
 }
 
 /// The answer to a task write (or a batch of them).

@@ -56,6 +56,7 @@ pub struct Settings {
     pub email: EmailSettings,
     pub telemetry: TelemetrySettings,
     pub rate_limit: RateLimitSettings,
+    pub sync: SyncSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +209,25 @@ pub struct RateLimitSettings {
     pub auth_per_ip_per_minute: u32,
     /// Keys (users or addresses) tracked per limit; past it, new keys share one bucket.
     pub max_tracked_keys: usize,
+}
+
+/// The change feed and event streams.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    /// How long a purged task's tombstone is kept. A client away longer must start again from 0.
+    pub tombstone_retention_secs: u64,
+    /// Open event streams per user in one web process (429 beyond).
+    pub max_streams_per_user: usize,
+    /// Open event streams in one web process (503 beyond).
+    pub max_streams_per_process: usize,
+    /// Events one stream may hold unsent; a client that leaves it full is dropped.
+    pub stream_buffer_bytes: usize,
+    /// How long a full stream buffer may wait for the client before it is dropped.
+    pub slow_client_secs: u64,
+    /// A comment is sent this often, so proxies keep an idle stream open.
+    pub heartbeat_secs: u64,
+    /// How long a ticket for `GET /events?ticket=` stays usable.
+    pub ticket_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

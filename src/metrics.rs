@@ -47,6 +47,8 @@ pub const JOB_STATUSES: &[&str] = &["Pending", "Queued", "Running", "Done", "Fai
 /// 0 rather than "no data".
 pub fn register_web_series() {
     metrics::gauge!("user_actors").increment(0.0);
+    metrics::gauge!("event_streams").increment(0.0);
+    metrics::counter!("event_streams_dropped_slow").increment(0);
     for queue in crate::jobs::QUEUES {
         for status in JOB_STATUSES {
             metrics::gauge!("jobs", "queue" => queue, "status" => *status).increment(0.0);

@@ -10,6 +10,7 @@ mod pgbench;
 mod processes;
 mod report;
 mod seed;
+mod streams;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ struct Plan {
     reminders: usize,
     /// Users given a write at once, so each has a live actor, to weigh the web process with them.
     actors: usize,
+    /// Event streams open during the streams scenario, one per user.
+    streams: usize,
 }
 
 impl Plan {
@@ -69,6 +72,7 @@ impl Plan {
             many_connections: many,
             reminders,
             actors,
+            streams: size.users,
         }
     }
 }
@@ -363,7 +367,32 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
     )
     .await?;
 
+    // The sync issue's scenario: a stream per user open on the web process during mixed load.
+    let open = streams::Streams::open(&service.base, &tokens[..plan.streams.min(tokens.len())]).await?;
+    watch.take();
+    measure(
+        "mixed 70/25/5 with an event stream open per user",
+        n,
+        Some(("PK SELECT", select)),
+        mixed(base.clone(), tokens.clone()),
+    )
+    .await?;
+    let delivery = open.stop().await;
+    let (streams_web, _) = watch.take();
+    let at = |q: f64| delivery.latencies.value_at_quantile(q) as f64 / 1000.0;
     let mut notes = BTreeMap::new();
+    notes.insert(
+        "event streams".to_owned(),
+        format!(
+            "{} streams open through the mixed load: {} events, delivery from the write's transaction to the event p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} streams dropped; web peak RSS {streams_web} MiB",
+            delivery.opened,
+            delivery.events,
+            at(0.5),
+            at(0.99),
+            delivery.latencies.max() as f64 / 1000.0,
+            delivery.dropped,
+        ),
+    );
     notes.insert("bulk".to_owned(), bulk_against_singles(service).await?);
     notes.insert("reminders".to_owned(), reminders(service, plan.reminders).await?);
     let (web, worker) = watch.take();

@@ -11,6 +11,7 @@ pub struct Purged {
     pub revoked_tokens: u64,
     pub trashed_tasks: u64,
     pub idempotency_keys: u64,
+    pub tombstones: u64,
 }
 
 /// How long rows are kept, from the settings.
@@ -18,6 +19,17 @@ pub struct Purged {
 pub struct Retention {
     pub trash_days: u32,
     pub idempotency_hours: u32,
+    pub tombstone_secs: u64,
+}
+
+impl Retention {
+    pub fn new(settings: &crate::config::Settings) -> Self {
+        Self {
+            trash_days: settings.tasks.trash_retention_days,
+            idempotency_hours: settings.tasks.idempotency_ttl_hours,
+            tombstone_secs: settings.sync.tombstone_retention_secs,
+        }
+    }
 }
 
 /// Rows deleted per statement: each batch is a short transaction well inside the statement
@@ -68,9 +80,19 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     )
     .await;
     purge("deleted_external_accounts", "forget_after < now() - make_interval(secs => $1)", 0.0).await;
+    purge("event_tickets", "expires_at < now() - make_interval(secs => $1)", 0.0).await;
+    // After the trash purge, whose tombstones it must not prune before their time.
+    let tombstones = match super::changes::prune_tombstones(pool, retention.tombstone_secs as f64).await {
+        Ok(n) => n,
+        Err(err) => {
+            tracing::warn!(%err, "tombstone prune failed");
+            first_error.get_or_insert(err);
+            0
+        }
+    };
     match first_error {
         Some(err) => Err(err),
-        None => Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys }),
+        None => Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys, tombstones }),
     }
 }
 

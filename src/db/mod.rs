@@ -10,6 +10,8 @@ use sqlx::{PgPool, Postgres};
 
 use crate::config::DatabaseSettings;
 
+pub mod changes;
+pub mod event_tickets;
 pub mod idempotency;
 pub mod maintenance;
 pub mod projects;

@@ -4,7 +4,9 @@
 pub mod actors;
 pub mod auth;
 mod body_guard;
+pub mod events;
 pub mod extractors;
+mod listener;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;

@@ -6,7 +6,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{FieldError, Problem};
-use super::routes::{auth, ops, projects, tasks, users};
+use super::routes::{auth, ops, projects, sync, tasks, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,7 @@ use super::routes::{auth, ops, projects, tasks, users};
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
         tasks::bulk::bulk,
         projects::list, projects::create, projects::get_project, projects::update, projects::remove,
+        sync::changes_feed, sync::create_ticket, sync::events_stream,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses, &UserScopedAliases),
@@ -30,6 +31,7 @@ use super::routes::{auth, ops, projects, tasks, users};
         (name = "users", description = "The caller's own account"),
         (name = "tasks", description = "The caller's tasks; also served under /users/{user_id}"),
         (name = "projects", description = "The caller's projects; also served under /users/{user_id}"),
+        (name = "sync", description = "The change feed and live events; also served under /users/{user_id}"),
         (name = "operations", description = "Liveness, readiness and metrics"),
     ),
 )]
@@ -137,7 +139,11 @@ impl Modify for UserScopedAliases {
             .paths
             .paths
             .iter()
-            .filter(|(path, _)| path.starts_with("/api/v1/tasks") || path.starts_with("/api/v1/projects"))
+            .filter(|(path, _)| {
+                ["/api/v1/tasks", "/api/v1/projects", "/api/v1/changes", "/api/v1/events"]
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix))
+            })
             .map(|(path, item)| (path.replacen("/api/v1/", "/api/v1/users/{user_id}/", 1), item.clone()))
             .collect();
         let user_id = ParameterBuilder::new()

@@ -58,6 +58,12 @@ pub enum ApiError {
     /// A rate limit of `limit` requests a minute was reached.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64, limit: u32 },
+    /// The client's position in the change feed cannot be followed; it must start again.
+    #[error("gone: {detail}")]
+    Gone { code: &'static str, detail: String },
+    /// The caller has as many event streams open as one user may.
+    #[error("too many event streams")]
+    TooManyStreams { limit: usize },
     #[error("service unavailable: {reason}")]
     Unavailable { reason: &'static str, retry_after_secs: u64 },
     /// Operation `index` of a batch failed with `error`; nothing of the batch was applied.
@@ -121,6 +127,8 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Unprocessable { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::Gone { code, .. } => code,
+            Self::TooManyStreams { .. } => "too_many_streams",
             Self::Unavailable { reason, .. } => reason,
             Self::InOperation { error, .. } => error.code(),
             Self::Internal(_) => "internal_error",
@@ -133,7 +141,12 @@ impl ApiError {
             Self::Unauthorized { .. } => "Missing, invalid, expired or revoked credentials.".into(),
             Self::Forbidden => "You may not act on another user's resources.".into(),
             Self::NotFound => "No such resource.".into(),
-            Self::Conflict { detail, .. } | Self::Unprocessable { detail, .. } => detail.clone(),
+            Self::Conflict { detail, .. }
+            | Self::Unprocessable { detail, .. }
+            | Self::Gone { detail, .. } => detail.clone(),
+            Self::TooManyStreams { limit } => {
+                format!("At most {limit} event streams per user are open at once; close one first.")
+            }
             Self::PreconditionFailed => "The resource changed since the ETag given in If-Match.".into(),
             Self::PayloadTooLarge { limit } => format!("The request body exceeds {limit} bytes."),
             Self::UnsupportedMediaType => "Send the body as application/json.".into(),
@@ -177,6 +190,7 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs, .. } | Self::Unavailable { retry_after_secs, .. } => {
                 Some(*retry_after_secs)
             }
+            Self::TooManyStreams { .. } => Some(5),
             _ => None,
         }
     }
@@ -213,7 +227,8 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType | Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::InOperation { error, .. } => error.status_code(),
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -18,7 +18,7 @@ use super::openapi::ApiDoc;
 use super::problem::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{auth, body_guard, extractors, request_id, security_headers};
+use super::{body_guard, extractors, listener, request_id, security_headers};
 use crate::config::Settings;
 use crate::db;
 
@@ -45,8 +45,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let listener_pool = db::listener_pool(&settings.database)?;
         let state = web::Data::new(AppState::new(settings, pool)?);
-        // Ends by itself once the state (and so the cache) is gone.
-        tokio::spawn(auth::cache::listen(listener_pool, std::sync::Arc::downgrade(&state.token_cache)));
+        // Ends by itself once the state (and so the cache and the hub) is gone.
+        let subscribers = listener::Subscribers {
+            cache: std::sync::Arc::downgrade(&state.token_cache),
+            hub: std::sync::Arc::downgrade(&state.events),
+        };
+        tokio::spawn(listener::listen(listener_pool, subscribers));
         let server = run(listener, state.clone())?;
         Ok(Self { port, server, state })
     }
@@ -60,9 +64,26 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests. Event streams never end
+    /// by themselves, so they are ended first, each with a last comment, and clients reconnect
+    /// to another process.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let events = self.state.events.clone();
+        tokio::spawn(async move {
+            if stop_requested().await.is_ok() {
+                events.shut_down();
+            }
+        });
         self.server.await
+    }
+}
+
+/// SIGTERM or SIGINT, the signals actix stops on.
+async fn stop_requested() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res,
+        _ = term.recv() => Ok(()),
     }
 }
 
@@ -87,6 +108,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::PayloadConfig::new(body_limit))
             .wrap(from_fn(move |req, next| body_guard::middleware(req, next, body_timeout)))
             .wrap(Compress::default())
+            .wrap(from_fn(drop_identity_encoding))
             .wrap(cors(&cors_origins))
             .wrap(from_fn(move |req, next| security_headers::middleware(req, next, hsts.clone())))
             .wrap(from_fn(request_id::middleware))
@@ -144,6 +166,20 @@ fn cors(origins: &[String]) -> Cors {
         // A foreign origin gets an ordinary answer without CORS headers (which the browser then
         // keeps from its page), rather than a non-problem error from the middleware.
         .block_on_origin_mismatch(false)
+}
+
+/// An event stream asks `Compress` to leave it alone with `Content-Encoding: identity`; the header
+/// has done its job once past `Compress`, and RFC 9110 says not to send it.
+async fn drop_identity_encoding(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v == "identity") {
+        headers.remove(header::CONTENT_ENCODING);
+    }
+    Ok(response)
 }
 
 async fn docs_redirect() -> actix_web::HttpResponse {

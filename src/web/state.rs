@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::web::actors::ActorRegistry;
 use crate::web::auth::cache::TokenCache;
 use crate::web::auth::{PasswordHashing, TokenKeys};
+use crate::web::events::Hub;
 use crate::web::rate_limit::RateLimits;
 
 /// Shared by every handler through `web::Data`.
@@ -18,6 +19,8 @@ pub struct AppState {
     pub actors: Arc<ActorRegistry>,
     pub rate_limits: RateLimits,
     pub token_cache: Arc<TokenCache>,
+    /// This process's open event streams.
+    pub events: Arc<Hub>,
 }
 
 impl AppState {
@@ -32,6 +35,7 @@ impl AppState {
             ),
             rate_limits: RateLimits::new(&settings.rate_limit),
             token_cache: TokenCache::new(settings.auth.token_cache_entries),
+            events: Hub::new(settings.sync.clone(), settings.database.max_connections),
             pool,
             settings: Arc::new(settings),
         })

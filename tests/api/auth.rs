@@ -289,10 +289,7 @@ async fn expired_revocations_are_purged_by_maintenance() {
 }
 
 fn retention(app: &TestApp) -> todo::db::maintenance::Retention {
-    todo::db::maintenance::Retention {
-        trash_days: app.settings.tasks.trash_retention_days,
-        idempotency_hours: app.settings.tasks.idempotency_ttl_hours,
-    }
+    todo::db::maintenance::Retention::new(&app.settings)
 }
 
 #[tokio::test]

@@ -178,10 +178,7 @@ async fn maintenance_purges_a_large_backlog_in_batches() {
     .execute(&app.pool)
     .await
     .unwrap();
-    let retention = todo::db::maintenance::Retention {
-        trash_days: app.settings.tasks.trash_retention_days,
-        idempotency_hours: app.settings.tasks.idempotency_ttl_hours,
-    };
+    let retention = todo::db::maintenance::Retention::new(&app.settings);
     let purged = todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap();
     assert_eq!(purged.revoked_tokens, 2500);
     let left: Vec<String> =

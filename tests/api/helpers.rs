@@ -503,6 +503,22 @@ impl WebProcess {
     }
 }
 
+impl WebProcess {
+    /// SIGTERM, as a supervisor stops a process, then waits up to `wait` for it to exit.
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM");
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait on the web process") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
 impl Drop for WebProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -239,10 +239,7 @@ async fn stored_idempotency_keys_and_old_trash_are_purged_by_maintenance() {
     )
     .await;
 
-    let retention = todo::db::maintenance::Retention {
-        trash_days: app.settings.tasks.trash_retention_days,
-        idempotency_hours: app.settings.tasks.idempotency_ttl_hours,
-    };
+    let retention = todo::db::maintenance::Retention::new(&app.settings);
     let purged = todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap();
     assert_eq!((purged.idempotency_keys, purged.trashed_tasks), (1, 1));
     let trash: Value = app.get_as(&user.token, "/api/v1/tasks/trash").await.json().await.unwrap();

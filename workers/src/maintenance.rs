@@ -27,6 +27,7 @@ pub async fn handle(
             revoked_tokens = purged.revoked_tokens,
             trashed_tasks = purged.trashed_tasks,
             idempotency_keys = purged.idempotency_keys,
+            tombstones = purged.tombstones,
             "maintenance done"
         );
         Handled::Done

@@ -101,10 +101,7 @@ impl Worker {
         ));
 
         let config = settings.worker.clone();
-        let retention = Retention {
-            trash_days: settings.tasks.trash_retention_days,
-            idempotency_hours: settings.tasks.idempotency_ttl_hours,
-        };
+        let retention = Retention::new(&settings);
         let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let (reminders, recurrences) =
             (config.reminder_concurrency.max(1), config.recurrence_concurrency.max(1));

@@ -1,20 +1,18 @@
 //! Remembers which tokens were found good, so an authenticated request need not ask the
 //! database whether its token was revoked or its user deleted.
 //!
-//! Every process keeps its own cache and one `LISTEN auth_changes` connection. Logout and account
-//! deletion `NOTIFY` in the transaction that makes them, so every process drops the token (or the
-//! user's tokens) within milliseconds of the commit. While the listener is not connected, and
-//! until it has reconnected and the cache been emptied, nothing is trusted from the cache: a
-//! notification missed during the gap cannot leave a revoked token working.
+//! Every process keeps its own cache, fed by the process's one listener (`web::listener`). Logout
+//! and account deletion `NOTIFY` in the transaction that makes them, so every process drops the
+//! token (or the user's tokens) within milliseconds of the commit. While the listener is not
+//! connected, and until it has reconnected and the cache been emptied, nothing is trusted from
+//! the cache: a notification missed during the gap cannot leave a revoked token working.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 /// The channel logout and account deletion notify on.
@@ -97,7 +95,8 @@ impl TokenCache {
         self.invalidate(&format!("user:{user}"));
     }
 
-    fn invalidate(&self, change: &str) {
+    /// Applies one `auth_changes` notification.
+    pub(crate) fn invalidate(&self, change: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         match change.split_once(':') {
@@ -114,7 +113,7 @@ impl TokenCache {
     }
 
     /// Stops trusting the cache and empties it: notifications may have been missed.
-    fn distrust(&self) {
+    pub(crate) fn distrust(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.trusted.store(false, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -122,7 +121,7 @@ impl TokenCache {
     }
 
     /// Trusts the cache again, from empty, once the listener is listening.
-    fn trust(&self) {
+    pub(crate) fn trust(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         entries.clear();
@@ -135,58 +134,6 @@ impl TokenCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Listens for auth changes for as long as the cache lives, reconnecting with backoff.
-pub async fn listen(pool: PgPool, cache: Weak<TokenCache>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let Some(alive) = cache.upgrade() else { return };
-        alive.distrust();
-        drop(alive);
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => {
-                // Report a lost connection at once rather than reconnect inside `try_recv`, so
-                // the cache is distrusted for the whole gap.
-                listener.eager_reconnect(false);
-                if let Err(err) = listener.listen(CHANNEL).await {
-                    tracing::warn!(%err, "could not LISTEN for auth changes; authenticating through the database");
-                } else {
-                    delay = Duration::from_millis(100);
-                    if !follow(&mut listener, &cache).await {
-                        return;
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::warn!(%err, "auth change listener cannot connect; authenticating through the database")
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Applies notifications until the connection is lost (false once the cache is gone).
-async fn follow(listener: &mut PgListener, cache: &Weak<TokenCache>) -> bool {
-    match cache.upgrade() {
-        Some(cache) => cache.trust(),
-        None => return false,
-    }
-    loop {
-        // `None`: the connection dropped, and notifications may have been lost with it.
-        let notification = match listener.try_recv().await {
-            Ok(Some(notification)) => notification,
-            Ok(None) | Err(_) => {
-                tracing::warn!("auth change listener lost its connection; reconnecting");
-                return true;
-            }
-        };
-        match cache.upgrade() {
-            Some(cache) => cache.invalidate(notification.payload()),
-            None => return false,
-        }
     }
 }
 

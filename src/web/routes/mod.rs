@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod ops;
 pub mod projects;
+pub mod sync;
 pub mod tasks;
 pub mod users;
 
@@ -23,5 +24,11 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(projects::routes)
         .configure(tasks::routes)
-        .service(web::scope("/users/{user_id}").configure(projects::routes).configure(tasks::routes));
+        .configure(sync::routes)
+        .service(
+            web::scope("/users/{user_id}")
+                .configure(projects::routes)
+                .configure(tasks::routes)
+                .configure(sync::routes),
+        );
 }

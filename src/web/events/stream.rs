@@ -1,0 +1,181 @@
+//! One event stream's producer: reads the user's feed from its position whenever the user's head
+//! moves, and writes each change as a server-sent event into the stream's outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::hub::{AuthSignal, Subscription};
+use super::outbox::{NotSent, Outbox};
+use crate::db::changes::{self, Change};
+use crate::db::users::{self, TokenStanding};
+
+/// Changes read per feed query.
+const PAGE: i64 = 100;
+/// How soon a stream reads again after a failed read.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// Who the stream is for, and the token that opened it.
+#[derive(Debug, Clone)]
+pub struct StreamAuth {
+    pub user: Uuid,
+    pub token_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where the stream starts: after this change number.
+#[derive(Debug, Clone, Copy)]
+pub struct Position(pub i64);
+
+/// The first bytes of every stream: the reconnection delay, and a comment that sends the
+/// headers at once so the client knows the stream is open.
+pub fn preamble() -> Bytes {
+    Bytes::from_static(b"retry: 3000\n: connected\n\n")
+}
+
+/// The last message to a client that must start again from `GET /changes?since=0`.
+pub fn resync(reason: &str) -> Bytes {
+    let data = serde_json::json!({ "code": "resync_required", "detail": reason });
+    Bytes::from(format!("event: resync\ndata: {data}\n\n"))
+}
+
+fn comment(text: &'static str) -> Bytes {
+    Bytes::from(format!(": {text}\n\n"))
+}
+
+/// A change as an event; its `id` is the change number, which `Last-Event-ID` resumes from.
+pub fn event(change: &Change) -> Result<Bytes, serde_json::Error> {
+    let (kind, data) = match &change.task {
+        Some(task) => ("task.upserted", serde_json::to_string(task)?),
+        None => ("task.deleted", serde_json::json!({ "id": change.task_id }).to_string()),
+    };
+    Ok(Bytes::from(format!("id: {}\nevent: {kind}\ndata: {data}\n\n", change.seq)))
+}
+
+enum End {
+    /// The client left, or was cut off as too slow; the outbox knows.
+    Closed,
+    /// The position cannot be followed; the client must start again.
+    Resync(&'static str),
+}
+
+/// Runs until the client leaves, falls behind, must resync, loses its token, or the process
+/// shuts down.
+pub async fn run(
+    pool: PgPool,
+    mut sub: Subscription,
+    outbox: Arc<Outbox>,
+    auth: StreamAuth,
+    start: Position,
+) {
+    let hub = sub.hub().clone();
+    let settings = hub.settings.clone();
+    let patience = Duration::from_secs(settings.slow_client_secs.max(1));
+    let slow = resync("the client fell behind; start again from GET /changes or Last-Event-ID");
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(settings.heartbeat_secs.max(1)));
+    heartbeat.tick().await;
+    let until_expiry = (auth.expires_at - Utc::now()).to_std().unwrap_or_default();
+    let expiry = tokio::time::sleep(until_expiry);
+    tokio::pin!(expiry);
+    let mut position = start.0;
+    let mut read_failed = false;
+    loop {
+        if !read_failed {
+            sub.heads.borrow_and_update();
+            match catch_up(&pool, &sub, &outbox, &auth, &mut position, patience, &slow).await {
+                Ok(()) => {}
+                Err(Some(End::Closed)) => return,
+                Err(Some(End::Resync(reason))) => return outbox.finish(Some(resync(reason))),
+                Err(None) => read_failed = true,
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = sub.shutdown.changed() => return outbox.finish(Some(comment("the server is restarting; reconnect"))),
+            () = outbox.gone() => return,
+            () = &mut expiry => return outbox.finish(Some(comment("the token expired"))),
+            signal = sub.auth.recv() => {
+                if !still_allowed(&pool, &auth, signal).await {
+                    return outbox.finish(Some(comment("the token was revoked")));
+                }
+            }
+            _ = sub.heads.changed() => read_failed = false,
+            () = tokio::time::sleep(RETRY_AFTER_ERROR), if read_failed => read_failed = false,
+            _ = heartbeat.tick() => {
+                if outbox.send(comment("heartbeat"), patience, slow.clone()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends every change after `position`. `Err(None)`: the feed could not be read this time.
+async fn catch_up(
+    pool: &PgPool,
+    sub: &Subscription,
+    outbox: &Outbox,
+    auth: &StreamAuth,
+    position: &mut i64,
+    patience: Duration,
+    slow: &Bytes,
+) -> Result<(), Option<End>> {
+    loop {
+        let page = {
+            let _turn = sub.hub().read_permit().await;
+            changes::page(pool, auth.user, *position, PAGE).await
+        };
+        let page = page.map_err(|err| {
+            tracing::warn!(%err, "event stream could not read the change feed; retrying");
+        });
+        let page = page.map_err(|()| None)?;
+        if page.check(*position).is_err() {
+            return Err(Some(End::Resync("changes since Last-Event-ID are no longer kept")));
+        }
+        let full = page.changes.len() as i64 == PAGE;
+        for change in &page.changes {
+            let bytes = event(change).map_err(|err| {
+                tracing::error!(%err, "could not encode a change");
+                None
+            })?;
+            match outbox.send(bytes, patience, slow.clone()).await {
+                Ok(()) => *position = change.seq,
+                Err(NotSent::Gone) => return Err(Some(End::Closed)),
+                Err(NotSent::Slow) => {
+                    metrics::counter!("event_streams_dropped_slow").increment(1);
+                    return Err(Some(End::Closed));
+                }
+            }
+        }
+        if !full {
+            // Everything up to the head was in this snapshot.
+            *position = (*position).max(page.head);
+            return Ok(());
+        }
+    }
+}
+
+/// Whether an auth change leaves this stream's token good.
+async fn still_allowed(pool: &PgPool, auth: &StreamAuth, signal: Result<AuthSignal, RecvError>) -> bool {
+    match signal {
+        Ok(AuthSignal::Token(token)) => token != auth.token_id,
+        Ok(AuthSignal::User(user)) => user != auth.user,
+        // Missed signals, or a listener that reconnected: ask the database.
+        Ok(AuthSignal::Recheck) | Err(RecvError::Lagged(_)) => {
+            match users::token_standing(pool, auth.user, &auth.token_id).await {
+                Ok(standing) => standing == TokenStanding::Good,
+                // Cannot tell now; the next signal or the token's expiry settles it.
+                Err(err) => {
+                    tracing::warn!(%err, "could not check an event stream's token");
+                    true
+                }
+            }
+        }
+        Err(RecvError::Closed) => true,
+    }
+}

@@ -4,6 +4,13 @@
 -- one to commit before it can take a number: numbers commit in order, and a rolled-back write
 -- leaves no gap because its increment rolls back with it.
 
+-- Lock order, everywhere: the user's row (key share, or for update to delete the account), then
+-- task rows, then this counts row, then a project. A foreign key from task_counts to users would
+-- take a key-share lock on the user's row from inside a task write, after its task rows (an
+-- update of a row this transaction already changed re-checks the key), the reverse of the order
+-- account deletion takes. So the counts row has none, and account deletion removes it itself.
+ALTER TABLE task_counts DROP CONSTRAINT task_counts_user_id_fkey;
+
 ALTER TABLE task_counts
     ADD COLUMN change_seq bigint NOT NULL DEFAULT 0,
     -- The newest change number whose tombstone was pruned: a client that synced before it may
@@ -23,9 +30,10 @@ ON CONFLICT (user_id) DO UPDATE SET change_seq = EXCLUDED.change_seq;
 
 CREATE INDEX tasks_user_change_idx ON tasks (user_id, change_seq);
 
--- Purged tasks: the id and the number of the purge, kept for the configured retention.
+-- Purged tasks: the id and the number of the purge, kept for the configured retention. No
+-- foreign key to users, for the reason above; account deletion removes the user's tombstones.
 CREATE TABLE task_tombstones (
-    user_id    uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id    uuid        NOT NULL,
     change_seq bigint      NOT NULL,
     task_id    uuid        NOT NULL,
     deleted_at timestamptz NOT NULL DEFAULT now(),
@@ -44,6 +52,11 @@ $$;
 CREATE FUNCTION tasks_number_change() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
+    -- An insert's foreign-key check takes the user's row after this trigger; take it before the
+    -- counts row instead, in the order account deletion takes them.
+    IF TG_OP = 'INSERT' THEN
+        PERFORM 1 FROM users WHERE id = NEW.user_id FOR KEY SHARE;
+    END IF;
     NEW.change_seq := next_task_change(NEW.user_id);
     RETURN NEW;
 END

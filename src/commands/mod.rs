@@ -389,15 +389,17 @@ fn simple_create(task: &TaskFields<Option<TimeZone>>) -> Option<&TaskFields<Opti
         .then_some(task)
 }
 
-/// Locks the project a task is being put into, before the task's write takes its count row:
-/// otherwise the write could deadlock with the project's deletion on another process. A
-/// project that is not the caller's (or was just deleted) is a 422 on `project_id`.
+/// Locks the project a task is being put into, after the user's change counter and before the
+/// task's write: the order a project's deletion takes them in (task rows, counter, project), so
+/// the two cannot deadlock across processes. A project that is not the caller's (or was just
+/// deleted) is a 422 on `project_id`.
 async fn lock_target_project(
     conn: &mut PgConnection,
     user: Uuid,
     project: Option<Uuid>,
 ) -> Result<(), WriteError> {
     let Some(project) = project else { return Ok(()) };
+    crate::db::changes::lock_head(conn, user).await?;
     match crate::db::projects::lock(conn, user, project).await? {
         Some(_) => Ok(()),
         None => Err(WriteError::Invalid(vec![Invalid::new("project_id", "is not one of your projects")])),

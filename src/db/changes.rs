@@ -3,7 +3,7 @@
 //! migration `20261130000005_sync.sql`, so every writer (web, worker, maintenance) is covered.
 
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor, PgPool, Row};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
 use super::tasks::{COLUMNS, Task, TaskRow};
@@ -110,6 +110,22 @@ pub async fn head(conn: impl PgExecutor<'_>, user: Uuid) -> Result<i64, sqlx::Er
     Ok(head.unwrap_or(0))
 }
 
+/// Locks the user's change counter (the `task_counts` row the numbering triggers write), creating
+/// it if needed. A write that will lock a project takes this first: every task write takes its
+/// task rows, then this row, then a project, and a project's deletion does the same.
+pub async fn lock_head(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
+    // If the row is missing, the insert makes it, and other writers wait on the new row; if it
+    // exists, the select locks it (the insert's statement snapshot cannot see its own row).
+    sqlx::query(
+        "WITH made AS (INSERT INTO task_counts (user_id) VALUES ($1) ON CONFLICT DO NOTHING)
+         SELECT 1 FROM task_counts WHERE user_id = $1 FOR NO KEY UPDATE",
+    )
+    .bind(user)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Users pruned per pass of [`prune_tombstones`]; each is its own short transaction.
 const PRUNE_USERS_PER_PASS: i64 = 500;
 
@@ -140,7 +156,8 @@ pub async fn prune_tombstones(pool: &PgPool, retention_secs: f64) -> Result<u64,
 
 async fn prune_user(pool: &PgPool, user: Uuid, retention_secs: f64) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    // Tombstones are only added, with rising numbers and times: the mark read here stays right.
+    // Tombstones are only added, with rising numbers (their times rise too, give or take the
+    // length of a transaction): the mark read here stays right.
     let mark: Option<i64> = sqlx::query_scalar(
         "SELECT max(change_seq) FROM task_tombstones
          WHERE user_id = $1 AND deleted_at < now() - make_interval(secs => $2)",

@@ -41,6 +41,14 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence) -> Result<Handled,
         }
         Err(err) => return Err(JobError::Permanent(format!("cannot step the series: {err}"))),
     };
+    // Checked under the source's lock before inserting: a skipped insert would still take a
+    // change number from the numbering trigger.
+    if let Some((series, at)) = task.series_id.zip(task.occurrence_at)
+        && tasks::has_successor(&mut tx, series, at).await?
+    {
+        tx.commit().await?;
+        return Ok(Handled::Cancelled("already_created"));
+    }
     let Some(created) = tasks::insert_occurrence(&mut tx, &task, Uuid::now_v7(), next).await? else {
         tx.commit().await?;
         return Ok(Handled::Cancelled("already_created"));

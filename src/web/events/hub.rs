@@ -56,7 +56,7 @@ impl Hub {
         let reads = usize::try_from(pool_size / 2).unwrap_or(1).max(1);
         Arc::new(Self {
             state: Mutex::new(State::default()),
-            auth: broadcast::channel(64).0,
+            auth: broadcast::channel(1024).0,
             shutdown: watch::channel(false).0,
             reads: Semaphore::new(reads),
             settings,

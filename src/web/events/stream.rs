@@ -83,29 +83,34 @@ pub async fn run(
     let expiry = tokio::time::sleep(until_expiry);
     tokio::pin!(expiry);
     let mut position = start.0;
-    let mut read_failed = false;
+    // When to read again after a failed read; `None` while reads succeed.
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut read_now = true;
     loop {
-        if !read_failed {
+        if read_now {
+            read_now = false;
             sub.heads.borrow_and_update();
             match catch_up(&pool, &sub, &outbox, &auth, &mut position, patience, &slow).await {
-                Ok(()) => {}
+                Ok(()) => retry_at = None,
                 Err(Some(End::Closed)) => return,
                 Err(Some(End::Resync(reason))) => return outbox.finish(Some(resync(reason))),
-                Err(None) => read_failed = true,
+                Err(None) => retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER_ERROR),
             }
         }
+        let retry = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now));
         tokio::select! {
             biased;
             _ = sub.shutdown.changed() => return outbox.finish(Some(comment("the server is restarting; reconnect"))),
             () = outbox.gone() => return,
             () = &mut expiry => return outbox.finish(Some(comment("the token expired"))),
             signal = sub.auth.recv() => {
-                if !still_allowed(&pool, &auth, signal).await {
+                if !still_allowed(&sub, &pool, &auth, signal).await {
                     return outbox.finish(Some(comment("the token was revoked")));
                 }
             }
-            _ = sub.heads.changed() => read_failed = false,
-            () = tokio::time::sleep(RETRY_AFTER_ERROR), if read_failed => read_failed = false,
+            // After a failed read, the retry's time decides, not a change.
+            _ = sub.heads.changed(), if retry_at.is_none() => read_now = true,
+            () = retry, if retry_at.is_some() => read_now = true,
             _ = heartbeat.tick() => {
                 if outbox.send(comment("heartbeat"), patience, slow.clone()).await.is_err() {
                     return;
@@ -161,12 +166,19 @@ async fn catch_up(
 }
 
 /// Whether an auth change leaves this stream's token good.
-async fn still_allowed(pool: &PgPool, auth: &StreamAuth, signal: Result<AuthSignal, RecvError>) -> bool {
+async fn still_allowed(
+    sub: &Subscription,
+    pool: &PgPool,
+    auth: &StreamAuth,
+    signal: Result<AuthSignal, RecvError>,
+) -> bool {
     match signal {
         Ok(AuthSignal::Token(token)) => token != auth.token_id,
         Ok(AuthSignal::User(user)) => user != auth.user,
         // Missed signals, or a listener that reconnected: ask the database.
+        // Every stream of the process asks at once: take turns, as feed reads do.
         Ok(AuthSignal::Recheck) | Err(RecvError::Lagged(_)) => {
+            let _turn = sub.hub().read_permit().await;
             match users::token_standing(pool, auth.user, &auth.token_id).await {
                 Ok(standing) => standing == TokenStanding::Good,
                 // Cannot tell now; the next signal or the token's expiry settles it.

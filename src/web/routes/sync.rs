@@ -250,6 +250,12 @@ pub async fn events_stream(
         Refused::UserLimit => ApiError::TooManyStreams { limit: state.settings.sync.max_streams_per_user },
         Refused::ProcessFull => ApiError::Unavailable { reason: "too_many_streams", retry_after_secs: 5 },
     })?;
+    // Asked after subscribing: a logout that committed before the subscription notified no one.
+    match users::token_standing(&state.pool, auth.user, &auth.token_id).await.map_err(ApiError::from_db)? {
+        TokenStanding::Good => {}
+        TokenStanding::Revoked => return Err(ApiError::Unauthorized { code: "token_revoked" }),
+        TokenStanding::UnknownUser => return Err(ApiError::Unauthorized { code: "token_invalid" }),
+    }
     let start = match resume {
         Some(position) => position,
         None => changes::head(&state.pool, auth.user).await.map_err(ApiError::from_db)?,
@@ -265,7 +271,8 @@ pub async fn events_stream(
         .streaming(body))
 }
 
-/// Uses up a ticket. It stands for the token that made it, which must still be good.
+/// Uses up a ticket. It stands for the token that made it; whether that token is still good is
+/// checked once the stream is subscribed (see `events_stream`).
 async fn redeem(state: &AppState, ticket: &str) -> Result<StreamAuth, ApiError> {
     let invalid = ApiError::Unauthorized { code: "ticket_invalid" };
     if ticket.is_empty() || ticket.len() > 100 {
@@ -277,14 +284,6 @@ async fn redeem(state: &AppState, ticket: &str) -> Result<StreamAuth, ApiError> 
         .ok_or(invalid)?;
     if redeemed.token_expires_at <= Utc::now() {
         return Err(ApiError::Unauthorized { code: "token_expired" });
-    }
-    match users::token_standing(&state.pool, redeemed.user_id, &redeemed.token_id)
-        .await
-        .map_err(ApiError::from_db)?
-    {
-        TokenStanding::Good => {}
-        TokenStanding::Revoked => return Err(ApiError::Unauthorized { code: "token_revoked" }),
-        TokenStanding::UnknownUser => return Err(ApiError::Unauthorized { code: "token_invalid" }),
     }
     state.rate_limits.check_user(redeemed.user_id, &actix_web::http::Method::GET)?;
     tracing::Span::current().record("user_id", tracing::field::display(redeemed.user_id));

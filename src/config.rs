@@ -228,6 +228,8 @@ pub struct SyncSettings {
     pub heartbeat_secs: u64,
     /// How long a ticket for `GET /events?ticket=` stays usable.
     pub ticket_ttl_secs: u64,
+    /// Connections, apart from the request pool, that streams read the change feed over.
+    pub read_connections: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

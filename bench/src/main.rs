@@ -52,6 +52,7 @@ struct Plan {
     actors: usize,
     /// Event streams open during the streams scenario, one per user.
     streams: usize,
+    only: Option<String>,
 }
 
 impl Plan {
@@ -73,6 +74,7 @@ impl Plan {
             reminders,
             actors,
             streams: size.users,
+            only: None,
         }
     }
 }
@@ -87,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let profile = if args.iter().any(|a| a == "--debug") { "debug" } else { "release" };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
-    let plan = Plan::new(mode);
+    let mut plan = Plan::new(mode);
+    plan.only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let service = Service::start(&root, profile, &plan).await?;
     let result = run_scenarios(&service, &plan).await;
     service.stop().await;
@@ -234,8 +237,13 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
     let big = size.big_user_tasks;
     let cursor = end_cursor(service).await?;
     let mut scenarios = Vec::new();
+    // `--only <words>`: just the scenarios whose name contains them, for working on one.
+    let only = plan.only.clone();
     let mut measure =
         async |name: &str, connections: usize, baseline: Option<(&str, Baseline)>, make: MakeRequest| {
+            if only.as_deref().is_some_and(|only| !name.contains(only)) {
+                return anyhow::Ok(());
+            }
             let measured = load::run(connections, d, make).await?;
             let (web, worker) = watch.take();
             let scenario = scenario(name, connections, &measured, baseline, web, worker);
@@ -393,6 +401,9 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
             delivery.dropped,
         ),
     );
+    if plan.only.is_some() {
+        return Ok(report(size, scenarios, notes));
+    }
     notes.insert("bulk".to_owned(), bulk_against_singles(service).await?);
     notes.insert("reminders".to_owned(), reminders(service, plan.reminders).await?);
     let (web, worker) = watch.take();
@@ -412,7 +423,11 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
             select.mean_latency_ms
         ),
     );
-    Ok(Report {
+    Ok(report(size, scenarios, notes))
+}
+
+fn report(size: Size, scenarios: Vec<Scenario>, notes: BTreeMap<String, String>) -> Report {
+    Report {
         mode: String::new(),
         profile: String::new(),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -421,7 +436,7 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
         seeded_tasks: size.tasks,
         scenarios,
         notes,
-    })
+    }
 }
 
 fn scenario(

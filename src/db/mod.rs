@@ -45,9 +45,16 @@ fn lazy_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
 /// A pool of one connection, opened on demand, for a `LISTEN` that must not take a connection
 /// from the request pool.
 pub fn listener_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    side_pool(settings, 1)
+}
+
+/// A small pool of its own, opened on demand, so work that must not queue behind requests (event
+/// streams' feed reads) never waits for the request pool, and never takes from it.
+pub fn side_pool(settings: &DatabaseSettings, connections: u32) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(connections.max(1))
         .acquire_timeout(settings.acquire_timeout())
+        .idle_timeout(Some(Duration::from_secs(settings.idle_timeout_secs)))
         .connect_lazy_with(connect_options(settings)?))
 }
 

@@ -35,7 +35,10 @@ impl AppState {
             ),
             rate_limits: RateLimits::new(&settings.rate_limit),
             token_cache: TokenCache::new(settings.auth.token_cache_entries),
-            events: Hub::new(settings.sync.clone(), settings.database.max_connections),
+            events: Hub::new(
+                settings.sync.clone(),
+                crate::db::side_pool(&settings.database, settings.sync.read_connections)?,
+            ),
             pool,
             settings: Arc::new(settings),
         })

@@ -51,9 +51,9 @@ async fn a_write_through_one_process_reaches_a_stream_on_another_within_200_ms()
     // And the other way round, with a delete.
     let mut first = EventStream::bearer(&app.address, &user.token).await;
     let task = app.create_task(&user, json!({"title": "to delete"})).await;
+    assert_eq!(first.next_event(WAIT).await.unwrap().kind(), "task.upserted");
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
     other.send_as(&user.token, Method::DELETE, &path, &[], None).await;
-    assert_eq!(first.next_event(WAIT).await.unwrap().kind(), "task.upserted");
     let deleted = first.next_event(WAIT).await.unwrap();
     assert_eq!(deleted.kind(), "task.deleted");
     assert_eq!(deleted.data(), json!({"id": task["id"]}));

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Semaphore, broadcast, watch};
+use sqlx::PgPool;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::config::SyncSettings;
@@ -33,9 +34,9 @@ pub struct Hub {
     state: Mutex<State>,
     auth: broadcast::Sender<AuthSignal>,
     shutdown: watch::Sender<bool>,
-    /// Feed reads by streams at once, so a burst of changes cannot take the whole pool from
-    /// ordinary requests.
-    reads: Semaphore,
+    /// Streams read the feed over this pool, apart from the request pool: a burst of changes
+    /// neither queues behind requests nor takes their connections.
+    pub pool: PgPool,
     pub settings: SyncSettings,
 }
 
@@ -52,13 +53,12 @@ struct UserStreams {
 }
 
 impl Hub {
-    pub fn new(settings: SyncSettings, pool_size: u32) -> Arc<Self> {
-        let reads = usize::try_from(pool_size / 2).unwrap_or(1).max(1);
+    pub fn new(settings: SyncSettings, pool: PgPool) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             auth: broadcast::channel(1024).0,
             shutdown: watch::channel(false).0,
-            reads: Semaphore::new(reads),
+            pool,
             settings,
         })
     }
@@ -126,12 +126,6 @@ impl Hub {
     pub fn open_streams(&self) -> usize {
         self.state().open
     }
-
-    /// A turn to read the feed; held for one page.
-    pub async fn read_permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        // The semaphore is never closed.
-        self.reads.acquire().await.expect("stream read semaphore is never closed")
-    }
 }
 
 /// One open stream's place in the hub; dropping it frees the place.
@@ -167,6 +161,7 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
 
+    /// Tests that make one run on a runtime: a lazy pool needs one, though it is never used here.
     fn hub(per_user: usize, per_process: usize) -> Arc<Hub> {
         Hub::new(
             SyncSettings {
@@ -177,13 +172,14 @@ mod tests {
                 slow_client_secs: 1,
                 heartbeat_secs: 15,
                 ticket_ttl_secs: 60,
+                read_connections: 1,
             },
-            10,
+            sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/unused").unwrap(),
         )
     }
 
-    #[test]
-    fn limits_hold_per_user_and_per_process_and_free_on_drop() {
+    #[tokio::test]
+    async fn limits_hold_per_user_and_per_process_and_free_on_drop() {
         let hub = hub(2, 3);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let a1 = hub.subscribe(a).unwrap();
@@ -196,8 +192,8 @@ mod tests {
         assert!(hub.subscribe(b).is_ok());
     }
 
-    #[test]
-    fn a_change_wakes_only_its_users_streams_and_never_goes_back() {
+    #[tokio::test]
+    async fn a_change_wakes_only_its_users_streams_and_never_goes_back() {
         let hub = hub(5, 5);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let mut sa = hub.subscribe(a).unwrap();
@@ -211,8 +207,8 @@ mod tests {
         assert!(sb.heads.has_changed().unwrap());
     }
 
-    #[test]
-    fn shutting_down_refuses_new_streams() {
+    #[tokio::test]
+    async fn shutting_down_refuses_new_streams() {
         let hub = hub(5, 5);
         let s = hub.subscribe(Uuid::new_v4()).unwrap();
         hub.shut_down();

@@ -11,11 +11,11 @@ pub use stream::{Position, StreamAuth, event};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 /// Starts a stream's producer on this worker's runtime and returns the body to answer with.
-pub fn open(pool: PgPool, subscription: Subscription, auth: StreamAuth, start: Position) -> Body {
+pub fn open(subscription: Subscription, auth: StreamAuth, start: Position) -> Body {
     let (outbox, body) = Outbox::new(subscription.hub().settings.stream_buffer_bytes);
+    let pool = subscription.hub().pool.clone();
     actix_web::rt::spawn(async move {
         // The preamble always fits: the buffer is empty.
         let preamble = outbox.send(stream::preamble(), std::time::Duration::ZERO, stream::preamble()).await;

@@ -90,7 +90,7 @@ pub async fn run(
         if read_now {
             read_now = false;
             sub.heads.borrow_and_update();
-            match catch_up(&pool, &sub, &outbox, &auth, &mut position, patience, &slow).await {
+            match catch_up(&pool, &outbox, &auth, &mut position, patience, &slow).await {
                 Ok(()) => retry_at = None,
                 Err(Some(End::Closed)) => return,
                 Err(Some(End::Resync(reason))) => return outbox.finish(Some(resync(reason))),
@@ -104,7 +104,7 @@ pub async fn run(
             () = outbox.gone() => return,
             () = &mut expiry => return outbox.finish(Some(comment("the token expired"))),
             signal = sub.auth.recv() => {
-                if !still_allowed(&sub, &pool, &auth, signal).await {
+                if !still_allowed(&pool, &auth, signal).await {
                     return outbox.finish(Some(comment("the token was revoked")));
                 }
             }
@@ -123,7 +123,6 @@ pub async fn run(
 /// Sends every change after `position`. `Err(None)`: the feed could not be read this time.
 async fn catch_up(
     pool: &PgPool,
-    sub: &Subscription,
     outbox: &Outbox,
     auth: &StreamAuth,
     position: &mut i64,
@@ -131,10 +130,7 @@ async fn catch_up(
     slow: &Bytes,
 ) -> Result<(), Option<End>> {
     loop {
-        let page = {
-            let _turn = sub.hub().read_permit().await;
-            changes::page(pool, auth.user, *position, PAGE).await
-        };
+        let page = changes::page(pool, auth.user, *position, PAGE).await;
         let page = page.map_err(|err| {
             tracing::warn!(%err, "event stream could not read the change feed; retrying");
         });
@@ -166,19 +162,13 @@ async fn catch_up(
 }
 
 /// Whether an auth change leaves this stream's token good.
-async fn still_allowed(
-    sub: &Subscription,
-    pool: &PgPool,
-    auth: &StreamAuth,
-    signal: Result<AuthSignal, RecvError>,
-) -> bool {
+async fn still_allowed(pool: &PgPool, auth: &StreamAuth, signal: Result<AuthSignal, RecvError>) -> bool {
     match signal {
         Ok(AuthSignal::Token(token)) => token != auth.token_id,
         Ok(AuthSignal::User(user)) => user != auth.user,
         // Missed signals, or a listener that reconnected: ask the database.
-        // Every stream of the process asks at once: take turns, as feed reads do.
+        // Every stream of the process asks at once, over the streams' own small pool.
         Ok(AuthSignal::Recheck) | Err(RecvError::Lagged(_)) => {
-            let _turn = sub.hub().read_permit().await;
             match users::token_standing(pool, auth.user, &auth.token_id).await {
                 Ok(standing) => standing == TokenStanding::Good,
                 // Cannot tell now; the next signal or the token's expiry settles it.

@@ -260,7 +260,7 @@ pub async fn events_stream(
         Some(position) => position,
         None => changes::head(&state.pool, auth.user).await.map_err(ApiError::from_db)?,
     };
-    let body = events::open(state.pool.clone(), subscription, auth, Position(start));
+    let body = events::open(subscription, auth, Position(start));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         // Compression would hold events back until a block fills.

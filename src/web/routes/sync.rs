@@ -134,12 +134,8 @@ fn resync_required(stale: Stale) -> ApiError {
     ApiError::Gone { code: "resync_required", detail: detail.into() }
 }
 
-/// Under `/users/{user_id}/…` the path must name the caller (by id, or as `me`).
 fn check_alias(req: &HttpRequest, user: Uuid) -> Result<(), ApiError> {
-    match req.match_info().get("user_id") {
-        Some(named) if named != "me" && named.parse::<Uuid>().ok() != Some(user) => Err(ApiError::Forbidden),
-        _ => Ok(()),
-    }
+    super::tasks::http::check_alias(req.match_info().get("user_id"), user)
 }
 
 #[derive(Serialize, ToSchema)]

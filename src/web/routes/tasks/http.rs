@@ -27,13 +27,17 @@ impl FromRequest for Caller {
         let auth = AuthUser::from_request(req, payload);
         Box::pin(async move {
             let user = auth.await?;
-            match named {
-                Some(named) if named != "me" && named.parse::<Uuid>().ok() != Some(user.id) => {
-                    Err(ApiError::Forbidden)
-                }
-                _ => Ok(Self(user.id)),
-            }
+            check_alias(named.as_deref(), user.id)?;
+            Ok(Self(user.id))
         })
+    }
+}
+
+/// Under `/users/{user_id}/…`, the `user_id` the path names must be the caller's (or `me`).
+pub fn check_alias(named: Option<&str>, user: Uuid) -> Result<(), ApiError> {
+    match named {
+        Some(named) if named != "me" && named.parse::<Uuid>().ok() != Some(user) => Err(ApiError::Forbidden),
+        _ => Ok(()),
     }
 }
 

@@ -302,3 +302,42 @@ async fn the_openapi_document_describes_sync() {
     assert!(events["text/event-stream"].is_object(), "{events}");
     assert!(doc["paths"]["/api/v1/changes"]["get"]["responses"]["410"].is_object());
 }
+
+#[tokio::test]
+async fn deleting_the_account_ends_its_streams_and_leaves_nothing_of_its_feed() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let task = app.create_task(&user, json!({"title": "gone soon"})).await;
+    app.send_as(
+        &user.token,
+        Method::DELETE,
+        &format!("/api/v1/tasks/{}", task["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    sqlx::query("UPDATE tasks SET deleted_at = deleted_at - interval '400 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    todo::db::maintenance::purge_expired(&app.pool, todo::db::maintenance::Retention::new(&app.settings))
+        .await
+        .unwrap();
+    app.create_task(&user, json!({"title": "still here"})).await;
+    ticket(&app, &user).await;
+    let mut stream = EventStream::bearer(&app.address, &user.token).await;
+
+    let response = app.send_as(&user.token, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(response.status(), 204);
+    let last = stream.until_end(WAIT).await;
+    assert_eq!(last, [Message::Comment("the token was revoked".into())]);
+    for table in ["task_counts", "task_tombstones", "event_tickets"] {
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE user_id = $1"
+        )))
+        .bind(user.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "{table} keeps nothing of a deleted account");
+    }
+}

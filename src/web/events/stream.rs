@@ -44,6 +44,9 @@ pub fn resync(reason: &str) -> Bytes {
     Bytes::from(format!("event: resync\ndata: {data}\n\n"))
 }
 
+/// The last message of a stream whose token was revoked or whose user was deleted.
+const REVOKED: &str = "the token was revoked";
+
 fn comment(text: &'static str) -> Bytes {
     Bytes::from(format!(": {text}\n\n"))
 }
@@ -62,6 +65,8 @@ enum End {
     Closed,
     /// The position cannot be followed; the client must start again.
     Resync(&'static str),
+    /// The token was revoked or its user deleted.
+    Revoked,
 }
 
 /// Runs until the client leaves, falls behind, must resync, loses its token, or the process
@@ -94,6 +99,7 @@ pub async fn run(
                 Ok(()) => retry_at = None,
                 Err(Some(End::Closed)) => return,
                 Err(Some(End::Resync(reason))) => return outbox.finish(Some(resync(reason))),
+                Err(Some(End::Revoked)) => return outbox.finish(Some(comment(REVOKED))),
                 Err(None) => retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER_ERROR),
             }
         }
@@ -105,7 +111,7 @@ pub async fn run(
             () = &mut expiry => return outbox.finish(Some(comment("the token expired"))),
             signal = sub.auth.recv() => {
                 if !still_allowed(&pool, &auth, signal).await {
-                    return outbox.finish(Some(comment("the token was revoked")));
+                    return outbox.finish(Some(comment(REVOKED)));
                 }
             }
             // After a failed read, the retry's time decides, not a change.
@@ -136,7 +142,15 @@ async fn catch_up(
         });
         let page = page.map_err(|()| None)?;
         if page.check(*position).is_err() {
-            return Err(Some(End::Resync("changes since Last-Event-ID are no longer kept")));
+            // A feed that lost its head may be an account deleted a moment ago: say so rather
+            // than ask the client to start again.
+            return match users::token_standing(pool, auth.user, &auth.token_id).await {
+                Ok(TokenStanding::Good) => {
+                    Err(Some(End::Resync("changes since Last-Event-ID are no longer kept")))
+                }
+                Ok(_) => Err(Some(End::Revoked)),
+                Err(_) => Err(None),
+            };
         }
         let full = page.changes.len() as i64 == PAGE;
         for change in &page.changes {

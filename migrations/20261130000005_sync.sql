@@ -102,10 +102,23 @@ BEGIN
 END
 $$;
 
+-- An update notifies only for rows that took a number: bookkeeping clients never see wakes no one.
+CREATE FUNCTION tasks_notify_updates() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('task_changes', c.user_id::text || ' ' || c.change_seq)
+    FROM task_counts c
+    WHERE c.user_id IN (SELECT DISTINCT n.user_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+                        WHERE n.change_seq <> o.change_seq);
+    RETURN NULL;
+END
+$$;
+
 CREATE TRIGGER tasks_notify_insert AFTER INSERT ON tasks
     REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_changes();
 CREATE TRIGGER tasks_notify_update AFTER UPDATE ON tasks
-    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_changes();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_updates();
 CREATE TRIGGER tasks_notify_delete AFTER DELETE ON tasks
     REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION tasks_notify_changes();
 

@@ -184,6 +184,8 @@ async fn create_run(
     // name the field (the multi-row insert could not say which row broke the foreign key).
     let wanted: Vec<Uuid> = rows.iter().filter_map(|(_, fields, _)| fields.project_id).collect();
     if !wanted.is_empty() {
+        // The user's counter before the projects, in the order every task write takes them.
+        crate::db::changes::lock_head(conn, user).await.map_err(|e| in_batch(first, e.into()))?;
         let owned =
             tasks::owned_projects(conn, user, &wanted).await.map_err(|e| in_batch(first, e.into()))?;
         if let Some(offset) =

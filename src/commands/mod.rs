@@ -264,8 +264,10 @@ async fn run(
     // Storing the response key-share locks the account (the key's foreign key). Take that lock
     // first, before any task row: account deletion locks the account and then its tasks, and
     // taking them in the other order deadlocks against it.
-    // A batch also inserts (its creates take the same key-share lock) after locking task rows.
-    let inserts_after_locking = matches!(command, Command::Bulk { .. });
+    // A batch also inserts (its creates take the same key-share lock) after locking task rows,
+    // and a create into a project locks the user's counter and the project before its insert
+    // takes the user's row: both take the user's row first instead.
+    let inserts_after_locking = matches!(command, Command::Bulk { .. } | Command::Create { .. });
     if (command.idempotency().is_some() || inserts_after_locking)
         && !users::lock_key_share(&mut tx, user).await?
     {

@@ -67,11 +67,16 @@ pub(super) async fn delete(
 ) -> Result<Outcome, WriteError> {
     let current = projects::find(&mut *conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(current.version)?;
-    for (before, after) in projects::empty(conn, id).await? {
-        task_jobs::sync(conn, Some(&before), &after).await?;
-    }
+    let mut emptied = projects::empty(conn, id).await?;
     let locked = projects::lock(conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(locked.version)?;
+    // A task put into the project after the first pass (its writer locked the project first, so
+    // none can come in now) is trashed too, rather than left to the foreign key's SET NULL, which
+    // would change it with no new version or change number.
+    emptied.extend(projects::empty(conn, id).await?);
+    for (before, after) in emptied {
+        task_jobs::sync(conn, Some(&before), &after).await?;
+    }
     projects::delete(conn, id).await?;
     Ok(Outcome::Deleted)
 }

@@ -39,60 +39,95 @@ const BATCH: i64 = 1000;
 pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged, sqlx::Error> {
     let days = |d: u32| f64::from(d) * 86_400.0;
     let mut first_error = None;
-    let mut purge = async |table: &str, expired: &str, secs: f64| -> u64 {
-        match purge_in_batches(pool, table, expired, secs).await {
-            Ok(n) => n,
-            Err(err) => {
-                // One failing purge must not keep the others from running.
-                tracing::warn!(table, %err, "purge failed");
-                first_error.get_or_insert(err);
-                0
-            }
-        }
-    };
-    // Failed jobs whose attempts are spent are finished too: nothing will fetch them again.
-    let finished_jobs = purge(
-        "apalis.jobs",
-        "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
-          AND done_at < now() - make_interval(secs => $1)",
-        days(FINISHED_JOB_RETENTION_DAYS),
-    )
-    .await;
-    // Every worker start registers one row per queue; a name silent for a week with no job
-    // locked is a process that is gone.
-    purge(
-        "apalis.workers w",
-        "last_seen < now() - make_interval(secs => $1)
-          AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
-        days(FINISHED_JOB_RETENTION_DAYS),
-    )
-    .await;
-    // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
-    let revoked_tokens = purge("revoked_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await;
-    // Moving a task to the trash cancelled its pending reminder and follow-up jobs; one already
-    // running re-checks and finds the task gone. Its delivery history goes with it (cascade).
-    let trashed_tasks =
-        purge("tasks", "deleted_at < now() - make_interval(secs => $1)", days(retention.trash_days)).await;
-    let idempotency_keys = purge(
-        "idempotency_keys",
-        "created_at < now() - make_interval(secs => $1)",
-        f64::from(retention.idempotency_hours) * 3600.0,
-    )
-    .await;
-    purge("deleted_external_accounts", "forget_after < now() - make_interval(secs => $1)", 0.0).await;
-    purge("event_tickets", "expires_at < now() - make_interval(secs => $1)", 0.0).await;
-    // After the trash purge, whose tombstones it must not prune before their time.
-    let tombstones = match super::changes::prune_tombstones(pool, retention.tombstone_secs as f64).await {
-        Ok(n) => n,
-        Err(err) => {
-            tracing::warn!(%err, "tombstone prune failed");
+    // One failing purge must not keep the others from running.
+    let mut keep = |table: &str, result: Result<u64, sqlx::Error>| -> u64 {
+        result.unwrap_or_else(|err| {
+            tracing::warn!(table, %err, "purge failed");
             first_error.get_or_insert(err);
             0
-        }
+        })
     };
+    let batches =
+        |table: &'static str, expired: &'static str, secs: f64| purge_in_batches(pool, table, expired, secs);
+    // Failed jobs whose attempts are spent are finished too: nothing will fetch them again.
+    let finished_jobs = keep(
+        "apalis.jobs",
+        batches(
+            "apalis.jobs",
+            "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
+              AND done_at < now() - make_interval(secs => $1)",
+            days(FINISHED_JOB_RETENTION_DAYS),
+        )
+        .await,
+    );
+    // Every worker start registers one row per queue; a name silent for a week with no job
+    // locked is a process that is gone.
+    keep(
+        "apalis.workers",
+        batches(
+            "apalis.workers w",
+            "last_seen < now() - make_interval(secs => $1)
+              AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+            days(FINISHED_JOB_RETENTION_DAYS),
+        )
+        .await,
+    );
+    // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
+    let revoked_tokens = keep(
+        "revoked_tokens",
+        batches("revoked_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+    );
+    // Moving a task to the trash cancelled its pending reminder and follow-up jobs; one already
+    // running re-checks and finds the task gone. Its delivery history goes with it (cascade).
+    let trashed_tasks = keep("tasks", purge_trash(pool, days(retention.trash_days)).await);
+    let idempotency_keys = keep(
+        "idempotency_keys",
+        batches(
+            "idempotency_keys",
+            "created_at < now() - make_interval(secs => $1)",
+            f64::from(retention.idempotency_hours) * 3600.0,
+        )
+        .await,
+    );
+    keep(
+        "deleted_external_accounts",
+        batches("deleted_external_accounts", "forget_after < now() - make_interval(secs => $1)", 0.0).await,
+    );
+    keep(
+        "event_tickets",
+        batches("event_tickets", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+    );
+    // After the trash purge, whose tombstones it must not prune before their time.
+    let tombstones = keep(
+        "task_tombstones",
+        super::changes::prune_tombstones(pool, retention.tombstone_secs as f64).await,
+    );
     match first_error {
         Some(err) => Err(err),
         None => Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys, tombstones }),
+    }
+}
+
+/// Deletes trash older than `secs`, a batch at a time. Rows are locked in id order, the order
+/// every other writer of several tasks takes them in, and rows another transaction holds are left
+/// for the next run rather than waited for.
+async fn purge_trash(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM tasks WHERE id IN (
+                 SELECT id FROM tasks WHERE deleted_at < now() - make_interval(secs => $1)
+                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(secs)
+        .bind(BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < BATCH as u64 {
+            return Ok(total);
+        }
     }
 }
 

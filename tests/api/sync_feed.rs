@@ -186,6 +186,20 @@ async fn numbers_stay_strictly_increasing_with_two_processes_writing_for_one_use
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "strictly increasing across pages");
     assert_eq!(since, *numbers.last().unwrap());
     assert_eq!(numbers, (1..=270).collect::<Vec<_>>(), "no number was taken twice, and none skipped");
+
+    // A batch that fails at its second operation rolls back the number its first one took.
+    let kept = app.create_task(&user, json!({"title": "kept"})).await;
+    let stale = format!("\"{}-99\"", kept["id"].as_str().unwrap().replace('-', ""));
+    let ops = json!({"operations": [
+        {"op": "create", "task": {"title": "rolled back"}},
+        {"op": "update", "id": kept["id"], "changes": {"title": "x"}, "if_match": stale},
+    ]});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&ops)).await;
+    assert_eq!(response.status(), 412);
+    app.create_task(&user, json!({"title": "next"})).await;
+    let (after, _) = follow_feed(&app, &user.token, since, 50).await;
+    let numbers: Vec<i64> = after.iter().map(|c| c["change"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [271, 272], "the failed batch left no gap");
 }
 
 #[tokio::test]
@@ -307,92 +321,4 @@ async fn a_rerun_of_the_next_occurrence_job_takes_no_change_number() {
     assert_eq!(head(&app, &user).await, after_first, "the rerun found the occurrence made");
     let (entries, _) = follow_feed(&app, &user.token, 0, 100).await;
     assert_eq!(entries.len(), 2, "the completed occurrence and its successor");
-}
-
-/// A second connection holding locks the way a project's deletion or an account's deletion
-/// takes them, while the service writes: the service must never take them in the other order.
-async fn held(app: &TestApp) -> sqlx::PgConnection {
-    use secrecy::ExposeSecret;
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(app.settings.database.url.expose_secret()).await.unwrap();
-    sqlx::query("SET lock_timeout = '3s'").execute(&mut conn).await.unwrap();
-    conn
-}
-
-#[tokio::test]
-async fn the_trash_purge_never_waits_on_an_account_being_deleted() {
-    let app = TestApp::spawn().await;
-    let user = app.new_user().await;
-    let task = app.create_task(&user, json!({"title": "old trash"})).await;
-    app.send_as(&user.token, Method::DELETE, &format!("/api/v1/tasks/{}", id(&task)), None).await;
-    sqlx::query("UPDATE tasks SET deleted_at = deleted_at - interval '400 days'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    // Account deletion's first lock: the user's row, for update.
-    let mut deleting = held(&app).await;
-    sqlx::query("BEGIN").execute(&mut deleting).await.unwrap();
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-        .bind(user.id)
-        .execute(&mut deleting)
-        .await
-        .unwrap();
-    let purge = tokio::time::timeout(std::time::Duration::from_secs(5), purge_trash(&app)).await;
-    assert_eq!(purge.expect("the purge does not wait on the account's row"), 1);
-    // Its next lock, the tasks, is free: the two cannot deadlock.
-    sqlx::query("SELECT id FROM tasks WHERE user_id = $1 ORDER BY id FOR UPDATE")
-        .bind(user.id)
-        .execute(&mut deleting)
-        .await
-        .unwrap();
-    sqlx::query("COMMIT").execute(&mut deleting).await.unwrap();
-}
-
-#[tokio::test]
-async fn moving_a_task_into_a_project_never_deadlocks_with_the_projects_deletion() {
-    let app = TestApp::spawn().await;
-    let user = app.new_user().await;
-    let project: Value = app
-        .send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "P"})))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let inside = app.create_task(&user, json!({"title": "inside", "project_id": project["id"]})).await;
-    let outside = app.create_task(&user, json!({"title": "outside"})).await;
-    let project_id: uuid::Uuid = id(&project).parse().unwrap();
-
-    // The project's deletion so far: its tasks locked and trashed, which took the user's change
-    // counter. Its next lock is the project's row.
-    let mut deleting = held(&app).await;
-    sqlx::query("BEGIN").execute(&mut deleting).await.unwrap();
-    sqlx::query("SELECT id FROM tasks WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(id(&inside).parse::<uuid::Uuid>().unwrap())
-        .execute(&mut deleting)
-        .await
-        .unwrap();
-    sqlx::query("SELECT 1 FROM task_counts WHERE user_id = $1 FOR NO KEY UPDATE")
-        .bind(user.id)
-        .execute(&mut deleting)
-        .await
-        .unwrap();
-    let moving = {
-        let (client, url, token) =
-            (app.client.clone(), app.url(&format!("/api/v1/tasks/{}", id(&outside))), user.token.clone());
-        let body = json!({"project_id": project["id"]});
-        tokio::spawn(async move {
-            client.patch(url).bearer_auth(token).json(&body).send().await.unwrap().status()
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    // Shorter than PostgreSQL's deadlock check (1 s), which would otherwise break the cycle by
-    // failing the move, which the service then retries.
-    sqlx::query("SET lock_timeout = '500ms'").execute(&mut deleting).await.unwrap();
-    sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(project_id)
-        .execute(&mut deleting)
-        .await
-        .expect("the move waits on the counter without holding the project");
-    sqlx::query("COMMIT").execute(&mut deleting).await.unwrap();
-    assert_eq!(moving.await.unwrap(), 200);
 }

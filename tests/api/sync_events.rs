@@ -255,6 +255,10 @@ async fn resuming_from_before_the_kept_tombstones_sends_resync_and_closes() {
     assert_eq!(messages[0].kind(), "resync");
     assert_eq!(messages[0].data()["code"], "resync_required");
 
+    let empty = [("authorization", format!("Bearer {}", user.token)), ("last-event-id", String::new())];
+    let mut fresh = EventStream::open(&app.client, &app.url("/api/v1/events"), &empty).await;
+    fresh.wait_connected().await;
+    assert!(fresh.next_event(Duration::from_millis(300)).await.is_none(), "an empty id starts from now");
     let bad = [("authorization", format!("Bearer {}", user.token)), ("last-event-id", "soon".to_owned())];
     let response = EventStream::request(&app.client, &app.url("/api/v1/events"), &bad).await;
     assert_problem(response, 400, "bad_request").await;

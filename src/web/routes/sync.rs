@@ -231,7 +231,9 @@ pub async fn events_stream(
         }
     };
     check_alias(&req, auth.user)?;
-    let resume = match req.headers().get("last-event-id") {
+    // An empty `Last-Event-ID` is what a browser holds before its first event: no position.
+    let last_event_id = req.headers().get("last-event-id").filter(|v| !v.as_bytes().trim_ascii().is_empty());
+    let resume = match last_event_id {
         Some(value) => Some(
             value
                 .to_str()

@@ -112,23 +112,14 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
 /// every other writer of several tasks takes them in, and rows another transaction holds are left
 /// for the next run rather than waited for.
 async fn purge_trash(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM tasks WHERE id IN (
-                 SELECT id FROM tasks WHERE deleted_at < now() - make_interval(secs => $1)
-                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(secs)
-        .bind(BATCH)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < BATCH as u64 {
-            return Ok(total);
-        }
-    }
+    delete_in_batches(
+        pool,
+        "DELETE FROM tasks WHERE id IN (
+             SELECT id FROM tasks WHERE deleted_at < now() - make_interval(secs => $1)
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        secs,
+    )
+    .await
 }
 
 /// Deletes the rows of `table` matching `expired` (which takes the age in seconds as `$1`), a
@@ -137,9 +128,14 @@ async fn purge_in_batches(pool: &PgPool, table: &str, expired: &str, secs: f64) 
     let sql = format!(
         "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE {expired} LIMIT $2))"
     );
+    delete_in_batches(pool, &sql, secs).await
+}
+
+/// Runs `delete` (age in seconds as `$1`, batch size as `$2`) until a batch comes back short.
+async fn delete_in_batches(pool: &PgPool, delete: &str, secs: f64) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        let deleted = sqlx::query(sqlx::AssertSqlSafe(delete))
             .bind(secs)
             .bind(BATCH)
             .execute(pool)

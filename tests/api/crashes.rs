@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use smtp_sink::SmtpSink;
 use uuid::Uuid;
 
-use crate::helpers::{TEST_PASSWORD, TestApp, WebProcess, eventually};
+use crate::helpers::{TestApp, WebProcess, eventually, register_at};
 
 /// What one client was told: the last acknowledged revision of its task.
 #[derive(Debug, Default, Clone)]
@@ -35,17 +35,7 @@ async fn a_web_process_killed_under_load_loses_no_acknowledged_write_and_leaves_
     let app = TestApp::spawn().await;
     let mut web = WebProcess::start(&app, &[]).await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let register = json!({"email": "crash@example.com", "password": TEST_PASSWORD});
-    let token: Value = client
-        .post(format!("{}/api/v1/auth/register", web.address))
-        .json(&register)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = register_at(&web.address, "crash@example.com").await;
 
     let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
     let mut clients = Vec::new();

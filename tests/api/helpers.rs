@@ -416,6 +416,38 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Moves every trashed task's trash time back 400 days, past any retention.
+    pub async fn age_trash(&self) {
+        sqlx::query(
+            "UPDATE tasks SET deleted_at = deleted_at - interval '400 days' WHERE deleted_at IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await
+        .expect("age the trash");
+    }
+
+    /// Runs the maintenance job's purges, with this app's retention unless `retention` says.
+    pub async fn purge(
+        &self,
+        retention: Option<todo::db::maintenance::Retention>,
+    ) -> todo::db::maintenance::Purged {
+        let retention = retention.unwrap_or_else(|| todo::db::maintenance::Retention::new(&self.settings));
+        todo::db::maintenance::purge_expired(&self.pool, retention).await.expect("purge")
+    }
+}
+
+/// Registers `email` on the web process at `base` (not the test app): its access token.
+pub async fn register_at(base: &str, email: &str) -> String {
+    let body = serde_json::json!({"email": email, "password": TEST_PASSWORD});
+    let response =
+        reqwest::Client::new().post(format!("{base}/api/v1/auth/register")).json(&body).send().await;
+    let response = response.expect("register sent");
+    assert_eq!(response.status(), 201, "registering {email}");
+    let body: serde_json::Value = response.json().await.expect("token response");
+    body["access_token"].as_str().expect("access_token").to_owned()
+}
+
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
 where

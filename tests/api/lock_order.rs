@@ -35,18 +35,8 @@ async fn lock_at_once(conn: &mut PgConnection, sql: &str, bind: Uuid, what: &str
         .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
-async fn ages_trash(app: &TestApp) {
-    sqlx::query(
-        "UPDATE tasks SET deleted_at = deleted_at - interval '400 days' WHERE deleted_at IS NOT NULL",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-}
-
 async fn purge(app: &TestApp) -> u64 {
-    let retention = todo::db::maintenance::Retention::new(&app.settings);
-    todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap().trashed_tasks
+    app.purge(None).await.trashed_tasks
 }
 
 async fn project(app: &TestApp, token: &str) -> Value {
@@ -93,7 +83,7 @@ async fn the_trash_purge_never_waits_on_an_account_being_deleted_or_a_locked_tas
     for task in [&a, &b] {
         app.send_as(&user.token, Method::DELETE, &format!("/api/v1/tasks/{}", id(task)), None).await;
     }
-    ages_trash(&app).await;
+    app.age_trash().await;
     // Account deletion's first lock, the user's row; and someone working on trashed task `a`.
     let mut deleting = held(&app).await;
     run(&mut deleting, USER_ROW, user.id).await;

@@ -237,15 +237,13 @@ async fn resuming_from_before_the_kept_tombstones_sends_resync_and_closes() {
         None,
     )
     .await;
-    sqlx::query("UPDATE tasks SET deleted_at = deleted_at - interval '400 days'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.age_trash().await;
     let retention = todo::db::maintenance::Retention {
         tombstone_secs: 0,
         ..todo::db::maintenance::Retention::new(&app.settings)
     };
-    todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap();
+    let purged = app.purge(Some(retention)).await;
+    assert_eq!((purged.trashed_tasks, purged.tombstones), (1, 1));
 
     let headers = [("authorization", format!("Bearer {}", user.token)), ("last-event-id", "1".to_owned())];
     let mut stream = EventStream::open(&app.client, &app.url("/api/v1/events"), &headers).await;
@@ -319,13 +317,8 @@ async fn deleting_the_account_ends_its_streams_and_leaves_nothing_of_its_feed() 
         None,
     )
     .await;
-    sqlx::query("UPDATE tasks SET deleted_at = deleted_at - interval '400 days'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    todo::db::maintenance::purge_expired(&app.pool, todo::db::maintenance::Retention::new(&app.settings))
-        .await
-        .unwrap();
+    app.age_trash().await;
+    assert_eq!(app.purge(None).await.trashed_tasks, 1, "a tombstone to be removed with the account");
     app.create_task(&user, json!({"title": "still here"})).await;
     ticket(&app, &user).await;
     let mut stream = EventStream::bearer(&app.address, &user.token).await;

@@ -31,17 +31,10 @@ fn summary(page: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Sets every task's trash time back a day and purges, as the maintenance job would after the
-/// retention period.
+/// Ages the trash past its retention and purges it, as the maintenance job would.
 async fn purge_trash(app: &TestApp) -> u64 {
-    sqlx::query(
-        "UPDATE tasks SET deleted_at = deleted_at - interval '400 days' WHERE deleted_at IS NOT NULL",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    let retention = todo::db::maintenance::Retention::new(&app.settings);
-    todo::db::maintenance::purge_expired(&app.pool, retention).await.unwrap().trashed_tasks
+    app.age_trash().await;
+    app.purge(None).await.trashed_tasks
 }
 
 #[tokio::test]

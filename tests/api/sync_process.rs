@@ -6,16 +6,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TEST_PASSWORD, TestApp, WebProcess, eventually};
+use crate::helpers::{TestApp, WebProcess, eventually, register_at};
 use crate::sse::{EventStream, Message};
-
-async fn register(web: &WebProcess, email: &str) -> String {
-    let body = json!({"email": email, "password": TEST_PASSWORD});
-    let response =
-        reqwest::Client::new().post(format!("{}/api/v1/auth/register", web.address)).json(&body).send().await;
-    let body: Value = response.unwrap().json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
 
 /// Opens a stream over a socket with a tiny receive window and never reads from it.
 async fn stalled_stream(port: u16, token: &str) -> tokio::net::TcpStream {
@@ -48,7 +40,7 @@ async fn slow_readers_are_dropped_with_resync_while_one_that_keeps_up_gets_every
         ],
     )
     .await;
-    let token = register(&web, "slow@example.com").await;
+    let token = register_at(&web.address, "slow@example.com").await;
     let mut stalled = Vec::new();
     for _ in 0..30 {
         stalled.push(stalled_stream(web.port, &token).await);
@@ -122,7 +114,7 @@ async fn slow_readers_are_dropped_with_resync_while_one_that_keeps_up_gets_every
 async fn sigterm_ends_every_stream_cleanly_and_the_process_exits_promptly() {
     let app = TestApp::spawn().await;
     let mut web = WebProcess::start(&app, &[]).await;
-    let token = register(&web, "term@example.com").await;
+    let token = register_at(&web.address, "term@example.com").await;
     let mut streams = Vec::new();
     for _ in 0..3 {
         streams.push(EventStream::bearer(&web.address, &token).await);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use todo::web::startup::Application;
 
-use crate::helpers::TEST_PASSWORD;
+use crate::helpers::register_at;
 use crate::private_pg::PrivatePostgres;
 
 /// One answer as a client saw it: when it was sent, how long it took, and its status (0 when
@@ -30,16 +30,7 @@ async fn a_database_restart_under_load_gives_quick_503s_then_2xx_without_a_resta
     // shared user a write could wait out several others' acquire timeouts before its own.
     let mut tokens = Vec::new();
     for c in 0..6 {
-        let registered: Value = client
-            .post(format!("{base}/api/v1/auth/register"))
-            .json(&json!({"email": format!("outage{c}@example.com"), "password": TEST_PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        tokens.push(registered["access_token"].as_str().unwrap().to_owned());
+        tokens.push(register_at(&base, &format!("outage{c}@example.com")).await);
     }
 
     let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));

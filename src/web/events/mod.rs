@@ -5,8 +5,10 @@ mod outbox;
 mod stream;
 
 pub use hub::{AuthSignal, Hub, Refused, Subscription};
-pub use outbox::{Body, Outbox};
-pub use stream::{Position, StreamAuth, event};
+pub use outbox::Body;
+pub use stream::{Position, StreamAuth};
+
+use outbox::Outbox;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -107,7 +107,8 @@ impl Outbox {
     }
 
     /// Bytes waiting to be written.
-    pub fn queued_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
         self.inner().bytes
     }
 }

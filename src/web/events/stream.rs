@@ -52,7 +52,7 @@ fn comment(text: &'static str) -> Bytes {
 }
 
 /// A change as an event; its `id` is the change number, which `Last-Event-ID` resumes from.
-pub fn event(change: &Change) -> Result<Bytes, serde_json::Error> {
+fn event(change: &Change) -> Result<Bytes, serde_json::Error> {
     let (kind, data) = match &change.task {
         Some(task) => ("task.upserted", serde_json::to_string(task)?),
         None => ("task.deleted", serde_json::json!({ "id": change.task_id }).to_string()),
@@ -78,8 +78,7 @@ pub async fn run(
     auth: StreamAuth,
     start: Position,
 ) {
-    let hub = sub.hub().clone();
-    let settings = hub.settings.clone();
+    let settings = sub.hub().settings.clone();
     let patience = Duration::from_secs(settings.slow_client_secs.max(1));
     let slow = resync("the client fell behind; start again from GET /changes or Last-Event-ID");
     let mut heartbeat = tokio::time::interval(Duration::from_secs(settings.heartbeat_secs.max(1)));

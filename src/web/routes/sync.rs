@@ -98,7 +98,7 @@ pub async fn changes_feed(
     let page = changes::page(&state.pool, user.id, since, limit + 1).await.map_err(ApiError::from_db)?;
     page.check(since).map_err(resync_required)?;
     let has_more = page.changes.len() as i64 > limit;
-    let mut entries: Vec<ChangeEntry> = page
+    let entries: Vec<ChangeEntry> = page
         .changes
         .into_iter()
         .take(limit as usize)
@@ -109,7 +109,6 @@ pub async fn changes_feed(
             task: c.task,
         })
         .collect();
-    entries.shrink_to_fit();
     let next_since = match (has_more, entries.last()) {
         (true, Some(last)) => last.change,
         // The whole feed up to the head was in this snapshot.

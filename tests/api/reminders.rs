@@ -105,7 +105,12 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
         Some(format!("reminder.{}.{reminder_ts}@localhost", task_id.simple()).as_str())
     );
 
-    let history = app.reminders(&user, &id_of(&task)).await;
+    // The worker records the send after the SMTP server accepted it: wait for that commit.
+    let history = eventually("the delivery recorded as sent", WAIT, || async {
+        let history = app.reminders(&user, &id_of(&task)).await;
+        (history.first().is_some_and(|h| h["status"] != "pending")).then_some(history)
+    })
+    .await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["status"], "sent");
     assert_eq!(history[0]["attempts"], 1);

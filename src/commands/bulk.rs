@@ -178,18 +178,21 @@ async fn create_run(
         fields.check().map_err(|errors| in_batch(first + offset, WriteError::Invalid(errors)))?;
         let id = Uuid::now_v7();
         let series = Series::first(id, &fields);
-        rows.push((id, fields, series));
+        let derived = super::derive(&fields, series, fields.completed.then(super::now), true)
+            .await
+            .map_err(|e| in_batch(first + offset, e))?;
+        rows.push((id, fields, series, derived));
     }
     // A project that is not the caller's is named by its operation, as a single create would
     // name the field (the multi-row insert could not say which row broke the foreign key).
-    let wanted: Vec<Uuid> = rows.iter().filter_map(|(_, fields, _)| fields.project_id).collect();
+    let wanted: Vec<Uuid> = rows.iter().filter_map(|(_, fields, ..)| fields.project_id).collect();
     if !wanted.is_empty() {
         // The user's counter before the projects, in the order every task write takes them.
         crate::db::changes::lock_head(conn, user).await.map_err(|e| in_batch(first, e.into()))?;
         let owned =
             tasks::owned_projects(conn, user, &wanted).await.map_err(|e| in_batch(first, e.into()))?;
         if let Some(offset) =
-            rows.iter().position(|(_, f, _)| f.project_id.is_some_and(|p| !owned.contains(&p)))
+            rows.iter().position(|(_, f, ..)| f.project_id.is_some_and(|p| !owned.contains(&p)))
         {
             let invalid = Invalid::new("project_id", "is not one of your projects");
             return Err(in_batch(first + offset, WriteError::Invalid(vec![invalid])));

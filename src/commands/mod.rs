@@ -6,17 +6,19 @@
 mod bulk;
 mod changes;
 mod projects;
+pub mod stepping;
 
 pub use bulk::{BatchItem, BulkOp};
 pub use changes::TaskChanges;
 pub use projects::ProjectChanges;
 
+use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::idempotency::{self, StoredResponse};
 use crate::db::projects::{Project, ProjectFields};
-use crate::db::tasks::{self, Series, Task};
+use crate::db::tasks::{self, Derived, Series, Task};
 use crate::db::users;
 use crate::domain::{Invalid, TaskFields, TimeZone};
 use crate::jobs::{self, EnqueueError, task_jobs};
@@ -351,9 +353,7 @@ async fn apply_task(
         }
         Command::Toggle { id, if_match, .. } => {
             let current = locked_live(conn, user, *id, if_match).await?;
-            let toggled = tasks::toggle(conn, current.id).await?;
-            task_jobs::sync(conn, Some(&current), &toggled).await?;
-            Ok(Outcome::Updated(toggled))
+            Ok(Outcome::Updated(set_completed(conn, &current, !current.completed).await?))
         }
         Command::SetCompleted { id, completed, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
@@ -362,9 +362,7 @@ async fn apply_task(
             if current.completed == *completed {
                 return Ok(Outcome::Updated(current));
             }
-            let updated = tasks::set_completed(conn, current.id, *completed).await?;
-            task_jobs::sync(conn, Some(&current), &updated).await?;
-            Ok(Outcome::Updated(updated))
+            Ok(Outcome::Updated(set_completed(conn, &current, *completed).await?))
         }
         Command::DeleteAccount => {
             if !tasks::lock_account(conn, user).await? {
@@ -441,9 +439,43 @@ async fn create(
     lock_target_project(conn, user, fields.project_id).await?;
     let id = Uuid::now_v7();
     let series = Series::first(id, &fields);
-    let created = tasks::insert(conn, user, id, &fields, series).await?;
+    let derived = derive(&fields, series, fields.completed.then(now), true).await?;
+    let created = tasks::insert(conn, user, id, &fields, series, derived).await?;
     task_jobs::sync(conn, None, &created).await?;
     Ok(created)
+}
+
+/// Completes or reopens a locked task, with what its series does next.
+async fn set_completed(conn: &mut PgConnection, current: &Task, completed: bool) -> Result<Task, WriteError> {
+    let completed_at = completed.then(now);
+    let next = stepping::next_due(stepping::SeriesAt::of_task(current), completed_at, false)
+        .await
+        .map_err(|e| WriteError::Unexpected(e.to_string()))??;
+    let derived = Derived { completed_at, next_occurrence_at: next };
+    let updated = tasks::set_completed(conn, current.id, completed, derived).await?;
+    task_jobs::sync(conn, Some(current), &updated).await?;
+    Ok(updated)
+}
+
+/// What a write of `fields` derives: its completion time as given, and the due time of the
+/// series' next occurrence, stepped off the async threads. `check_rule`: the series (re)starts
+/// here, so it must be shown to go on.
+async fn derive(
+    fields: &TaskFields,
+    series: Option<Series>,
+    completed_at: Option<DateTime<Utc>>,
+    check_rule: bool,
+) -> Result<Derived, WriteError> {
+    let next = stepping::next_due(stepping::SeriesAt::of_fields(fields, series), completed_at, check_rule)
+        .await
+        .map_err(|e| WriteError::Unexpected(e.to_string()))??;
+    Ok(Derived { completed_at, next_occurrence_at: next })
+}
+
+/// The time a write stamps, in the database's precision (microseconds) so what is stored is
+/// what the step saw.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 /// Checked after inserting: the count row is then locked by this transaction, so concurrent
@@ -476,18 +508,37 @@ async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) ->
     if fields.project_id != current.project_id {
         lock_target_project(conn, current.user_id, fields.project_id).await?;
     }
+    // A new rule, zone, anchor or due time restarts the series' expansion at this occurrence:
+    // moving one occurrence moves the rest with it.
+    let restarts = current.recurrence_rule.as_deref() != fields.recurrence_rule.as_ref().map(|r| r.as_str())
+        || current.due_at != fields.due_at
+        || current.timezone != fields.timezone.name()
+        || current.recurrence_anchor != fields.recurrence_anchor;
+    let start = if restarts { fields.due_at } else { current.series_start.or(fields.due_at) };
     let series =
         match (current.series_id.zip(current.occurrence_at), fields.recurrence_rule.is_some(), fields.due_at)
         {
-            (Some((id, occurrence_at)), _, _) => {
-                Some(Series { id, occurrence_at, index: current.series_index.unwrap_or(1) })
-            }
+            (Some((id, occurrence_at)), _, _) => Some(Series {
+                id,
+                occurrence_at,
+                index: current.series_index.unwrap_or(1),
+                start: start.unwrap_or(occurrence_at),
+            }),
             // Becoming recurring starts a series at the current due date.
-            (None, true, Some(due)) => Some(Series { id: current.id, occurrence_at: due, index: 1 }),
+            (None, true, Some(due)) => {
+                Some(Series { id: current.id, occurrence_at: due, index: 1, start: due })
+            }
             (None, _, _) => None,
         };
+    let completed_at = match (fields.completed, current.completed) {
+        (false, _) => None,
+        (true, true) => current.completed_at,
+        (true, false) => Some(now()),
+    };
+    let check_rule = restarts && fields.recurrence_rule.is_some();
+    let derived = derive(&fields, series, completed_at, check_rule).await?;
     // `None`: the new state equals the stored one, so nothing is written and the version stays.
-    let Some(updated) = tasks::update(conn, current.id, &fields, series).await? else {
+    let Some(updated) = tasks::update(conn, current.id, &fields, series, derived).await? else {
         return Ok(Outcome::Updated(current.clone()));
     };
     task_jobs::sync(conn, Some(current), &updated).await?;

@@ -84,6 +84,11 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     apalis_postgres::PostgresStorage::setup(pool).await.context("applying the apalis queue migrations")?;
     MIGRATOR.run(pool).await.context("applying the application migrations")?;
+    let filled =
+        tasks::backfill_series(pool).await.context("storing the next occurrence of recurring tasks")?;
+    if filled > 0 {
+        tracing::info!(filled, "stored the series start and next occurrence of existing recurring tasks");
+    }
     Ok(())
 }
 

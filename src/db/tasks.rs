@@ -5,9 +5,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::domain::recurrence::{
-    Current, MAX_STEPS, Occurrence, READ_STEPS, StepError, next_occurrence_within,
-};
+use crate::domain::recurrence::{Current, Occurrence, StepError, next_occurrence};
 use crate::domain::{Priority, RecurrenceAnchor, TaskFields, TimeZone};
 
 /// A task as clients see it.
@@ -33,7 +31,14 @@ pub struct Task {
     pub series_id: Option<Uuid>,
     /// The due time the next occurrence will have (as if this one were completed on time, until
     /// it is completed), or `null` when the task does not recur or its series has ended.
+    /// Computed when the task is written, never on a read.
     pub next_occurrence_at: Option<DateTime<Utc>>,
+    /// Why this completed occurrence's successor is not made yet: `task_limit_reached` while the
+    /// account holds its maximum of tasks. The series resumes by itself once there is room.
+    pub series_paused: Option<String>,
+    /// The series' DTSTART, whose local wall time every occurrence is meant to have.
+    #[serde(skip)]
+    pub series_start: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub occurrence_at: Option<DateTime<Utc>>,
     /// This occurrence's place in its series, from 1.
@@ -77,6 +82,9 @@ pub(super) struct TaskRow {
     pub(super) occurrence_at: Option<DateTime<Utc>>,
     pub(super) series_index: Option<i32>,
     pub(super) next_occurrence_queued: bool,
+    pub(super) series_start: Option<DateTime<Utc>>,
+    pub(super) next_occurrence_at: Option<DateTime<Utc>>,
+    pub(super) series_paused: Option<String>,
     pub(super) project_id: Option<Uuid>,
     pub(super) deleted_at: Option<DateTime<Utc>>,
     pub(super) created_at: DateTime<Utc>,
@@ -86,7 +94,7 @@ pub(super) struct TaskRow {
 
 impl From<TaskRow> for Task {
     fn from(r: TaskRow) -> Self {
-        let mut task = Self {
+        Self {
             id: r.id,
             user_id: r.user_id,
             title: r.title,
@@ -102,7 +110,9 @@ impl From<TaskRow> for Task {
             recurrence_rule: r.recurrence_rule,
             recurrence_anchor: RecurrenceAnchor::parse(&r.recurrence_anchor).unwrap_or_default(),
             series_id: r.series_id,
-            next_occurrence_at: None,
+            next_occurrence_at: r.next_occurrence_at,
+            series_paused: r.series_paused,
+            series_start: r.series_start,
             occurrence_at: r.occurrence_at,
             series_index: r.series_index,
             next_occurrence_queued: r.next_occurrence_queued,
@@ -111,19 +121,18 @@ impl From<TaskRow> for Task {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
-        };
-        task.next_occurrence_at = task.step(READ_STEPS).ok().flatten().map(|next| next.due_at);
-        task
+        }
     }
 }
 
 impl Task {
-    /// The occurrence that completing this one brings, computed from the stored fields alone.
-    pub fn next_occurrence(&self) -> Result<Option<Occurrence>, StepError> {
-        self.step(MAX_STEPS)
-    }
-
-    fn step(&self, max_steps: usize) -> Result<Option<Occurrence>, StepError> {
+    /// The occurrence that completing this one (at `completed_at`, or on time when `None`)
+    /// brings, from the stored fields alone. Bounded, but it may take milliseconds: writers run
+    /// it through [`crate::commands::stepping`], off the async threads.
+    pub fn next_occurrence(
+        &self,
+        completed_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Occurrence>, StepError> {
         let (Some(rule), Some(due_at), Some(series_index)) =
             (self.recurrence_rule.as_deref(), self.due_at, self.series_index)
         else {
@@ -131,23 +140,21 @@ impl Task {
         };
         let timezone = TimeZone::parse("timezone", &self.timezone)
             .map_err(|_| StepError::BadRule(format!("unknown time zone {:?}", self.timezone)))?;
-        next_occurrence_within(
-            Current {
-                rule,
-                timezone,
-                anchor: self.recurrence_anchor,
-                due_at,
-                series_index,
-                completed_at: self.completed_at,
-            },
-            max_steps,
-        )
+        next_occurrence(Current {
+            rule,
+            timezone,
+            anchor: self.recurrence_anchor,
+            series_start: self.series_start.unwrap_or(due_at),
+            due_at,
+            series_index,
+            completed_at,
+        })
     }
 }
 
 pub(super) const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
-     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, project_id, deleted_at, created_at, \
-     updated_at, version";
+     reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, series_start, next_occurrence_at, series_paused, \
+     project_id, deleted_at, created_at, updated_at, version";
 
 /// Where a task sits in a recurring series. `None` for a one-off task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +163,8 @@ pub struct Series {
     pub occurrence_at: DateTime<Utc>,
     /// 1 for the series' first occurrence.
     pub index: i32,
+    /// The series' DTSTART: the rule is expanded from here.
+    pub start: DateTime<Utc>,
 }
 
 impl Series {
@@ -165,8 +174,17 @@ impl Series {
             id,
             occurrence_at: due,
             index: 1,
+            start: due,
         })
     }
+}
+
+/// What a write derives rather than takes from the client: when the task was completed, and
+/// the due time its next occurrence will have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Derived {
+    pub completed_at: Option<DateTime<Utc>>,
+    pub next_occurrence_at: Option<DateTime<Utc>>,
 }
 
 pub async fn insert(
@@ -175,20 +193,21 @@ pub async fn insert(
     id: Uuid,
     fields: &TaskFields,
     series: Option<Series>,
+    derived: Derived,
 ) -> Result<Task, sqlx::Error> {
     let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
+        "INSERT INTO tasks (id, title, description, completed, priority, tags, due_at, timezone,
                             reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index,
-                            project_id, user_id)
-         VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                            project_id, series_start, completed_at, next_occurrence_at, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
          RETURNING {COLUMNS}"
     )));
-    let row = bind_fields(query.bind(id), fields, series).bind(user_id).fetch_one(conn).await?;
+    let row = bind_fields(query.bind(id), fields, series, derived).bind(user_id).fetch_one(conn).await?;
     Ok(row.into())
 }
 
-/// A task to insert: its id, fields and place in a series.
-pub type NewTask = (Uuid, TaskFields, Option<Series>);
+/// A task to insert: its id, fields, place in a series and derived values.
+pub type NewTask = (Uuid, TaskFields, Option<Series>, Derived);
 
 /// Inserts several new tasks in one statement (a batch's run of creates), in the given order.
 /// The rows travel as one array per column, so the statement is the same whatever the count and
@@ -204,43 +223,52 @@ pub async fn insert_many(
     }
     let column =
         |f: &dyn Fn(&NewTask) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(f).collect() };
+    let instants = |f: &dyn Fn(&NewTask) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+        rows.iter().map(f).collect()
+    };
     let inserted: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tasks (id, title, description, completed, completed_at, priority, tags, due_at, timezone,
                             reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index,
-                            project_id, user_id)
-         SELECT r.id, r.title, r.description, r.completed, CASE WHEN r.completed THEN now() END, r.priority,
+                            project_id, series_start, next_occurrence_at, user_id)
+         SELECT r.id, r.title, r.description, r.completed, r.completed_at, r.priority,
                 ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.due_at, r.timezone, r.reminder_at, r.rule,
-                r.anchor, r.series_id, r.occurrence_at, r.series_index, r.project_id, $16
+                r.anchor, r.series_id, r.occurrence_at, r.series_index, r.project_id, r.series_start,
+                r.next_occurrence_at, $16
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::boolean[], $5::smallint[], $6::jsonb[],
                      $7::timestamptz[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::uuid[],
-                     $13::timestamptz[], $14::integer[], $15::uuid[])
+                     $13::timestamptz[], $14::integer[], $15::uuid[], $17::timestamptz[], $18::timestamptz[],
+                     $19::timestamptz[])
               WITH ORDINALITY AS r(id, title, description, completed, priority, tags, due_at, timezone,
-                                   reminder_at, rule, anchor, series_id, occurrence_at, series_index, project_id, n)
+                                   reminder_at, rule, anchor, series_id, occurrence_at, series_index, project_id,
+                                   series_start, completed_at, next_occurrence_at, n)
          ORDER BY r.n
          RETURNING {COLUMNS}"
     )))
-    .bind(rows.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
-    .bind(column(&|(_, f, _)| Some(f.title.as_str().to_owned())))
-    .bind(column(&|(_, f, _)| f.description.as_ref().map(|d| d.as_str().to_owned())))
-    .bind(rows.iter().map(|(_, f, _)| f.completed).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, f, _)| f.priority.rank()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, f, _)| serde_json::json!(f.tags.as_slice())).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, f, _)| f.due_at).collect::<Vec<_>>())
-    .bind(column(&|(_, f, _)| Some(f.timezone.name().to_owned())))
-    .bind(rows.iter().map(|(_, f, _)| f.reminder_at).collect::<Vec<_>>())
-    .bind(column(&|(_, f, _)| f.recurrence_rule.as_ref().map(|r| r.as_str().to_owned())))
-    .bind(column(&|(_, f, _)| Some(f.recurrence_anchor.as_str().to_owned())))
-    .bind(rows.iter().map(|(_, _, s)| s.map(|s| s.id)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, _, s)| s.map(|s| s.occurrence_at)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, _, s)| s.map(|s| s.index)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, f, _)| f.project_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(id, ..)| *id).collect::<Vec<_>>())
+    .bind(column(&|(_, f, ..)| Some(f.title.as_str().to_owned())))
+    .bind(column(&|(_, f, ..)| f.description.as_ref().map(|d| d.as_str().to_owned())))
+    .bind(rows.iter().map(|(_, f, ..)| f.completed).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, ..)| f.priority.rank()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, ..)| serde_json::json!(f.tags.as_slice())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, ..)| f.due_at).collect::<Vec<_>>())
+    .bind(column(&|(_, f, ..)| Some(f.timezone.name().to_owned())))
+    .bind(rows.iter().map(|(_, f, ..)| f.reminder_at).collect::<Vec<_>>())
+    .bind(column(&|(_, f, ..)| f.recurrence_rule.as_ref().map(|r| r.as_str().to_owned())))
+    .bind(column(&|(_, f, ..)| Some(f.recurrence_anchor.as_str().to_owned())))
+    .bind(rows.iter().map(|(_, _, s, _)| s.map(|s| s.id)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, _, s, _)| s.map(|s| s.occurrence_at)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, _, s, _)| s.map(|s| s.index)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, f, ..)| f.project_id).collect::<Vec<_>>())
     .bind(user_id)
+    .bind(instants(&|(_, _, s, _)| s.map(|s| s.start)))
+    .bind(instants(&|(.., d)| d.completed_at))
+    .bind(instants(&|(.., d)| d.next_occurrence_at))
     .fetch_all(conn)
     .await?;
     // Keyed by id, so nothing depends on the order RETURNING gives.
     let mut by_id: std::collections::HashMap<Uuid, Task> =
         inserted.into_iter().map(|r| (r.id, Task::from(r))).collect();
-    Ok(rows.iter().filter_map(|(id, _, _)| by_id.remove(id)).collect())
+    Ok(rows.iter().filter_map(|(id, ..)| by_id.remove(id)).collect())
 }
 
 /// Locks these tasks of the user (live or trashed) in id order; ids that are not the user's are
@@ -325,8 +353,14 @@ pub async fn insert_within_limit(
 
 type RowQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, TaskRow, sqlx::postgres::PgArguments>;
 
-/// Binds the editable fields as `$2`–`$15`, the order `insert` and `update` share.
-fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<Series>) -> RowQuery<'q> {
+/// Binds the editable fields as `$2`–`$15` and the series start and derived values as
+/// `$16`–`$18`, the order `insert` and `update` share.
+fn bind_fields<'q>(
+    query: RowQuery<'q>,
+    fields: &'q TaskFields,
+    series: Option<Series>,
+    derived: Derived,
+) -> RowQuery<'q> {
     query
         .bind(fields.title.as_str())
         .bind(fields.description.as_ref().map(|d| d.as_str()))
@@ -342,6 +376,9 @@ fn bind_fields<'q>(query: RowQuery<'q>, fields: &'q TaskFields, series: Option<S
         .bind(series.map(|s| s.occurrence_at))
         .bind(series.map(|s| s.index))
         .bind(fields.project_id)
+        .bind(series.map(|s| s.start))
+        .bind(derived.completed_at)
+        .bind(derived.next_occurrence_at)
 }
 
 /// A live (not trashed) task of this user.
@@ -412,51 +449,87 @@ pub async fn update(
     task_id: Uuid,
     fields: &TaskFields,
     series: Option<Series>,
+    derived: Derived,
 ) -> Result<Option<Task>, sqlx::Error> {
     let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tasks SET
-             title = $2, description = $3,
-             completed_at = CASE WHEN NOT $4 THEN NULL WHEN completed THEN completed_at ELSE now() END,
+             title = $2, description = $3, completed_at = $17,
              completed = $4, priority = $5, tags = $6, due_at = $7, timezone = $8, reminder_at = $9,
              recurrence_rule = $10, recurrence_anchor = $11, series_id = $12, occurrence_at = $13,
-             series_index = $14, project_id = $15, updated_at = now(), version = version + 1
+             series_index = $14, project_id = $15, series_start = $16, next_occurrence_at = $18,
+             series_paused = CASE WHEN $4 THEN series_paused END,
+             updated_at = now(), version = version + 1
          WHERE id = $1
            AND (title, description, completed, priority, tags, due_at, timezone, reminder_at,
                 recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, project_id)
                IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          RETURNING {COLUMNS}"
     )));
-    let row: Option<TaskRow> = bind_fields(query.bind(task_id), fields, series).fetch_optional(conn).await?;
+    let row: Option<TaskRow> =
+        bind_fields(query.bind(task_id), fields, series, derived).fetch_optional(conn).await?;
     Ok(row.map(Task::from))
 }
 
-/// Flips completion in one statement, so concurrent toggles from any process never lose one.
-pub async fn toggle(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
-    write_returning(
-        conn,
-        "completed = NOT completed, completed_at = CASE WHEN completed THEN NULL ELSE now() END",
-        task_id,
-    )
-    .await
-}
-
+/// Completes or reopens a task the caller has locked. Reopening clears a paused series: the
+/// next completion makes its own attempt.
 pub async fn set_completed(
     conn: &mut PgConnection,
     task_id: Uuid,
     completed: bool,
+    derived: Derived,
 ) -> Result<Task, sqlx::Error> {
     let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tasks SET
-             completed_at = CASE WHEN NOT $2 THEN NULL WHEN completed THEN completed_at ELSE now() END,
-             completed = $2, updated_at = now(), version = version + 1
+             completed = $2, completed_at = $3, next_occurrence_at = $4,
+             series_paused = CASE WHEN $2 THEN series_paused END,
+             updated_at = now(), version = version + 1
          WHERE id = $1
          RETURNING {COLUMNS}"
     )))
     .bind(task_id)
     .bind(completed)
+    .bind(derived.completed_at)
+    .bind(derived.next_occurrence_at)
     .fetch_one(conn)
     .await?;
     Ok(row.into())
+}
+
+/// Shows on a completed occurrence why its successor waits, or clears that (`None`). A change
+/// the owner sees, so the version moves and the change feed carries it.
+pub async fn set_series_paused(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tasks SET series_paused = $2, updated_at = now(), version = version + 1
+         WHERE id = $1 AND series_paused IS DISTINCT FROM $2",
+    )
+    .bind(task_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Completed occurrences whose series is paused for the task limit, of accounts that now have
+/// room for at least one more task: oldest first, at most `limit`.
+pub async fn paused_with_room(
+    conn: impl PgExecutor<'_>,
+    max_tasks: u32,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.user_id, t.id FROM tasks t
+         WHERE t.series_paused IS NOT NULL AND t.completed AND t.deleted_at IS NULL
+           AND coalesce((SELECT live + trashed FROM task_counts c WHERE c.user_id = t.user_id), 0) < $1
+         ORDER BY t.updated_at LIMIT $2",
+    )
+    .bind(i64::from(max_tasks))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 pub async fn move_to_trash(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
@@ -531,13 +604,20 @@ pub async fn insert_occurrence(
     source: &Task,
     id: Uuid,
     next: Occurrence,
+    next_occurrence_at: Option<DateTime<Utc>>,
 ) -> Result<Option<Task>, sqlx::Error> {
     let reminder_at =
         source.reminder_at.zip(source.due_at).map(|(reminder, due)| next.due_at - (due - reminder));
+    // The completion anchor restarts the series at each completion; the due anchor keeps it.
+    let series_start = match source.recurrence_anchor {
+        RecurrenceAnchor::Due => source.series_start.or(source.due_at),
+        RecurrenceAnchor::Completion => Some(next.due_at),
+    };
     let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tasks (id, user_id, title, description, priority, tags, due_at, timezone, reminder_at,
-                            recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, project_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7, $13, $14)
+                            recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, project_id,
+                            series_start, next_occurrence_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7, $13, $14, $15, $16)
          ON CONFLICT ON CONSTRAINT tasks_series_occurrence_key DO NOTHING
          RETURNING {COLUMNS}"
     )))
@@ -556,6 +636,8 @@ pub async fn insert_occurrence(
     .bind(next.series_index)
     // The next occurrence stays in its series' project.
     .bind(source.project_id)
+    .bind(series_start)
+    .bind(next_occurrence_at)
     .fetch_optional(conn)
     .await?;
     Ok(row.map(Task::from))
@@ -603,6 +685,17 @@ pub async fn trash_project_tasks(
     Ok(rows.into_iter().map(Task::from).collect())
 }
 
+/// How many tasks the user holds, trashed ones included, with the count locked until commit so
+/// an insert that checks it cannot race another. Taken after the task rows, in the lock order.
+pub async fn count_all_locked(conn: &mut PgConnection, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    let count: Option<i64> =
+        sqlx::query_scalar("SELECT live + trashed FROM task_counts WHERE user_id = $1 FOR NO KEY UPDATE")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(count.unwrap_or(0))
+}
+
 /// How many tasks the user holds, trashed ones included, from the trigger-kept count.
 pub async fn count_all(conn: &mut PgConnection, user_id: Uuid) -> Result<i64, sqlx::Error> {
     let count: Option<i64> = sqlx::query_scalar("SELECT live + trashed FROM task_counts WHERE user_id = $1")
@@ -637,4 +730,36 @@ pub async fn export_page(
 /// The time zone new tasks of this user default to.
 pub async fn user_timezone(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT timezone FROM users WHERE id = $1").bind(user_id).fetch_optional(conn).await
+}
+
+/// Recurring tasks written before `series_start` and `next_occurrence_at` were stored get them,
+/// in batches: each series starts at its current occurrence, as stepping did before. Not a
+/// change the owner sees (the value is what reads computed until now), so the version stays.
+pub async fn backfill_series(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    let mut filled = 0;
+    loop {
+        let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tasks WHERE recurrence_rule IS NOT NULL AND series_start IS NULL
+             ORDER BY id LIMIT 500"
+        )))
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        for row in rows {
+            let mut task = Task::from(row);
+            task.series_start = task.due_at;
+            let next = task.next_occurrence(task.completed_at).ok().flatten().map(|next| next.due_at);
+            sqlx::query(
+                "UPDATE tasks SET series_start = coalesce(due_at, created_at), next_occurrence_at = $2
+                 WHERE id = $1",
+            )
+            .bind(task.id)
+            .bind(next)
+            .execute(pool)
+            .await?;
+            filled += 1;
+        }
+    }
 }

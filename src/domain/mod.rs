@@ -15,7 +15,9 @@ mod timezone;
 pub use account::{DisplayName, Email, Password};
 pub use patch::Patch;
 pub use project::{Color, Position, ProjectName};
-pub use task::{Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, Title};
+pub use task::{
+    Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, Title, check_instant,
+};
 pub use timezone::TimeZone;
 
 /// A value that broke a rule, naming the field as the client sent it.

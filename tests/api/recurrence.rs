@@ -40,7 +40,9 @@ async fn pending_follow_ups(app: &TestApp) -> Vec<NextOccurrence> {
 async fn run_follow_ups(app: &TestApp) -> Vec<Handled> {
     let mut outcomes = Vec::new();
     for job in pending_follow_ups(app).await {
-        outcomes.push(create_next(&app.pool, &job).await.expect("handler succeeds"));
+        outcomes.push(
+            create_next(&app.pool, &job, app.settings.tasks.max_per_user).await.expect("handler succeeds"),
+        );
     }
     sqlx::query(
         "UPDATE apalis.jobs SET status = 'Done', done_at = now() WHERE job_type = $1 AND status = 'Pending'",
@@ -163,8 +165,15 @@ async fn a_retried_or_raced_follow_up_creates_one_occurrence() {
     let job = pending_follow_ups(&app).await.pop().expect("a follow-up is queued");
 
     // Two workers holding the same job at once, then a retry of it.
-    let (a, b) = tokio::join!(create_next(&app.pool, &job), create_next(&app.pool, &job));
-    let mut outcomes = vec![a.unwrap(), b.unwrap(), create_next(&app.pool, &job).await.unwrap()];
+    let (a, b) = tokio::join!(
+        create_next(&app.pool, &job, app.settings.tasks.max_per_user),
+        create_next(&app.pool, &job, app.settings.tasks.max_per_user)
+    );
+    let mut outcomes = vec![
+        a.unwrap(),
+        b.unwrap(),
+        create_next(&app.pool, &job, app.settings.tasks.max_per_user).await.unwrap(),
+    ];
     outcomes.sort_by_key(|o| format!("{o:?}"));
     assert_eq!(
         outcomes,
@@ -214,7 +223,10 @@ async fn a_follow_up_for_an_occurrence_that_is_no_longer_completed_creates_nothi
     let job = pending_follow_ups(&app).await.pop().unwrap();
     // Reopened after a worker fetched the job: the fetched job cannot be recalled.
     app.send_as(&user.token, Method::POST, &format!("/api/v1/tasks/{}/toggle", id_of(&task)), None).await;
-    assert_eq!(create_next(&app.pool, &job).await.unwrap(), Handled::Cancelled("not_completed"));
+    assert_eq!(
+        create_next(&app.pool, &job, app.settings.tasks.max_per_user).await.unwrap(),
+        Handled::Cancelled("not_completed")
+    );
     assert_eq!(series(&app, &user, task["series_id"].as_str().unwrap()).await.len(), 1);
 
     // Completing it again queues a fresh follow-up, which does create the next one.

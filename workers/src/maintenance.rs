@@ -6,7 +6,8 @@ use apalis::prelude::{Attempt, BoxDynError, Data, TaskId};
 use chrono::Utc;
 use sqlx::PgPool;
 use todo::db::maintenance::{Retention, purge_expired};
-use todo::jobs::handlers::Handled;
+use todo::jobs::handlers::recurrence::resume_paused;
+use todo::jobs::handlers::{Handled, JobError};
 use todo::jobs::maintenance::Maintenance;
 use todo::jobs::{EnqueueError, Job, Schedule, enqueue};
 
@@ -21,18 +22,23 @@ pub async fn handle(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let attempt = attempt_info(&attempt, &deps.retry);
-    let result = purge_expired(&deps.pool, *retention).await.map(|purged| {
+    let purged = purge_expired(&deps.pool, *retention).await.map_err(JobError::from);
+    // After the purge, which may have made room: paused series continue.
+    let resumed = resume_paused(&deps.pool, deps.max_tasks).await;
+    let result = purged.and_then(|purged| {
+        let resumed = resumed?;
         tracing::info!(
             finished_jobs = purged.finished_jobs,
             revoked_tokens = purged.revoked_tokens,
             trashed_tasks = purged.trashed_tasks,
             idempotency_keys = purged.idempotency_keys,
             tombstones = purged.tombstones,
+            resumed_series = resumed,
             "maintenance done"
         );
-        Handled::Done
+        Ok(Handled::Done)
     });
-    settle(Maintenance::QUEUE, result.map_err(Into::into), &deps, &id, attempt).await
+    settle(Maintenance::QUEUE, result, &deps, &id, attempt).await
 }
 
 /// Enqueues one maintenance job per slot for as long as the process runs. Every worker process

@@ -19,6 +19,8 @@ pub struct Deps {
     pub pool: PgPool,
     pub mailer: Arc<Mailer>,
     pub retry: RetryPolicy,
+    /// Tasks one account may hold; new occurrences obey it too.
+    pub max_tasks: u32,
 }
 
 /// Outcomes as counted in `worker_jobs_total`.
@@ -42,7 +44,7 @@ pub async fn recurrence(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let attempt = attempt_info(&attempt, &deps.retry);
-    let result = handlers::recurrence::create_next(&deps.pool, &job).await;
+    let result = handlers::recurrence::create_next(&deps.pool, &job, deps.max_tasks).await;
     settle(NextOccurrence::QUEUE, result, &deps, &id, attempt).await
 }
 

@@ -71,7 +71,7 @@ impl Worker {
             base: Duration::from_millis(worker.retry_base_ms),
             max: Duration::from_secs(worker.retry_max_secs),
         };
-        let deps = Deps { pool: pool.clone(), mailer, retry };
+        let deps = Deps { pool: pool.clone(), mailer, retry, max_tasks: settings.tasks.max_per_user };
         Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })
     }
 

@@ -4,7 +4,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Handled, JobError};
+use crate::commands::stepping::{self, SeriesAt};
 use crate::db::tasks;
+use crate::domain::recurrence::StepError;
 use crate::jobs::task_jobs::{self, NextOccurrence};
 
 /// Inserts the next occurrence of `job`'s series, exactly once: the task row is locked, its
@@ -14,8 +16,11 @@ use crate::jobs::task_jobs::{self, NextOccurrence};
 /// It never goes through the web process's per-user actor; the database keeps the two
 /// consistent. The source row's lock orders this after any write to that task, and the new
 /// row is invisible to every writer until this transaction commits it at version 1.
+///
+/// An account at `max_tasks` gets no new occurrence: the series pauses, which the completed
+/// task shows (`series_paused`), until [`resume_paused`] finds room.
 #[tracing::instrument(skip_all, fields(task_id = %job.task_id, series_id = %job.series_id))]
-pub async fn create_next(pool: &PgPool, job: &NextOccurrence) -> Result<Handled, JobError> {
+pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) -> Result<Handled, JobError> {
     let mut tx = pool.begin().await?;
     let Some(task) = tasks::lock_for_job(&mut tx, job.user_id, job.task_id).await? else {
         return Ok(Handled::Cancelled("task_gone"));
@@ -34,13 +39,6 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence) -> Result<Handled,
         tx.commit().await?;
         return Ok(Handled::Cancelled("not_completed"));
     }
-    let next = match task.next_occurrence() {
-        Ok(Some(next)) => next,
-        Ok(None) => {
-            return Ok(Handled::Cancelled(if task.is_recurring { "series_ended" } else { "not_recurring" }));
-        }
-        Err(err) => return Err(JobError::Permanent(format!("cannot step the series: {err}"))),
-    };
     // Checked under the source's lock before inserting: a skipped insert would still take a
     // change number from the numbering trigger.
     if let Some((series, at)) = task.series_id.zip(task.occurrence_at)
@@ -49,12 +47,63 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence) -> Result<Handled,
         tx.commit().await?;
         return Ok(Handled::Cancelled("already_created"));
     }
-    let Some(created) = tasks::insert_occurrence(&mut tx, &task, Uuid::now_v7(), next).await? else {
+    let Some(series) = SeriesAt::of_task(&task) else {
+        return Ok(Handled::Cancelled("not_recurring"));
+    };
+    // The write that completed the task stepped these same inputs within the same budget, so
+    // neither step fails here unless the rule's code changed meanwhile.
+    let completed_at = task.completed_at;
+    let steps = stepping::off_thread(move || {
+        let next = series.step(completed_at)?;
+        let after = next.map(|next| series.at(next).step(None)).transpose()?.flatten();
+        Ok::<_, StepError>(next.map(|next| (next, after.map(|after| after.due_at))))
+    });
+    let (next, next_after) = match steps.await.map_err(|e| JobError::Transient(e.to_string()))? {
+        Ok(Some(next)) => next,
+        Ok(None) => return Ok(Handled::Cancelled("series_ended")),
+        Err(err) => return Err(JobError::Permanent(format!("cannot step the series: {err}"))),
+    };
+    // Occurrences obey the task limit like every create. The count is locked (after the task
+    // row, in the lock order) so a create in a web process cannot slip past it meanwhile.
+    if tasks::count_all_locked(&mut tx, task.user_id).await? >= i64::from(max_tasks) {
+        tasks::set_series_paused(&mut tx, task.id, Some(TASK_LIMIT)).await?;
+        tx.commit().await?;
+        tracing::info!(max_tasks, "series paused: the account holds its maximum of tasks");
+        return Ok(Handled::Cancelled(TASK_LIMIT));
+    }
+    let Some(created) = tasks::insert_occurrence(&mut tx, &task, Uuid::now_v7(), next, next_after).await?
+    else {
         tx.commit().await?;
         return Ok(Handled::Cancelled("already_created"));
     };
+    tasks::set_series_paused(&mut tx, task.id, None).await?;
     task_jobs::sync(&mut tx, None, &created).await?;
     tx.commit().await?;
     tracing::info!(next_task_id = %created.id, due_at = ?created.due_at, "next occurrence created");
     Ok(Handled::Done)
+}
+
+/// Why a series waits: the account holds its maximum of tasks.
+pub const TASK_LIMIT: &str = "task_limit_reached";
+
+/// Series paused for the task limit whose account has room again, handled per maintenance run.
+const RESUMED_PER_RUN: i64 = 500;
+
+/// Makes the waiting occurrence of paused series whose account has room again, oldest first;
+/// the maintenance job runs it. Returns how many were made.
+pub async fn resume_paused(pool: &PgPool, max_tasks: u32) -> Result<u64, JobError> {
+    let mut made = 0;
+    for (user_id, task_id) in tasks::paused_with_room(pool, max_tasks, RESUMED_PER_RUN).await? {
+        let Some(task) = tasks::find_any(pool, user_id, task_id).await? else { continue };
+        let (Some(series_id), Some(occurrence_at), Some(completed_at)) =
+            (task.series_id, task.occurrence_at, task.completed_at)
+        else {
+            continue;
+        };
+        let job = NextOccurrence { user_id, task_id, series_id, occurrence_at, completed_at };
+        if create_next(pool, &job, max_tasks).await? == Handled::Done {
+            made += 1;
+        }
+    }
+    Ok(made)
 }

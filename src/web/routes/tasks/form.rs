@@ -252,9 +252,10 @@ impl Reader<'_> {
 }
 
 fn timestamp(field: &'static str, raw: &str) -> Result<DateTime<Utc>, Invalid> {
-    DateTime::parse_from_rfc3339(raw.trim()).map(|t| t.to_utc()).map_err(|_| {
+    let at = DateTime::parse_from_rfc3339(raw.trim()).map(|t| t.to_utc()).map_err(|_| {
         Invalid::new(field, "must be an RFC 3339 time with an offset, e.g. 2026-05-01T09:00:00+02:00")
-    })
+    })?;
+    crate::domain::check_instant(field, at)
 }
 
 fn required_or_default<T: Default>(patch: Patch<T>, field: &'static str, errors: &mut Vec<Invalid>) -> T {

@@ -101,7 +101,10 @@ async fn sync_next_occurrence(
         // Reopened or trashed: a successor not made yet must not be made. If its job had not
         // started, completing again queues a fresh one; a successor already made stays, and
         // the flag keeps it the only one.
-        if cancel_for_task(conn, NextOccurrence::QUEUE, after.id).await? > 0 {
+        // A series paused for the task limit has no job left either: its next completion must
+        // queue a fresh attempt.
+        let paused = before.is_some_and(|b| b.series_paused.is_some());
+        if cancel_for_task(conn, NextOccurrence::QUEUE, after.id).await? > 0 || paused {
             tasks::set_next_occurrence_queued(conn, after.id, false).await?;
         }
         return Ok(());

@@ -17,6 +17,7 @@ mod projects;
 mod rate_limits;
 mod recurrence;
 mod reminders;
+mod series_bounds;
 mod sse;
 mod sync_events;
 mod sync_feed;

@@ -6,6 +6,7 @@ pub mod auth;
 mod body_guard;
 pub mod events;
 pub mod extractors;
+pub mod json;
 mod listener;
 pub mod openapi;
 pub mod problem;

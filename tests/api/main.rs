@@ -9,6 +9,7 @@ mod external_auth;
 mod hardening;
 mod helpers;
 mod hostile_input;
+mod json_bodies;
 mod lock_order;
 mod memory_bounds;
 mod ops;

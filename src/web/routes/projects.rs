@@ -13,6 +13,7 @@ use crate::commands::{Command, ProjectChanges};
 use crate::db::projects::{self, Project, ProjectFields};
 use crate::domain::{Color, Invalid, Patch, Position, ProjectName};
 use crate::web::extractors::data_error;
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::state::AppState;
 
@@ -167,7 +168,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = http::idempotency(req.headers(), "create-project", &body)?;
@@ -209,7 +210,7 @@ pub async fn update(
     caller: Caller,
     path: web::Path<ProjectPath>,
     req: HttpRequest,
-    body: web::Json<ProjectPatch>,
+    body: Json<ProjectPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let changes = body.into_inner().parse()?;

@@ -11,6 +11,7 @@ use super::form::{TaskForm, TaskInput, TaskPatch};
 use super::http::{self, Caller};
 use crate::commands::{BatchItem, BulkOp, Command, IfMatch};
 use crate::domain::Invalid;
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, FieldError, Problem};
 use crate::web::state::AppState;
 
@@ -85,7 +86,7 @@ pub async fn bulk(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = http::idempotency(req.headers(), "bulk", &body)?;

@@ -20,6 +20,7 @@ use http::Caller;
 
 use crate::commands::Command;
 use crate::db::tasks::{self, Task};
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::state::AppState;
 
@@ -65,7 +66,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = http::idempotency(req.headers(), "create", &body)?;
@@ -113,7 +114,7 @@ pub async fn update(
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let changes =
@@ -136,7 +137,7 @@ pub async fn replace(
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let task =
@@ -220,7 +221,7 @@ pub async fn complete(
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
-    body: web::Json<CompleteRequest>,
+    body: Json<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let command = Command::SetCompleted { id: path.id, completed: body.completed, if_match };

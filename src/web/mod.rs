@@ -10,6 +10,7 @@ pub mod json;
 mod listener;
 pub mod openapi;
 pub mod problem;
+pub mod query;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

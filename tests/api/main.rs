@@ -15,6 +15,7 @@ mod memory_bounds;
 mod ops;
 mod private_pg;
 mod projects;
+mod query_values;
 mod rate_limits;
 mod recurrence;
 mod reminders;

@@ -15,6 +15,7 @@ use crate::db::users::{self, TokenStanding};
 use crate::web::auth::AuthUser;
 use crate::web::events::{self, Position, Refused, StreamAuth};
 use crate::web::problem::{ApiError, Problem};
+use crate::web::query::Params;
 use crate::web::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -86,15 +87,9 @@ pub async fn changes_feed(
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<web::Json<ChangesPage>, ApiError> {
     check_alias(&req, user.id)?;
-    let mut since = 0;
-    let mut limit = DEFAULT_LIMIT;
-    for (name, value) in query.iter() {
-        match name.as_str() {
-            "since" => since = number(name, value, 0, i64::MAX)?,
-            "limit" => limit = number(name, value, 1, MAX_LIMIT)?,
-            other => return Err(ApiError::BadRequest(format!("Unknown query parameter `{other}`."))),
-        }
-    }
+    let params = Params::new(&query, &["since", "limit"], &[])?;
+    let since = number(&params, "since", 0, i64::MAX)?.unwrap_or(0);
+    let limit = number(&params, "limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let page = changes::page(&state.pool, user.id, since, limit + 1).await.map_err(ApiError::from_db)?;
     page.check(since).map_err(resync_required)?;
     let has_more = page.changes.len() as i64 > limit;
@@ -117,12 +112,18 @@ pub async fn changes_feed(
     Ok(web::Json(ChangesPage { changes: entries, next_since, has_more }))
 }
 
-fn number(name: &str, value: &str, min: i64, max: i64) -> Result<i64, ApiError> {
-    value
-        .parse::<i64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| ApiError::field(name, format!("must be a whole number from {min} to {max}")))
+/// Any value that is not a whole number in range is a 422 naming the parameter.
+fn number(params: &Params<'_>, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+    params
+        .one(name)
+        .map(|value| {
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| ApiError::field(name, format!("must be a whole number from {min} to {max}")))
+        })
+        .transpose()
 }
 
 fn resync_required(stale: Stale) -> ApiError {
@@ -213,15 +214,9 @@ pub async fn events_stream(
     req: HttpRequest,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut ticket = None;
-    let mut since = None;
-    for (name, value) in query.iter() {
-        match name.as_str() {
-            "ticket" => ticket = Some(value.as_str()),
-            "since" => since = Some(number(name, value, 0, i64::MAX)?),
-            other => return Err(ApiError::BadRequest(format!("Unknown query parameter `{other}`."))),
-        }
-    }
+    let params = Params::new(&query, &["ticket", "since"], &[])?;
+    let ticket = params.one("ticket");
+    let since = number(&params, "since", 0, i64::MAX)?;
     let auth = match ticket {
         Some(ticket) => redeem(&state, ticket).await?,
         None => {

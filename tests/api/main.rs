@@ -20,6 +20,7 @@ mod rate_limits;
 mod recurrence;
 mod reminders;
 mod sse;
+mod sync_admission;
 mod sync_events;
 mod sync_feed;
 mod sync_process;

@@ -1,4 +1,5 @@
-//! Who gets an event stream: a refused stream leaves its ticket usable.
+//! Who gets an event stream, and when its place is given back: a refused stream leaves its ticket
+//! usable, and a closed stream frees its place at once.
 
 use std::time::Duration;
 
@@ -49,4 +50,26 @@ async fn a_stream_refused_with_400_403_or_429_leaves_its_ticket_usable() {
     })
     .await;
     assert_problem(open(&app, &with_ticket, &[]).await, 401, "ticket_invalid").await;
+}
+
+#[tokio::test]
+async fn a_closed_stream_frees_its_place_within_a_few_seconds_not_heartbeats_later() {
+    // The default heartbeat (15 s): the place must not wait for a write to fail.
+    let app = TestApp::spawn_with(|s| s.sync.max_streams_per_user = 1).await;
+    assert!(app.settings.sync.heartbeat_secs >= 15);
+    let user = app.new_user().await;
+    let bearer = [("authorization", format!("Bearer {}", user.token))];
+    for round in 0..10 {
+        let started = std::time::Instant::now();
+        let mut stream = EventStream::from_response(open(&app, "/api/v1/events", &bearer).await);
+        stream.wait_connected().await;
+        drop(stream);
+        eventually(
+            &format!("round {round}: the closed stream's place is free"),
+            Duration::from_secs(3),
+            || async { (app.state.events.open_streams() == 0).then_some(()) },
+        )
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(3), "round {round} took {:?}", started.elapsed());
+    }
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod bulk;
+mod contract;
 mod crashes;
 mod errors;
 mod external_auth;

@@ -53,10 +53,11 @@ pub struct CompleteRequest {
 
 /// Creates a task. With `Idempotency-Key`, a repeat replays the first response.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "create_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, body = Task, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "`task_limit_reached`: the account holds as many tasks as it may (trashed ones count); or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -77,7 +78,7 @@ pub async fn create(
 
 /// One task, with its `ETag`; `If-None-Match` gives 304 when unchanged.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "get_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified"),
         (status = 404, body = Problem, content_type = "application/problem+json"))
@@ -102,7 +103,7 @@ pub async fn get_task(
 
 /// Changes the fields sent; left-out fields stay, `null` clears.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
+    context_path = "/api/v1", operation_id = "update_task", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -125,7 +126,7 @@ pub async fn update(
 
 /// Replaces the task: left-out fields take their defaults.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "replace_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -148,7 +149,7 @@ pub async fn replace(
 
 /// Moves the task to the trash; it then answers 404 until restored.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "delete_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Moved to the trash"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"))
@@ -168,7 +169,7 @@ pub async fn remove(
 
 /// Takes a task out of the trash.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "restore_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
 )]
@@ -189,7 +190,7 @@ pub async fn restore(
 
 /// Flips `completed`.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "toggle_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -210,7 +211,7 @@ pub async fn toggle(
 
 /// Sets `completed` explicitly; repeating it changes nothing more.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
+    context_path = "/api/v1", operation_id = "complete_task", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]

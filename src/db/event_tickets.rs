@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// What a redeemed ticket stands for: the user and the token it was made with.
+/// What a ticket stands for: the user and the token it was made with.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Redeemed {
+pub struct TicketHolder {
     pub user_id: Uuid,
     pub token_id: String,
     pub token_expires_at: DateTime<Utc>,
@@ -44,8 +44,19 @@ pub async fn insert(
     Ok(inserted == 1)
 }
 
+/// What an unexpired ticket stands for, leaving it usable.
+pub async fn find(conn: impl PgExecutor<'_>, digest: &[u8]) -> Result<Option<TicketHolder>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, token_id, token_expires_at FROM event_tickets
+         WHERE digest = $1 AND expires_at > now()",
+    )
+    .bind(digest)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Uses a ticket up: the first caller gets it, every later one (and any after expiry) gets `None`.
-pub async fn redeem(conn: impl PgExecutor<'_>, digest: &[u8]) -> Result<Option<Redeemed>, sqlx::Error> {
+pub async fn redeem(conn: impl PgExecutor<'_>, digest: &[u8]) -> Result<Option<TicketHolder>, sqlx::Error> {
     sqlx::query_as(
         "DELETE FROM event_tickets WHERE digest = $1
          RETURNING user_id, token_id, token_expires_at, expires_at > now() AS fresh",
@@ -59,6 +70,6 @@ pub async fn redeem(conn: impl PgExecutor<'_>, digest: &[u8]) -> Result<Option<R
 #[derive(sqlx::FromRow)]
 struct RedeemedRow {
     #[sqlx(flatten)]
-    redeemed: Redeemed,
+    redeemed: TicketHolder,
     fresh: bool,
 }

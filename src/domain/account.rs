@@ -29,6 +29,11 @@ impl Email {
         if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
             return Err(invalid());
         }
+        // The mailer builds the To header with lettre; an address it cannot parse would be
+        // accepted here and then fail every reminder.
+        if email.parse::<lettre::Address>().is_err() {
+            return Err(invalid());
+        }
         Ok(Self(email.to_owned()))
     }
 
@@ -99,6 +104,8 @@ mod tests {
             "a b@example.com",
             "ann@exa..mple.com",
             "ann@.com",
+            r#"a<b>"c@example.com"#,
+            "a,b@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }

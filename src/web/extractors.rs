@@ -44,7 +44,8 @@ fn json_error(err: JsonPayloadError, limit: usize, body_timeout: Duration) -> Ap
             ApiError::RequestTimeout { secs: body_timeout.as_secs() }
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(err) if err.is_data() => data_error(&err),
+        // Bodies are first read as plain JSON values (`json::Json`), so a failure here is
+        // malformed JSON or a repeated key; the wrong shape is found afterwards, as a 422.
         JsonPayloadError::Deserialize(err) => ApiError::BadRequest(format!("Malformed JSON: {err}")),
         other => ApiError::BadRequest(format!("Could not read the request body: {other}")),
     }

@@ -6,7 +6,7 @@ use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{FieldError, Problem};
-use super::routes::{auth, ops, projects, sync, tasks, users};
+use super::routes::{auth, events, ops, projects, sync, tasks, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +22,7 @@ use super::routes::{auth, ops, projects, sync, tasks, users};
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
         tasks::bulk::bulk,
         projects::list, projects::create, projects::get_project, projects::update, projects::remove,
-        sync::changes_feed, sync::create_ticket, sync::events_stream,
+        sync::changes_feed, events::create_ticket, events::events_stream,
     ),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth, &CommonResponses, &UserScopedAliases),

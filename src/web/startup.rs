@@ -129,6 +129,10 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     .tcp_nodelay(true)
     // Slow headers are cut off here; slow bodies by the body guard's deadline.
     .client_request_timeout(Duration::from_secs(server_settings.header_timeout_secs.max(1)))
+    // A client's EOF ends its connection at once. Allowed half-closes would keep a closed event
+    // stream (and its place under the stream limits) until a heartbeat failed to write, up to two
+    // heartbeats later. HTTP clients do not half-close while they wait for an answer.
+    .h1_allow_half_closed(false)
     // Each open connection holds buffers; this caps what many idle or slow clients can pin.
     .max_connections(server_settings.max_connections_per_worker);
     if server_settings.workers > 0 {

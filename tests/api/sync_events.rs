@@ -267,8 +267,6 @@ async fn streams_are_limited_per_user_and_per_process() {
     let app = TestApp::spawn_with(|s| {
         s.sync.max_streams_per_user = 2;
         s.sync.max_streams_per_process = 3;
-        // A client that closes its connection is noticed at the next write.
-        s.sync.heartbeat_secs = 1;
     })
     .await;
     let (alice, bob) = (app.new_user().await, app.new_user().await);

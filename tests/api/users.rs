@@ -90,3 +90,26 @@ async fn deleting_the_account_removes_it_and_frees_the_email() {
     assert_eq!(left, vec![other.id], "only the caller's account is gone");
     app.register(&user.email).await;
 }
+
+#[tokio::test]
+async fn an_address_the_mailer_cannot_use_is_refused_at_registration_and_on_patch() {
+    let app = TestApp::spawn().await;
+    // Passes a loose "something@domain" check, but lettre cannot build a To header from it, so
+    // every reminder for it would fail.
+    let unusable = r#"a<b>"c@example.com"#;
+    let body = json!({"email": unusable, "password": "correct horse battery"});
+    let problem =
+        assert_problem(app.post_json("/api/v1/auth/register", &body).await, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(count, 0);
+
+    // The profile route takes no email at all, so it cannot store one either.
+    let user = app.new_user().await;
+    let response =
+        app.send_as(&user.token, Method::PATCH, "/api/v1/users/me", Some(&json!({"email": unusable}))).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
+    let me: Value = app.get_as(&user.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(me["email"], user.email);
+}

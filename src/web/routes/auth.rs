@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::domain::{DisplayName, Email, Invalid, Password, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp, email_digest};
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::rate_limit;
 use crate::web::request_id::RequestContext;
@@ -112,7 +113,7 @@ fn audit_ip_and_request(ip: &ClientIp) -> (String, String) {
 pub async fn register(
     state: web::Data<AppState>,
     ip: ClientIp,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let registration = body.into_inner().parse()?;
     let hash = state.passwords.hash(registration.password).await?;
@@ -149,7 +150,7 @@ pub async fn register(
 pub async fn login(
     state: web::Data<AppState>,
     ip: ClientIp,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { email, password } = body.into_inner();
     if password.expose_secret().chars().count() > Password::MAX_CHARS {

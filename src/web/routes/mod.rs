@@ -1,6 +1,7 @@
 //! Routes grouped by resource; each module exposes its own `configure`.
 
 pub mod auth;
+pub mod events;
 pub mod ops;
 pub mod projects;
 pub mod sync;
@@ -25,10 +26,12 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(projects::routes)
         .configure(tasks::routes)
         .configure(sync::routes)
+        .configure(events::routes)
         .service(
             web::scope("/users/{user_id}")
                 .configure(projects::routes)
                 .configure(tasks::routes)
-                .configure(sync::routes),
+                .configure(sync::routes)
+                .configure(events::routes),
         );
 }

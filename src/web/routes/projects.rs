@@ -13,6 +13,7 @@ use crate::commands::{Command, ProjectChanges};
 use crate::db::projects::{self, Project, ProjectFields};
 use crate::domain::{Color, Invalid, Patch, Position, ProjectName};
 use crate::web::extractors::data_error;
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::state::AppState;
 
@@ -138,7 +139,7 @@ pub struct ProjectList {
 
 /// The caller's projects in `position` order.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
+    context_path = "/api/v1", operation_id = "list_projects", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
     responses((status = 200, body = ProjectList))
 )]
 #[get("/projects")]
@@ -154,7 +155,7 @@ pub async fn list(
 
 /// Creates a project. With `Idempotency-Key`, a repeat replays the first response.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
+    context_path = "/api/v1", operation_id = "create_project", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, body = Project, headers(("Location" = String), ("ETag" = String))),
@@ -167,7 +168,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = http::idempotency(req.headers(), "create-project", &body)?;
@@ -179,7 +180,7 @@ pub async fn create(
 
 /// One project, with its `ETag`.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    context_path = "/api/v1", operation_id = "get_project", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Project, headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -197,7 +198,7 @@ pub async fn get_project(
 
 /// Renames, recolors, reorders, archives or unarchives a project.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
+    context_path = "/api/v1", operation_id = "update_project", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Project), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"))
@@ -209,7 +210,7 @@ pub async fn update(
     caller: Caller,
     path: web::Path<ProjectPath>,
     req: HttpRequest,
-    body: web::Json<ProjectPatch>,
+    body: Json<ProjectPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let changes = body.into_inner().parse()?;
@@ -221,7 +222,7 @@ pub async fn update(
 /// Deletes the project and moves its tasks to the trash, in one transaction. A task restored
 /// later lands in the inbox.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "projects", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "delete_project", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Deleted; its tasks are in the trash"),
         (status = 404, body = Problem, content_type = "application/problem+json"))

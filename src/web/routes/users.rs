@@ -13,6 +13,7 @@ use crate::db::tasks::{self, Task};
 use crate::db::users::{self, ProfileChange, User};
 use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::request_id::RequestContext;
 use crate::web::state::AppState;
@@ -115,7 +116,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
 pub async fn update_me(
     state: web::Data<AppState>,
     user: AuthUser,
-    body: web::Json<ProfileUpdate>,
+    body: Json<ProfileUpdate>,
 ) -> Result<web::Json<UserView>, ApiError> {
     let change = body.into_inner().parse()?;
     let updated = users::update_profile(&state.pool, user.id, change).await.map_err(ApiError::from_db)?;

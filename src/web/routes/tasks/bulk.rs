@@ -11,6 +11,7 @@ use super::form::{TaskForm, TaskInput, TaskPatch};
 use super::http::{self, Caller};
 use crate::commands::{BatchItem, BulkOp, Command, IfMatch};
 use crate::domain::Invalid;
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, FieldError, Problem};
 use crate::web::state::AppState;
 
@@ -70,11 +71,12 @@ pub struct BulkResponse {
 /// Applies up to 100 task operations as one transaction: all of them, or none. Rate limits
 /// count every operation as a write.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = BulkRequest,
+    context_path = "/api/v1", operation_id = "bulk_tasks", tag = "tasks", security(("bearer" = [])), request_body = BulkRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 200, body = BulkResponse),
         (status = 404, description = "An operation names a task the caller does not have; `operation` is its index", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`task_limit_reached`: the creates would take the account past its task limit; or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "An operation's `if_match` is stale", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body or an operation is invalid; fields are named `operations[i].…`", body = Problem, content_type = "application/problem+json"),
     )
@@ -85,7 +87,7 @@ pub async fn bulk(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = http::idempotency(req.headers(), "bulk", &body)?;

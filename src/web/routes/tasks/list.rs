@@ -1,8 +1,6 @@
 //! `GET /tasks` and `GET /tasks/trash`: every parameter parsed strictly (an unknown one is a 400,
 //! a bad value a 422 naming it) into a list specification the query layer runs.
 
-use std::collections::BTreeMap;
-
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,6 +15,7 @@ use crate::db::task_list::{
 use crate::db::tasks::Task;
 use crate::domain::{Invalid, Priority, Tags};
 use crate::web::problem::{ApiError, Problem};
+use crate::web::query::{Params, integer};
 use crate::web::state::AppState;
 
 const MAX_LIMIT: i64 = 100;
@@ -97,7 +96,7 @@ pub struct TaskPage {
 
 /// The caller's live tasks: searched, filtered, sorted and paged.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), params(ListParams),
+    context_path = "/api/v1", operation_id = "list_tasks", tag = "tasks", security(("bearer" = [])), params(ListParams),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
@@ -113,7 +112,7 @@ pub async fn list(
 
 /// The caller's trash, most recently deleted first; `limit`, `offset` and `cursor` only.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "list_trash", tag = "tasks", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"))
 )]
@@ -156,41 +155,9 @@ async fn respond(
     }))
 }
 
-/// The parameters as given, each name once (except `priority`).
-struct Params<'a>(BTreeMap<&'a str, Vec<&'a str>>);
-
-impl<'a> Params<'a> {
-    fn new(pairs: &'a [(String, String)], allowed: &[&str]) -> Result<Self, ApiError> {
-        let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (name, value) in pairs {
-            if !allowed.contains(&name.as_str()) {
-                return Err(ApiError::BadRequest(format!(
-                    "Unknown query parameter `{name}`; this list takes {}.",
-                    allowed.join(", ")
-                )));
-            }
-            let values = map.entry(name.as_str()).or_default();
-            if !values.is_empty() && name != "priority" {
-                return Err(ApiError::BadRequest(format!(
-                    "The query parameter `{name}` may be given only once."
-                )));
-            }
-            values.push(value.as_str());
-        }
-        Ok(Self(map))
-    }
-
-    fn one(&self, name: &str) -> Option<&'a str> {
-        self.0.get(name).and_then(|values| values.first().copied())
-    }
-
-    fn all(&self, name: &str) -> Vec<&'a str> {
-        self.0.get(name).cloned().unwrap_or_default()
-    }
-}
-
 fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&str>), ApiError> {
-    let params = Params::new(pairs, if shelf == Shelf::Live { LIVE_PARAMS } else { TRASH_PARAMS })?;
+    let allowed = if shelf == Shelf::Live { LIVE_PARAMS } else { TRASH_PARAMS };
+    let params = Params::new(pairs, allowed, &["priority"])?;
     let limit = integer(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
     let offset = integer(&params, "offset")?.unwrap_or(0);
     let cursor = params.one("cursor");
@@ -250,15 +217,6 @@ impl Keep<'_> {
     fn error(&mut self, invalid: Invalid) {
         self.0.push(invalid);
     }
-}
-
-/// A malformed number is a 400 (like any malformed parameter); a number out of range a 422.
-fn integer(params: &Params<'_>, name: &str) -> Result<Option<i64>, ApiError> {
-    params
-        .one(name)
-        .map(|raw| raw.trim().parse::<i64>())
-        .transpose()
-        .map_err(|_| ApiError::BadRequest(format!("The query parameter `{name}` must be an integer.")))
 }
 
 fn boolean(params: &Params<'_>, name: &'static str) -> Result<Option<bool>, Invalid> {

@@ -20,6 +20,7 @@ use http::Caller;
 
 use crate::commands::Command;
 use crate::db::tasks::{self, Task};
+use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::state::AppState;
 
@@ -52,10 +53,11 @@ pub struct CompleteRequest {
 
 /// Creates a task. With `Idempotency-Key`, a repeat replays the first response.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "create_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, body = Task, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "`task_limit_reached`: the account holds as many tasks as it may (trashed ones count); or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -65,7 +67,7 @@ pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = http::idempotency(req.headers(), "create", &body)?;
@@ -76,7 +78,7 @@ pub async fn create(
 
 /// One task, with its `ETag`; `If-None-Match` gives 304 when unchanged.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "get_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified"),
         (status = 404, body = Problem, content_type = "application/problem+json"))
@@ -101,7 +103,7 @@ pub async fn get_task(
 
 /// Changes the fields sent; left-out fields stay, `null` clears.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
+    context_path = "/api/v1", operation_id = "update_task", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -113,7 +115,7 @@ pub async fn update(
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let changes =
@@ -124,7 +126,7 @@ pub async fn update(
 
 /// Replaces the task: left-out fields take their defaults.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "replace_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -136,7 +138,7 @@ pub async fn replace(
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let task =
@@ -147,7 +149,7 @@ pub async fn replace(
 
 /// Moves the task to the trash; it then answers 404 until restored.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "delete_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Moved to the trash"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"))
@@ -167,7 +169,7 @@ pub async fn remove(
 
 /// Takes a task out of the trash.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "restore_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
 )]
@@ -188,7 +190,7 @@ pub async fn restore(
 
 /// Flips `completed`.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "toggle_task", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -209,7 +211,7 @@ pub async fn toggle(
 
 /// Sets `completed` explicitly; repeating it changes nothing more.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
+    context_path = "/api/v1", operation_id = "complete_task", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -220,7 +222,7 @@ pub async fn complete(
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
-    body: web::Json<CompleteRequest>,
+    body: Json<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = http::if_match(req.headers(), path.id)?;
     let command = Command::SetCompleted { id: path.id, completed: body.completed, if_match };

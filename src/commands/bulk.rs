@@ -181,24 +181,24 @@ async fn create_run(
         let derived = super::derive(&fields, series, fields.completed.then(super::now), true)
             .await
             .map_err(|e| in_batch(first + offset, e))?;
-        rows.push((id, fields, series, derived));
+        rows.push(tasks::NewTask::new(id, fields, series, derived));
     }
     // A project that is not the caller's is named by its operation, as a single create would
     // name the field (the multi-row insert could not say which row broke the foreign key).
-    let wanted: Vec<Uuid> = rows.iter().filter_map(|(_, fields, ..)| fields.project_id).collect();
+    let wanted: Vec<Uuid> = rows.iter().filter_map(|row| row.fields.project_id).collect();
     if !wanted.is_empty() {
         // The user's counter before the projects, in the order every task write takes them.
         crate::db::changes::lock_head(conn, user).await.map_err(|e| in_batch(first, e.into()))?;
         let owned =
             tasks::owned_projects(conn, user, &wanted).await.map_err(|e| in_batch(first, e.into()))?;
         if let Some(offset) =
-            rows.iter().position(|(_, f, ..)| f.project_id.is_some_and(|p| !owned.contains(&p)))
+            rows.iter().position(|row| row.fields.project_id.is_some_and(|p| !owned.contains(&p)))
         {
             let invalid = Invalid::new("project_id", "is not one of your projects");
             return Err(in_batch(first + offset, WriteError::Invalid(vec![invalid])));
         }
     }
-    let created = tasks::insert_many(conn, user, &rows).await.map_err(|e| in_batch(first, e.into()))?;
+    let created = tasks::insert(conn, user, &rows, None).await.map_err(|e| in_batch(first, e.into()))?;
     let mut items = Vec::with_capacity(created.len());
     for (offset, task) in created.into_iter().enumerate() {
         task_jobs::sync(conn, None, &task).await.map_err(|e| in_batch(first + offset, e.into()))?;

@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::tasks::Task;
 use crate::domain::{
-    Description, Invalid, Patch, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, TimeZone,
-    Title,
+    Description, Invalid, Patch, Priority, RecurrenceAnchor, RecurrenceRule, Tags, Task, TaskFields,
+    TimeZone, Title,
 };
 
 /// Fields left `None`/`Absent` stay as they are; `Patch::Null` clears a nullable field.
@@ -27,7 +26,7 @@ pub struct TaskChanges {
 impl TaskChanges {
     /// The task's fields after this patch. Cross-field rules are checked by the caller.
     pub fn apply(self, current: &Task) -> Result<TaskFields, Invalid> {
-        let now = current_fields(current)?;
+        let now = current.fields()?;
         Ok(TaskFields {
             title: self.title.unwrap_or(now.title),
             description: self.description.apply(now.description),
@@ -42,22 +41,4 @@ impl TaskChanges {
             project_id: self.project_id.apply(now.project_id),
         })
     }
-}
-
-/// Re-reads stored values through the domain parsers. They were valid when written, so a
-/// failure here means the rules were tightened since; it is reported against the field.
-fn current_fields(task: &Task) -> Result<TaskFields, Invalid> {
-    Ok(TaskFields {
-        title: Title::parse(&task.title)?,
-        description: task.description.as_deref().map(Description::parse).transpose()?,
-        completed: task.completed,
-        priority: task.priority,
-        tags: Tags::parse(&task.tags)?,
-        due_at: task.due_at,
-        timezone: TimeZone::parse("timezone", &task.timezone)?,
-        reminder_at: task.reminder_at,
-        recurrence_rule: task.recurrence_rule.as_deref().map(RecurrenceRule::parse).transpose()?,
-        recurrence_anchor: task.recurrence_anchor,
-        project_id: task.project_id,
-    })
 }

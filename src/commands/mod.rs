@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use crate::db::idempotency::{self, StoredResponse};
 use crate::db::projects::{Project, ProjectFields};
-use crate::db::tasks::{self, Derived, Series, Task};
+use crate::db::tasks::{self, Derived, NewTask, Series};
 use crate::db::users;
+use crate::domain::Task;
 use crate::domain::{Invalid, TaskFields, TimeZone};
 use crate::jobs::{self, EnqueueError, task_jobs};
 
@@ -415,15 +416,21 @@ async fn create_in_one_statement(
     user: Uuid,
     task: &TaskFields<Option<TimeZone>>,
 ) -> Result<Outcome, WriteError> {
-    // Without a rule the zone plays no part in the checks, so any stands in for the owner's.
-    task.clone().with_default_timezone(TimeZone::UTC).check().map_err(WriteError::Invalid)?;
+    // Without a rule the zone plays no part in the checks, so any stands in for the owner's,
+    // which the statement itself reads.
+    let fields = task.clone().with_default_timezone(TimeZone::UTC);
+    fields.check().map_err(WriteError::Invalid)?;
+    let derived = Derived { completed_at: fields.completed.then(now), next_occurrence_at: None };
+    let row = NewTask { owner_zone: true, ..NewTask::new(Uuid::now_v7(), fields, None, derived) };
     let mut conn = pool.acquire().await?;
-    match tasks::insert_within_limit(&mut conn, user, Uuid::now_v7(), task, settings.max_tasks_per_user)
-        .await?
-    {
-        tasks::Inserted::Task(task) => Ok(Outcome::Created(*task)),
-        tasks::Inserted::OverLimit => Err(WriteError::TaskLimit(settings.max_tasks_per_user)),
-        tasks::Inserted::NoUser => Err(WriteError::NotFound),
+    let max = settings.max_tasks_per_user;
+    if let Some(created) = tasks::insert(&mut conn, user, &[row], Some(max)).await?.pop() {
+        return Ok(Outcome::Created(created));
+    }
+    // Nothing inserted: say why (the rare path pays the second round trip).
+    match tasks::user_timezone(&mut conn, user).await? {
+        Some(_) => Err(WriteError::TaskLimit(max)),
+        None => Err(WriteError::NotFound),
     }
 }
 
@@ -440,7 +447,9 @@ async fn create(
     let id = Uuid::now_v7();
     let series = Series::first(id, &fields);
     let derived = derive(&fields, series, fields.completed.then(now), true).await?;
-    let created = tasks::insert(conn, user, id, &fields, series, derived).await?;
+    let row = NewTask::new(id, fields, series, derived);
+    // Nothing inserted means the account is gone.
+    let created = tasks::insert(conn, user, &[row], None).await?.pop().ok_or(WriteError::NotFound)?;
     task_jobs::sync(conn, None, &created).await?;
     Ok(created)
 }
@@ -538,7 +547,7 @@ async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) ->
     let check_rule = restarts && fields.recurrence_rule.is_some();
     let derived = derive(&fields, series, completed_at, check_rule).await?;
     // `None`: the new state equals the stored one, so nothing is written and the version stays.
-    let Some(updated) = tasks::update(conn, current.id, &fields, series, derived).await? else {
+    let Some(updated) = tasks::update(conn, &NewTask::new(current.id, fields, series, derived)).await? else {
         return Ok(Outcome::Updated(current.clone()));
     };
     task_jobs::sync(conn, Some(current), &updated).await?;

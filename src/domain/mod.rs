@@ -11,6 +11,7 @@ mod project;
 pub mod recurrence;
 mod task;
 mod timezone;
+mod view;
 
 pub use account::{DisplayName, Email, Password};
 pub use patch::Patch;
@@ -19,6 +20,7 @@ pub use task::{
     Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, Title, check_instant,
 };
 pub use timezone::TimeZone;
+pub use view::Task;
 
 /// A value that broke a rule, naming the field as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

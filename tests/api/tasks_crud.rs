@@ -243,3 +243,24 @@ async fn every_write_answer_carries_the_new_etag() {
     let restored = app.send_as(&user.token, Method::POST, &format!("{path}/restore"), None).await;
     assert_eq!(restored.headers()["etag"].to_str().unwrap(), format!("\"{}-7\"", id.replace('-', "")));
 }
+
+#[tokio::test]
+async fn every_create_path_stores_every_field_it_is_given() {
+    // The one-statement create once listed its own columns and dropped `recurrence_anchor`.
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let body =
+        json!({"title": "plain", "recurrence_anchor": "completion", "priority": "high", "tags": ["a"]});
+    let created: Value =
+        app.send_as(&user.token, Method::POST, "/api/v1/tasks", Some(&body)).await.json().await.unwrap();
+    let path = format!("/api/v1/tasks/{}", created["id"].as_str().unwrap());
+    let stored: Value = app.get_as(&user.token, &path).await.json().await.unwrap();
+    assert_eq!(stored["recurrence_anchor"], "completion");
+    let bulk = json!({"operations": [{"op": "create", "task": body}]});
+    let batch: Value =
+        app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&bulk)).await.json().await.unwrap();
+    let from_batch = &batch["results"][0]["task"];
+    for field in ["recurrence_anchor", "priority", "tags", "timezone", "title"] {
+        assert_eq!(from_batch[field], stored[field], "{field}");
+    }
+}

@@ -71,8 +71,11 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) ->
         tracing::info!(max_tasks, "series paused: the account holds its maximum of tasks");
         return Ok(Handled::Cancelled(TASK_LIMIT));
     }
-    let Some(created) = tasks::insert_occurrence(&mut tx, &task, Uuid::now_v7(), next, next_after).await?
-    else {
+    // The stored fields were valid when written; rules tightened since refuse them here too.
+    let fields =
+        task.fields().map_err(|e| JobError::Permanent(format!("the stored task no longer parses: {e}")))?;
+    let row = tasks::occurrence(&task, fields, Uuid::now_v7(), next, next_after);
+    let Some(created) = tasks::insert(&mut tx, task.user_id, &[row], None).await?.pop() else {
         tx.commit().await?;
         return Ok(Handled::Cancelled("already_created"));
     };

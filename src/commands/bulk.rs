@@ -6,13 +6,10 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{
-    Command, CommandSettings, IfMatch, Outcome, TaskChanges, WriteError, apply_task, check_task_limit,
-    default_timezone,
-};
-use crate::db::tasks::{self, Series, Task};
-use crate::domain::{Invalid, Patch, TaskFields, TimeZone};
-use crate::jobs::task_jobs;
+use super::tasks::{check_task_limit, default_timezone, insert_new, new_task};
+use super::{Command, CommandSettings, IfMatch, Outcome, TaskChanges, WriteError};
+use crate::db::tasks;
+use crate::domain::{Invalid, Patch, Task, TaskFields, TimeZone};
 
 #[derive(Debug, Clone)]
 pub enum BulkOp {
@@ -129,7 +126,10 @@ pub(super) async fn apply(
         }
         let op = &operations[index];
         let in_batch = |error: WriteError| failed(index, op.name(), error);
-        let task = match apply_task(conn, settings, user, &op.command(), &mut zone).await.map_err(in_batch)? {
+        let task = match super::tasks::apply(conn, settings, user, &op.command(), &mut zone)
+            .await
+            .map_err(in_batch)?
+        {
             Outcome::Updated(task) | Outcome::Trashed(task) => task,
             other => return Err(in_batch(WriteError::Unexpected(format!("{other:?}")))),
         };
@@ -175,13 +175,7 @@ async fn create_run(
     for (offset, op) in run.iter().enumerate() {
         let BulkOp::Create(task) = op else { continue };
         let fields = task.clone().with_default_timezone(default_zone);
-        fields.check().map_err(|errors| in_batch(first + offset, WriteError::Invalid(errors)))?;
-        let id = Uuid::now_v7();
-        let series = Series::first(id, &fields);
-        let derived = super::derive(&fields, series, fields.completed.then(super::now), true)
-            .await
-            .map_err(|e| in_batch(first + offset, e))?;
-        rows.push(tasks::NewTask::new(id, fields, series, derived));
+        rows.push(new_task(fields).await.map_err(|e| in_batch(first + offset, e))?);
     }
     // A project that is not the caller's is named by its operation, as a single create would
     // name the field (the multi-row insert could not say which row broke the foreign key).
@@ -198,11 +192,9 @@ async fn create_run(
             return Err(in_batch(first + offset, WriteError::Invalid(vec![invalid])));
         }
     }
-    let created = tasks::insert(conn, user, &rows, None).await.map_err(|e| in_batch(first, e.into()))?;
-    let mut items = Vec::with_capacity(created.len());
-    for (offset, task) in created.into_iter().enumerate() {
-        task_jobs::sync(conn, None, &task).await.map_err(|e| in_batch(first + offset, e.into()))?;
-        items.push(BatchItem { index: first + offset, op: "create", status: 201, task });
-    }
-    Ok(items)
+    let created = insert_new(conn, user, &rows).await.map_err(|e| in_batch(first, e))?;
+    let items = created.into_iter().enumerate();
+    Ok(items
+        .map(|(offset, task)| BatchItem { index: first + offset, op: "create", status: 201, task })
+        .collect())
 }

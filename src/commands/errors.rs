@@ -1,0 +1,68 @@
+//! Why a write failed, and the database constraints that map back to a field.
+
+use crate::domain::Invalid;
+use crate::jobs::EnqueueError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("task not found")]
+    NotFound,
+    #[error("If-Match does not match the current version")]
+    PreconditionFailed,
+    #[error("invalid task")]
+    Invalid(Vec<Invalid>),
+    #[error("Idempotency-Key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("another request stored this Idempotency-Key first")]
+    IdempotencyRace,
+    #[error("the account holds its maximum of {0} tasks")]
+    TaskLimit(u32),
+    #[error("the account holds its maximum of {0} projects")]
+    ProjectLimit(i64),
+    #[error("a project with this name exists")]
+    ProjectNameTaken,
+    /// A command produced an outcome its caller cannot use: a bug, not the client's fault.
+    #[error("unexpected outcome: {0}")]
+    Unexpected(String),
+    /// Operation `index` of a batch failed; nothing of the batch was applied.
+    #[error("operation {index}: {error}")]
+    InBatch { index: usize, error: Box<WriteError> },
+    #[error(transparent)]
+    Database(sqlx::Error),
+    #[error(transparent)]
+    Jobs(#[from] EnqueueError),
+}
+
+impl From<Invalid> for WriteError {
+    fn from(e: Invalid) -> Self {
+        Self::Invalid(vec![e])
+    }
+}
+
+impl From<sqlx::Error> for WriteError {
+    /// The database's own checks back up the domain's; if one fires, name the field it guards.
+    fn from(err: sqlx::Error) -> Self {
+        let field = match &err {
+            sqlx::Error::Database(db) => match db.constraint() {
+                Some("tasks_title_length") => Some(("title", "must be 1–200 characters")),
+                Some("tasks_description_length") => Some(("description", "must be at most 2000 characters")),
+                Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
+                Some("tasks_reminder_not_after_due") => Some(("reminder_at", "must not be after due_at")),
+                Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
+                Some("tasks_project_fkey") => Some(("project_id", "is not one of your projects")),
+                Some("tasks_recurrence_rule_length") => {
+                    Some(("recurrence_rule", "must be at most 500 characters"))
+                }
+                // The account was deleted while this write was on its way.
+                Some("tasks_user_id_fkey" | "projects_user_id_fkey") => return Self::NotFound,
+                Some("projects_user_name_key") => return Self::ProjectNameTaken,
+                _ => None,
+            },
+            _ => None,
+        };
+        match field {
+            Some((field, message)) => Self::Invalid(vec![Invalid::new(field, message)]),
+            None => Self::Database(err),
+        }
+    }
+}

@@ -3,7 +3,10 @@
 //! Error policy for the whole crate: startup and workers use `anyhow` with `.context()`;
 //! the domain and database layers return their own enums; only the web layer turns them into
 //! [`ApiError`]. Internal errors are logged with their full cause chain and shown to the client
-//! as an opaque 500 that carries the request id.
+//! as an opaque 500 that carries the request id. Write failures from the commands and the actors
+//! are mapped to it in `problem/writes.rs`.
+
+mod writes;
 
 use std::fmt;
 

@@ -57,6 +57,20 @@ pub fn integer(params: &Params<'_>, name: &str) -> Result<Option<i64>, ApiError>
     }
 }
 
+/// A parameter that must be a whole number in `min..=max`: anything else is a 422 naming it.
+pub fn integer_in(params: &Params<'_>, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+    params
+        .one(name)
+        .map(|value| {
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| ApiError::field(name, format!("must be a whole number from {min} to {max}")))
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

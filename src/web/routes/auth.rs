@@ -13,7 +13,7 @@ use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::rate_limit;
 use crate::web::request_id::RequestContext;
-use crate::web::routes::users::UserView;
+use crate::web::routes::shared::UserView;
 use crate::web::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

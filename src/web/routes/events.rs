@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::sync::{check_alias, number};
 use crate::db::changes;
 use crate::db::event_tickets::{self, NewTicket};
 use crate::db::users::{self, TokenStanding};
 use crate::web::auth::AuthUser;
 use crate::web::events::{self, Position, Refused, StreamAuth};
 use crate::web::problem::{ApiError, Problem};
-use crate::web::query::Params;
+use crate::web::query::{Params, integer_in};
+use crate::web::routes::shared::check_alias;
 use crate::web::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -102,7 +102,7 @@ pub async fn events_stream(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::new(&query, &["ticket", "since"], &[])?;
     let ticket = params.one("ticket");
-    let since = number(&params, "since", 0, i64::MAX)?;
+    let since = integer_in(&params, "since", 0, i64::MAX)?;
     // A ticket is only looked at here and used up once the stream is sure to open: a request
     // refused below (another user's alias, a rate or stream limit) leaves it usable.
     let auth = match ticket {

@@ -1,21 +1,16 @@
-//! Routes grouped by resource; each module exposes its own `configure`.
+//! Routes grouped by resource; each module exposes its own `configure`. Resource modules share
+//! helpers through `shared` only, never by importing one another.
 
 pub mod auth;
 pub mod events;
 pub mod ops;
 pub mod projects;
+pub mod shared;
 pub mod sync;
 pub mod tasks;
 pub mod users;
 
 use actix_web::web;
-
-use crate::domain::Invalid;
-
-/// Keeps a parsed value, or records why it failed so every bad field is reported at once.
-fn keep<T>(errors: &mut Vec<Invalid>, result: Result<T, Invalid>) -> Option<T> {
-    result.map_err(|e| errors.push(e)).ok()
-}
 
 /// Everything under `/api/v1`.
 pub fn configure_api(cfg: &mut web::ServiceConfig) {

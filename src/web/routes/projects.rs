@@ -7,14 +7,13 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::keep;
-use super::tasks::http::{self, Caller};
 use crate::commands::{Command, ProjectChanges};
 use crate::db::projects::{self, Project, ProjectFields};
 use crate::domain::{Color, Invalid, Patch, Position, ProjectName};
 use crate::web::extractors::data_error;
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
+use crate::web::routes::shared::{self, Caller, keep};
 use crate::web::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -171,11 +170,11 @@ pub async fn create(
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let idempotency = http::idempotency(req.headers(), "create-project", &body)?;
+    let idempotency = shared::idempotency(req.headers(), "create-project", &body)?;
     let input: ProjectInput = serde_json::from_value(body).map_err(|e| data_error(&e))?;
     let project = input.parse()?;
     let outcome = state.actors.execute(caller.0, Command::CreateProject { project, idempotency }).await?;
-    Ok(http::project_outcome_response(outcome))
+    Ok(shared::project_outcome_response(outcome))
 }
 
 /// One project, with its `ETag`.
@@ -212,11 +211,11 @@ pub async fn update(
     req: HttpRequest,
     body: Json<ProjectPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
     let changes = body.into_inner().parse()?;
     let outcome =
         state.actors.execute(caller.0, Command::UpdateProject { id: path.id, changes, if_match }).await?;
-    Ok(http::project_outcome_response(outcome))
+    Ok(shared::project_outcome_response(outcome))
 }
 
 /// Deletes the project and moves its tasks to the trash, in one transaction. A task restored
@@ -235,7 +234,7 @@ pub async fn remove(
     path: web::Path<ProjectPath>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
     let outcome = state.actors.execute(caller.0, Command::DeleteProject { id: path.id, if_match }).await?;
-    Ok(http::project_outcome_response(outcome))
+    Ok(shared::project_outcome_response(outcome))
 }

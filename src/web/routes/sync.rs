@@ -10,7 +10,8 @@ use crate::db::changes::{self, Stale};
 use crate::db::tasks::Task;
 use crate::web::auth::AuthUser;
 use crate::web::problem::{ApiError, Problem};
-use crate::web::query::Params;
+use crate::web::query::{Params, integer_in};
+use crate::web::routes::shared::check_alias;
 use crate::web::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -81,8 +82,8 @@ pub async fn changes_feed(
 ) -> Result<web::Json<ChangesPage>, ApiError> {
     check_alias(&req, user.id)?;
     let params = Params::new(&query, &["since", "limit"], &[])?;
-    let since = number(&params, "since", 0, i64::MAX)?.unwrap_or(0);
-    let limit = number(&params, "limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let since = integer_in(&params, "since", 0, i64::MAX)?.unwrap_or(0);
+    let limit = integer_in(&params, "limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let page = changes::page(&state.pool, user.id, since, limit + 1).await.map_err(ApiError::from_db)?;
     page.check(since).map_err(resync_required)?;
     let has_more = page.changes.len() as i64 > limit;
@@ -105,28 +106,10 @@ pub async fn changes_feed(
     Ok(web::Json(ChangesPage { changes: entries, next_since, has_more }))
 }
 
-/// Any value that is not a whole number in range is a 422 naming the parameter.
-pub(super) fn number(params: &Params<'_>, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
-    params
-        .one(name)
-        .map(|value| {
-            value
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| ApiError::field(name, format!("must be a whole number from {min} to {max}")))
-        })
-        .transpose()
-}
-
 fn resync_required(stale: Stale) -> ApiError {
     let detail = match stale {
         Stale::Pruned => "Changes since then are no longer kept; start again with since=0.",
         Stale::Unknown => "That change number is not from this feed; start again with since=0.",
     };
     ApiError::Gone { code: "resync_required", detail: detail.into() }
-}
-
-pub(super) fn check_alias(req: &HttpRequest, user: Uuid) -> Result<(), ApiError> {
-    super::tasks::http::check_alias(req.match_info().get("user_id"), user)
 }

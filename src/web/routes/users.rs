@@ -6,44 +6,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::keep;
 use crate::commands::Command;
 use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task};
-use crate::db::users::{self, ProfileChange, User};
+use crate::db::users::{self, ProfileChange};
 use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::request_id::RequestContext;
+use crate::web::routes::shared::{UserView, keep};
 use crate::web::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(me).service(update_me).service(delete_me).service(export);
-}
-
-/// An account as clients see it. There is no password hash here, nor anywhere else.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    id: Uuid,
-    email: Option<String>,
-    name: Option<String>,
-    timezone: String,
-    email_reminders: bool,
-    created_at: DateTime<Utc>,
-}
-
-impl From<User> for UserView {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            email: u.email,
-            name: u.name,
-            timezone: u.timezone,
-            email_reminders: u.email_reminders,
-            created_at: u.created_at,
-        }
-    }
 }
 
 #[derive(Deserialize, ToSchema)]

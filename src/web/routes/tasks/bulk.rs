@@ -8,11 +8,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::form::{TaskForm, TaskInput, TaskPatch};
-use super::http::{self, Caller};
 use crate::commands::{BatchItem, BulkOp, Command, IfMatch};
 use crate::domain::Invalid;
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, FieldError, Problem};
+use crate::web::routes::shared::{self, Caller};
 use crate::web::state::AppState;
 
 /// Most operations one request may carry.
@@ -90,12 +90,12 @@ pub async fn bulk(
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let idempotency = http::idempotency(req.headers(), "bulk", &body)?;
+    let idempotency = shared::idempotency(req.headers(), "bulk", &body)?;
     let operations = parse(body)?;
     // The request itself was counted once on the way in.
     state.rate_limits.charge_user_writes(caller.0, operations.len().saturating_sub(1))?;
     let outcome = state.actors.execute(caller.0, Command::Bulk { operations, idempotency }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 fn parse(body: Value) -> Result<Vec<BulkOp>, ApiError> {
@@ -171,7 +171,7 @@ fn operation(value: Value) -> Result<BulkOp, Vec<Invalid>> {
     };
     let if_match = match map.get("if_match") {
         None => IfMatch(None),
-        Some(Value::String(tag)) => http::if_match_value(tag, id),
+        Some(Value::String(tag)) => shared::if_match_value(tag, id),
         Some(_) => return Err(vec![Invalid::new("if_match", "must be an ETag string")]),
     };
     let allowed: &[&str] = match op.as_str() {

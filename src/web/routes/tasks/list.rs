@@ -8,7 +8,6 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::cursor::{CursorError, Cursors};
-use super::http::Caller;
 use crate::db::task_list::{
     self, Direction, Filter, ListSpec, ProjectFilter, Search, Shelf, SortKey, TagMode,
 };
@@ -16,6 +15,7 @@ use crate::db::tasks::Task;
 use crate::domain::{Invalid, Priority, Tags};
 use crate::web::problem::{ApiError, Problem};
 use crate::web::query::{Params, integer};
+use crate::web::routes::shared::Caller;
 use crate::web::state::AppState;
 
 const MAX_LIMIT: i64 = 100;

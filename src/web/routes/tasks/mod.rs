@@ -4,7 +4,6 @@
 pub mod bulk;
 mod cursor;
 mod form;
-pub(crate) mod http;
 pub mod list;
 pub mod reminders;
 
@@ -16,12 +15,12 @@ use uuid::Uuid;
 
 use form::TaskForm;
 pub use form::{AnchorName, FIELDS, PriorityName, TaskInput, TaskPatch};
-use http::Caller;
 
 use crate::commands::Command;
 use crate::db::tasks::{self, Task};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
+use crate::web::routes::shared::{self, Caller};
 use crate::web::state::AppState;
 
 /// Literal paths come before `{id}`, which would otherwise swallow them.
@@ -70,10 +69,10 @@ pub async fn create(
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let idempotency = http::idempotency(req.headers(), "create", &body)?;
+    let idempotency = shared::idempotency(req.headers(), "create", &body)?;
     let task = TaskForm::parse(body).and_then(TaskForm::into_fields).map_err(ApiError::invalid)?;
     let outcome = state.actors.execute(caller.0, Command::Create { task, idempotency }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 /// One task, with its `ETag`; `If-None-Match` gives 304 when unchanged.
@@ -93,12 +92,12 @@ pub async fn get_task(
 ) -> Result<HttpResponse, ApiError> {
     let task = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let task = task.ok_or(ApiError::NotFound)?;
-    if http::none_match(req.headers(), &task)? {
+    if shared::none_match(req.headers(), &task)? {
         return Ok(HttpResponse::NotModified()
             .insert_header((actix_web::http::header::ETAG, task.etag()))
             .finish());
     }
-    Ok(http::task_response(200, &task))
+    Ok(shared::task_response(200, &task))
 }
 
 /// Changes the fields sent; left-out fields stay, `null` clears.
@@ -117,11 +116,11 @@ pub async fn update(
     req: HttpRequest,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
     let changes =
         TaskForm::parse(body.into_inner()).and_then(TaskForm::into_changes).map_err(ApiError::invalid)?;
     let outcome = state.actors.execute(caller.0, Command::Update { id: path.id, changes, if_match }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 /// Replaces the task: left-out fields take their defaults.
@@ -140,11 +139,11 @@ pub async fn replace(
     req: HttpRequest,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
     let task =
         TaskForm::parse(body.into_inner()).and_then(TaskForm::into_fields).map_err(ApiError::invalid)?;
     let outcome = state.actors.execute(caller.0, Command::Replace { id: path.id, task, if_match }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 /// Moves the task to the trash; it then answers 404 until restored.
@@ -162,9 +161,9 @@ pub async fn remove(
     path: web::Path<TaskPath>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
     let outcome = state.actors.execute(caller.0, Command::Delete { id: path.id, if_match }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 /// Takes a task out of the trash.
@@ -181,11 +180,11 @@ pub async fn restore(
     path: web::Path<TaskPath>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
-    let idempotency = http::idempotency(req.headers(), &format!("restore:{}", path.id), &Value::Null)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
+    let idempotency = shared::idempotency(req.headers(), &format!("restore:{}", path.id), &Value::Null)?;
     let outcome =
         state.actors.execute(caller.0, Command::Restore { id: path.id, if_match, idempotency }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 /// Flips `completed`.
@@ -202,11 +201,11 @@ pub async fn toggle(
     path: web::Path<TaskPath>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
-    let idempotency = http::idempotency(req.headers(), &format!("toggle:{}", path.id), &Value::Null)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
+    let idempotency = shared::idempotency(req.headers(), &format!("toggle:{}", path.id), &Value::Null)?;
     let outcome =
         state.actors.execute(caller.0, Command::Toggle { id: path.id, if_match, idempotency }).await?;
-    Ok(http::outcome_response(outcome))
+    Ok(shared::outcome_response(outcome))
 }
 
 /// Sets `completed` explicitly; repeating it changes nothing more.
@@ -224,7 +223,7 @@ pub async fn complete(
     req: HttpRequest,
     body: Json<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = http::if_match(req.headers(), path.id)?;
+    let if_match = shared::if_match(req.headers(), path.id)?;
     let command = Command::SetCompleted { id: path.id, completed: body.completed, if_match };
-    Ok(http::outcome_response(state.actors.execute(caller.0, command).await?))
+    Ok(shared::outcome_response(state.actors.execute(caller.0, command).await?))
 }

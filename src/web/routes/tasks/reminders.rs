@@ -5,10 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::TaskPath;
-use super::http::Caller;
 use crate::db::reminders::{self, Delivery};
 use crate::db::tasks;
 use crate::web::problem::{ApiError, Problem};
+use crate::web::routes::shared::Caller;
 use crate::web::state::AppState;
 
 #[derive(Serialize, ToSchema)]

@@ -1,4 +1,5 @@
-//! Reminder delivery benchmark: `cargo bench -p todo-worker --bench reminders`.
+//! Reminder delivery benchmark: `bench/run reminders`
+//! (`cargo bench -p todo-worker --bench reminders`).
 //!
 //! Seeds 10,000 reminders that come due within one minute over a fresh database, starts real
 //! `todo-worker` processes (one, then two) against a local SMTP sink in this process, and

@@ -1,4 +1,5 @@
-//! Sustained overload against the release `todo` binary: `cargo bench --bench overload`.
+//! Sustained overload against the release `todo` binary: `bench/run overload`
+//! (`cargo bench --bench overload`).
 //!
 //! For `OVERLOAD_SECS` (default 300) it keeps far more work in flight than two cores can serve:
 //! logins at production argon2 strength, creates and list reads from many users, and hundreds of
@@ -9,7 +10,7 @@
 
 #![allow(dead_code)] // The shared harness has helpers this binary does not use.
 
-#[path = "../tests/api/helpers.rs"]
+#[path = "../../tests/api/helpers.rs"]
 mod helpers;
 
 use std::collections::BTreeMap;

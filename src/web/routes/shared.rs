@@ -1,20 +1,25 @@
-//! HTTP concerns of the task routes: who is asking, conditional requests, idempotency keys,
-//! and how write outcomes become responses.
+//! What the resource modules share: who is asking, conditional requests, idempotency keys, how
+//! write outcomes become responses, and the account as clients see it. Resource modules import
+//! this module and never one another, so each can change without touching the others.
 
 use std::pin::Pin;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::{Idempotency, IfMatch, Outcome, WriteError};
+use crate::commands::{Idempotency, IfMatch, Outcome};
 use crate::db::tasks::Task;
-use crate::web::actors::ActorError;
+use crate::db::users::User;
+use crate::domain::Invalid;
 use crate::web::auth::AuthUser;
 use crate::web::problem::ApiError;
 
-/// The authenticated caller of a task route. Under `/users/{user_id}/…` the path must name the
+/// The authenticated caller of a resource route. Under `/users/{user_id}/…` the path must name the
 /// caller (by id, or as `me`): anyone else's id is a 403, whether or not that user exists.
 pub struct Caller(pub Uuid);
 
@@ -27,14 +32,19 @@ impl FromRequest for Caller {
         let auth = AuthUser::from_request(req, payload);
         Box::pin(async move {
             let user = auth.await?;
-            check_alias(named.as_deref(), user.id)?;
+            names_caller(named.as_deref(), user.id)?;
             Ok(Self(user.id))
         })
     }
 }
 
-/// Under `/users/{user_id}/…`, the `user_id` the path names must be the caller's (or `me`).
-pub fn check_alias(named: Option<&str>, user: Uuid) -> Result<(), ApiError> {
+/// Under `/users/{user_id}/…`, the `user_id` the path names must be the caller's (or `me`). For
+/// routes that need the whole [`AuthUser`] rather than a [`Caller`].
+pub fn check_alias(req: &HttpRequest, user: Uuid) -> Result<(), ApiError> {
+    names_caller(req.match_info().get("user_id"), user)
+}
+
+fn names_caller(named: Option<&str>, user: Uuid) -> Result<(), ApiError> {
     match named {
         Some(named) if named != "me" && named.parse::<Uuid>().ok() != Some(user) => Err(ApiError::Forbidden),
         _ => Ok(()),
@@ -172,51 +182,32 @@ fn status_code(status: u16) -> actix_web::http::StatusCode {
     actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK)
 }
 
-impl From<ActorError> for ApiError {
-    fn from(err: ActorError) -> Self {
-        match err {
-            ActorError::Busy => Self::Unavailable { reason: "too_many_pending_writes", retry_after_secs: 1 },
-            ActorError::TimedOut => Self::Unavailable { reason: "write_timed_out", retry_after_secs: 2 },
-            ActorError::Stopped => Self::Unavailable { reason: "write_interrupted", retry_after_secs: 1 },
-            ActorError::Write(err) => err.into(),
-        }
-    }
+/// Keeps a parsed value, or records why it failed so every bad field is reported at once.
+pub fn keep<T>(errors: &mut Vec<Invalid>, result: Result<T, Invalid>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
 }
 
-impl From<WriteError> for ApiError {
-    fn from(err: WriteError) -> Self {
-        match err {
-            WriteError::NotFound => Self::NotFound,
-            WriteError::PreconditionFailed => Self::PreconditionFailed,
-            WriteError::Invalid(errors) => Self::invalid(errors),
-            WriteError::IdempotencyKeyReused => Self::Unprocessable {
-                code: "idempotency_key_reused",
-                detail: "This Idempotency-Key was used with a different request.".into(),
-            },
-            WriteError::IdempotencyRace => Self::Conflict {
-                code: "idempotency_key_in_use",
-                detail: "A request with this Idempotency-Key is in progress; retry.".into(),
-            },
-            WriteError::TaskLimit(max) => Self::Conflict {
-                code: "task_limit_reached",
-                detail: format!(
-                    "An account holds at most {max} tasks, trashed ones included; delete some or empty the trash."
-                ),
-            },
-            WriteError::ProjectLimit(max) => Self::Conflict {
-                code: "project_limit_reached",
-                detail: format!("An account holds at most {max} projects."),
-            },
-            WriteError::ProjectNameTaken => Self::Conflict {
-                code: "project_name_taken",
-                detail: "You already have a project with this name (names ignore letter case).".into(),
-            },
-            WriteError::InBatch { index, error } => {
-                Self::InOperation { index, error: Box::new((*error).into()) }
-            }
-            WriteError::Unexpected(what) => Self::internal(anyhow::anyhow!("unexpected outcome: {what}")),
-            WriteError::Database(err) => Self::from_db(err),
-            WriteError::Jobs(err) => Self::internal(err),
+/// An account as clients see it, from `/auth` and `/users/me` alike. There is no password hash
+/// here, nor anywhere else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    id: Uuid,
+    email: Option<String>,
+    name: Option<String>,
+    timezone: String,
+    email_reminders: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            timezone: u.timezone,
+            email_reminders: u.email_reminders,
+            created_at: u.created_at,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Task-list benchmark: `cargo bench --bench list` (`LIST_SHORT=1` for a quick run).
+//! Task-list benchmark: `bench/run list` (`cargo bench --bench list`; `LIST_SHORT=1` for a quick run).
 //!
 //! Seeds 1,000 users and 1,000,000 tasks, 50,000 of them one user's, with PostgreSQL generating
 //! the rows itself, then drives each list access path of that user with 16 concurrent clients for
@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // The shared harness has helpers this binary does not use.
 
-#[path = "../tests/api/helpers.rs"]
+#[path = "../../tests/api/helpers.rs"]
 mod helpers;
 #[path = "common/measure.rs"]
 mod measure;

@@ -1,4 +1,4 @@
-//! Load benchmark: `cargo bench --bench load`.
+//! In-process load benchmark: `bench/run in-process` (`cargo bench --bench load`).
 //!
 //! Starts the real app on port 0 over a throwaway database (the test harness), then drives each
 //! scenario with a fixed number of requests at fixed concurrency over loopback. Machines here are
@@ -7,7 +7,7 @@
 
 #![allow(dead_code)] // The shared harness has helpers this binary does not use.
 
-#[path = "../tests/api/helpers.rs"]
+#[path = "../../tests/api/helpers.rs"]
 mod helpers;
 #[path = "common/measure.rs"]
 mod measure;

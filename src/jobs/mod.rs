@@ -12,6 +12,9 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+pub use crate::db::queue::cancel_for_owner;
+use crate::db::queue::{OWNER_KEY, SUBJECT_KEY};
+
 pub mod handlers;
 pub mod maintenance;
 pub mod task_jobs;
@@ -37,11 +40,6 @@ pub struct Schedule {
     /// The task the job is about; its pending jobs are rescheduled or cancelled with it.
     pub subject: Option<Uuid>,
 }
-
-/// The metadata key under which a job's owner is recorded.
-const OWNER_KEY: &str = "user_id";
-/// The metadata key under which a job's task is recorded.
-const SUBJECT_KEY: &str = "task_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
@@ -78,17 +76,4 @@ pub async fn enqueue<J: Job>(
     let task: PgTask = builder.build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
     Ok(())
-}
-
-/// Removes every job of `owner` that has not started, inside the caller's transaction. A job
-/// already fetched cannot be recalled, which is why handlers re-check what they act on.
-pub async fn cancel_for_owner(conn: &mut PgConnection, owner: Uuid) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query(
-        // The key is spelled out so the partial index on (metadata -> 'user_id') applies.
-        "DELETE FROM apalis.jobs WHERE metadata -> 'user_id' = $1 AND status IN ('Pending', 'Failed')",
-    )
-    .bind(owner.to_string())
-    .execute(conn)
-    .await?;
-    Ok(deleted.rows_affected())
 }

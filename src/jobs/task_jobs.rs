@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{EnqueueError, Job, Schedule, enqueue};
+use crate::db::queue::cancel_for_task;
 use crate::db::tasks::{self, Task};
 
 /// Email the owner about a task. The handler must re-read the task and send only if it is still
@@ -156,20 +157,4 @@ fn not_before(at: DateTime<Utc>) -> std::time::SystemTime {
 /// What decides whether and when a reminder fires.
 fn reminder_state(task: &Task) -> (Option<DateTime<Utc>>, bool, bool) {
     (task.reminder_at, task.completed, task.deleted_at.is_some())
-}
-
-pub(crate) async fn cancel_for_task(
-    conn: &mut PgConnection,
-    queue: &str,
-    task_id: Uuid,
-) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query(
-        "DELETE FROM apalis.jobs
-         WHERE metadata -> 'task_id' = $2 AND status IN ('Pending', 'Failed') AND job_type = $1",
-    )
-    .bind(queue)
-    .bind(task_id.to_string())
-    .execute(conn)
-    .await?;
-    Ok(deleted.rows_affected())
 }

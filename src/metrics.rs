@@ -44,12 +44,12 @@ pub fn handle() -> &'static PrometheusHandle {
 pub const JOB_STATUSES: &[&str] = &["Pending", "Queued", "Running", "Done", "Failed", "Killed"];
 
 /// Registers the web process's gauges at zero, so a dashboard or alert on a fresh process sees
-/// 0 rather than "no data".
-pub fn register_web_series() {
+/// 0 rather than "no data". `queues` comes from the caller so this module stays below `jobs`.
+pub fn register_web_series(queues: &[&'static str]) {
     metrics::gauge!("user_actors").increment(0.0);
     metrics::gauge!("event_streams").increment(0.0);
     metrics::counter!("event_streams_dropped_slow").increment(0);
-    for queue in crate::jobs::QUEUES {
+    for &queue in queues {
         for status in JOB_STATUSES {
             metrics::gauge!("jobs", "queue" => queue, "status" => *status).increment(0.0);
         }

@@ -49,29 +49,9 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     };
     let batches =
         |table: &'static str, expired: &'static str, secs: f64| purge_in_batches(pool, table, expired, secs);
-    // Failed jobs whose attempts are spent are finished too: nothing will fetch them again.
-    let finished_jobs = keep(
-        "apalis.jobs",
-        batches(
-            "apalis.jobs",
-            "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
-              AND done_at < now() - make_interval(secs => $1)",
-            days(FINISHED_JOB_RETENTION_DAYS),
-        )
-        .await,
-    );
-    // Every worker start registers one row per queue; a name silent for a week with no job
-    // locked is a process that is gone.
-    keep(
-        "apalis.workers",
-        batches(
-            "apalis.workers w",
-            "last_seen < now() - make_interval(secs => $1)
-              AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
-            days(FINISHED_JOB_RETENTION_DAYS),
-        )
-        .await,
-    );
+    let finished_jobs =
+        keep("apalis.jobs", super::queue::purge_finished(pool, days(FINISHED_JOB_RETENTION_DAYS)).await);
+    keep("apalis.workers", super::queue::purge_gone_workers(pool, days(FINISHED_JOB_RETENTION_DAYS)).await);
     // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
     let revoked_tokens = keep(
         "revoked_tokens",
@@ -124,7 +104,12 @@ async fn purge_trash(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
 
 /// Deletes the rows of `table` matching `expired` (which takes the age in seconds as `$1`), a
 /// batch at a time.
-async fn purge_in_batches(pool: &PgPool, table: &str, expired: &str, secs: f64) -> Result<u64, sqlx::Error> {
+pub(super) async fn purge_in_batches(
+    pool: &PgPool,
+    table: &str,
+    expired: &str,
+    secs: f64,
+) -> Result<u64, sqlx::Error> {
     let sql = format!(
         "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE {expired} LIMIT $2))"
     );

@@ -1,8 +1,54 @@
-//! Queries on apalis's job table that apalis itself does not offer.
+//! Every query on apalis's tables that apalis itself does not offer: the one module with SQL on
+//! `apalis.jobs`. Enqueueing goes through `apalis_postgres::queries::push_tasks` instead.
 
 use std::time::Duration;
 
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+/// The metadata key under which a job's owner is recorded; the partial index on
+/// `(metadata -> 'user_id')` is built on it.
+pub const OWNER_KEY: &str = "user_id";
+/// The metadata key under which a job's task is recorded.
+pub const SUBJECT_KEY: &str = "task_id";
+
+/// Removes every job of `owner` that has not started, inside the caller's transaction. A job
+/// already fetched cannot be recalled, which is why handlers re-check what they act on.
+pub async fn cancel_for_owner(conn: &mut PgConnection, owner: Uuid) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        // The key is spelled out so the partial index on (metadata -> 'user_id') applies.
+        "DELETE FROM apalis.jobs WHERE metadata -> 'user_id' = $1 AND status IN ('Pending', 'Failed')",
+    )
+    .bind(owner.to_string())
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Removes the jobs on `queue` about `task_id` that have not started, inside the caller's
+/// transaction.
+pub async fn cancel_for_task(
+    conn: &mut PgConnection,
+    queue: &str,
+    task_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM apalis.jobs
+         WHERE metadata -> 'task_id' = $2 AND status IN ('Pending', 'Failed') AND job_type = $1",
+    )
+    .bind(queue)
+    .bind(task_id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Jobs per queue and status, for the queue-depth gauges.
+pub async fn depth(conn: impl PgExecutor<'_>) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT job_type, status, count(*) FROM apalis.jobs GROUP BY job_type, status")
+        .fetch_all(conn)
+        .await
+}
 
 /// Moves a failing job's next attempt `delay` from now and caps its attempts. apalis-postgres
 /// retries a failed job as soon as it is polled again, so the backoff has to live in the row.
@@ -51,4 +97,30 @@ async fn release(conn: impl PgExecutor<'_>, lock_prefix: &str) -> Result<u64, sq
     .execute(conn)
     .await?;
     Ok(released.rows_affected())
+}
+
+/// Deletes jobs finished more than `secs` ago, a batch at a time. Failed jobs whose attempts are
+/// spent are finished too: nothing will fetch them again.
+pub async fn purge_finished(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
+    super::maintenance::purge_in_batches(
+        pool,
+        "apalis.jobs",
+        "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
+          AND done_at < now() - make_interval(secs => $1)",
+        secs,
+    )
+    .await
+}
+
+/// Deletes worker registrations silent for `secs` with no job locked. Every worker start
+/// registers one row per queue, so a name silent that long is a process that is gone.
+pub async fn purge_gone_workers(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
+    super::maintenance::purge_in_batches(
+        pool,
+        "apalis.workers w",
+        "last_seen < now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+        secs,
+    )
+    .await
 }

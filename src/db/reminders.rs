@@ -77,6 +77,77 @@ pub async fn claim(
     .await
 }
 
+/// What a reminder's email and its last check need, read fresh in one statement.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub title: String,
+    pub description: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub reminder_at: Option<DateTime<Utc>>,
+    pub completed: bool,
+    /// In the trash.
+    pub deleted: bool,
+    /// `None` when the account is gone.
+    pub recipient: Option<Recipient>,
+}
+
+/// The account a reminder goes to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub timezone: String,
+    pub email_reminders: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct SubjectRow {
+    title: String,
+    description: Option<String>,
+    due_at: Option<DateTime<Utc>>,
+    reminder_at: Option<DateTime<Utc>>,
+    completed: bool,
+    deleted: bool,
+    account: bool,
+    email: Option<String>,
+    name: Option<String>,
+    timezone: Option<String>,
+    email_reminders: Option<bool>,
+}
+
+/// The task of this user, trashed or not, and its account; `None` when the task is gone.
+pub async fn subject(
+    conn: impl PgExecutor<'_>,
+    user_id: Uuid,
+    task_id: Uuid,
+) -> Result<Option<Subject>, sqlx::Error> {
+    let row: Option<SubjectRow> = sqlx::query_as(
+        "SELECT t.title, t.description, t.due_at, t.reminder_at, t.completed,
+                t.deleted_at IS NOT NULL AS deleted, u.id IS NOT NULL AS account,
+                u.email, u.name, u.timezone, u.email_reminders
+         FROM tasks t LEFT JOIN users u ON u.id = t.user_id
+         WHERE t.id = $1 AND t.user_id = $2",
+    )
+    .bind(task_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| Subject {
+        title: row.title,
+        description: row.description,
+        due_at: row.due_at,
+        reminder_at: row.reminder_at,
+        completed: row.completed,
+        deleted: row.deleted,
+        recipient: row.account.then(|| Recipient {
+            email: row.email,
+            name: row.name,
+            timezone: row.timezone.unwrap_or_default(),
+            email_reminders: row.email_reminders.unwrap_or_default(),
+        }),
+    }))
+}
+
 /// A reminder that will not be sent after all, because its job was cancelled by a write (the
 /// task was completed, trashed, or its reminder moved) while a retry was pending.
 pub async fn skip_pending(

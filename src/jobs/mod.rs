@@ -1,94 +1,86 @@
-//! Job payloads and their stable queue names: the only contract between web and worker.
+//! Background jobs, behind one seam. A job kind is one file in this folder: its payload, its
+//! queue name, its handler and the settings it runs with, as an impl of [`Job`]. The worker
+//! registers a queue for every kind in [`for_each_kind`] and sizes its pool from the same list.
 //!
-//! Jobs are enqueued with [`enqueue`] inside the transaction of the write that causes them, so a
-//! job exists exactly when its cause committed.
+//! **A new job kind** is its file plus one line in [`for_each_kind`] (and its `mod` line).
+//!
+//! The serialized payload is the only contract between the web and worker processes. Jobs are
+//! enqueued with [`enqueue`] inside the transaction of the write that causes them, so a job
+//! exists exactly when its cause committed.
 
-use std::time::SystemTime;
+use std::future::Future;
+use std::sync::Arc;
 
-use apalis::prelude::TaskBuilder;
-use apalis_core::task::metadata::MetadataStore;
-use apalis_postgres::PgTask;
 use serde::Serialize;
-use sqlx::PgConnection;
-use uuid::Uuid;
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
 
-pub mod handlers;
+use crate::config::WorkerSettings;
+use crate::db::maintenance::Retention;
+use crate::email::Mailer;
+
+mod enqueue;
 pub mod maintenance;
+mod outcome;
+pub mod recurrence;
+pub mod reminder;
 pub mod task_jobs;
 
-/// A job kind: its payload type and the queue it travels on. Queue names are explicit because
-/// apalis would otherwise use the Rust type path, which changes when code moves.
-pub trait Job: Serialize {
+pub use enqueue::{EnqueueError, Schedule, cancel_for_owner, enqueue};
+pub use outcome::{AttemptInfo, Handled, JobError};
+
+/// Every job kind, in the order the worker registers their queues.
+pub fn for_each_kind(kinds: &mut impl Kinds) {
+    kinds.add::<reminder::Reminder>();
+    kinds.add::<recurrence::NextOccurrence>();
+    kinds.add::<maintenance::Maintenance>();
+}
+
+/// A job kind: a payload that knows its queue, how to run, and how many may run at once.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    /// Explicit, because apalis would otherwise name the queue after the Rust type path, which
+    /// changes when code moves.
     const QUEUE: &'static str;
+
+    /// Jobs of this kind one worker process runs at once (each holds a pool connection).
+    fn concurrency(_settings: &WorkerSettings) -> usize {
+        1
+    }
+
+    /// Runs the job once. A job is a hint that something may be due, never proof that it still
+    /// is, so a handler re-reads what it acts on and is safe to run twice.
+    fn handle(
+        &self,
+        ctx: &Context,
+        attempt: AttemptInfo,
+    ) -> impl Future<Output = Result<Handled, JobError>> + Send;
+}
+
+/// Something done once per job kind, such as registering its queue.
+pub trait Kinds {
+    fn add<J: Job>(&mut self);
 }
 
 /// Every queue this service's jobs travel on.
-pub const QUEUES: [&str; 3] =
-    [task_jobs::Reminder::QUEUE, task_jobs::NextOccurrence::QUEUE, maintenance::Maintenance::QUEUE];
-
-/// When and how a job should run.
-#[derive(Debug, Clone, Default)]
-pub struct Schedule {
-    pub run_at: Option<SystemTime>,
-    /// Unique per queue for ever, so include whatever version makes the job distinct.
-    pub idempotency_key: Option<String>,
-    /// The user the job acts for; their pending jobs are cancelled when the account goes.
-    pub owner: Option<Uuid>,
-    /// The task the job is about; its pending jobs are rescheduled or cancelled with it.
-    pub subject: Option<Uuid>,
+pub fn queues() -> Vec<&'static str> {
+    struct Names(Vec<&'static str>);
+    impl Kinds for Names {
+        fn add<J: Job>(&mut self) {
+            self.0.push(J::QUEUE);
+        }
+    }
+    let mut names = Names(Vec::new());
+    for_each_kind(&mut names);
+    names.0
 }
 
-/// The metadata key under which a job's owner is recorded.
-const OWNER_KEY: &str = "user_id";
-/// The metadata key under which a job's task is recorded.
-const SUBJECT_KEY: &str = "task_id";
-
-#[derive(Debug, thiserror::Error)]
-pub enum EnqueueError {
-    #[error("encoding the job payload")]
-    Encode(#[from] serde_json::Error),
-    #[error("inserting the job row")]
-    Insert(#[from] apalis_postgres::Error),
-    #[error("updating the job table")]
-    Database(#[from] sqlx::Error),
-}
-
-/// Inserts one job on `conn`, which is normally the caller's open transaction.
-pub async fn enqueue<J: Job>(
-    conn: &mut PgConnection,
-    job: &J,
-    schedule: Schedule,
-) -> Result<(), EnqueueError> {
-    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?);
-    if let Some(run_at) = schedule.run_at {
-        builder = builder.run_at_time(run_at);
-    }
-    if let Some(key) = schedule.idempotency_key {
-        builder = builder.idempotency_key(key);
-    }
-    let mut metadata = MetadataStore::new();
-    // A fresh store has distinct keys, so these inserts cannot collide.
-    if let Some(owner) = schedule.owner {
-        let _ = metadata.insert(OWNER_KEY, owner.to_string());
-    }
-    if let Some(subject) = schedule.subject {
-        let _ = metadata.insert(SUBJECT_KEY, subject.to_string());
-    }
-    builder = builder.with_metadata(metadata);
-    let task: PgTask = builder.build();
-    apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task]).await?;
-    Ok(())
-}
-
-/// Removes every job of `owner` that has not started, inside the caller's transaction. A job
-/// already fetched cannot be recalled, which is why handlers re-check what they act on.
-pub async fn cancel_for_owner(conn: &mut PgConnection, owner: Uuid) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query(
-        // The key is spelled out so the partial index on (metadata -> 'user_id') applies.
-        "DELETE FROM apalis.jobs WHERE metadata -> 'user_id' = $1 AND status IN ('Pending', 'Failed')",
-    )
-    .bind(owner.to_string())
-    .execute(conn)
-    .await?;
-    Ok(deleted.rows_affected())
+/// What handlers get from the worker process; cloned per job, so everything in it is a cheap
+/// handle.
+#[derive(Clone)]
+pub struct Context {
+    pub pool: PgPool,
+    pub mailer: Arc<Mailer>,
+    /// Tasks one account may hold; new occurrences obey it too.
+    pub max_tasks: u32,
+    pub retention: Retention,
 }

@@ -90,7 +90,7 @@ async fn stop_requested() -> std::io::Result<()> {
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     // Install the recorder before the first request so no sample is lost.
     crate::metrics::handle();
-    crate::metrics::register_web_series();
+    crate::metrics::register_web_series(&crate::jobs::queues());
     let server_settings = state.settings.server.clone();
     let body_limit = server_settings.body_limit_bytes;
     let body_timeout = Duration::from_secs(server_settings.body_timeout_secs.max(1));

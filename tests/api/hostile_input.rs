@@ -168,7 +168,7 @@ async fn a_fresh_process_reports_actor_and_queue_series_at_zero() {
     let app = TestApp::spawn().await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.lines().any(|l| l.starts_with("user_actors ")), "{metrics}");
-    for queue in todo::jobs::QUEUES {
+    for queue in todo::jobs::queues() {
         for status in ["Pending", "Running", "Failed", "Done"] {
             let series = format!(r#"jobs{{queue="{queue}",status="{status}"}}"#);
             assert!(metrics.contains(&series), "{series} missing");

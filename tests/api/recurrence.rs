@@ -7,8 +7,8 @@ use chrono::{DateTime, Datelike, Duration as Days, TimeZone, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 use smtp_sink::SmtpSink;
-use todo::jobs::handlers::{Handled, recurrence::create_next};
 use todo::jobs::task_jobs::NextOccurrence;
+use todo::jobs::{Handled, recurrence::create_next};
 use todo::jobs::{Schedule, enqueue};
 
 use crate::helpers::{TestApp, TestUser, eventually};

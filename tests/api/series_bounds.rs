@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use todo::jobs::handlers::Handled;
-use todo::jobs::handlers::recurrence::{create_next, resume_paused};
+use todo::jobs::Handled;
+use todo::jobs::recurrence::{create_next, resume_paused};
 use todo::jobs::task_jobs::NextOccurrence;
 
 use crate::helpers::{TestApp, TestUser, assert_problem};

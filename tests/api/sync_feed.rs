@@ -308,13 +308,9 @@ async fn a_rerun_of_the_next_occurrence_job_takes_no_change_number() {
         occurrence_at: "2030-03-04T09:00:00Z".parse().unwrap(),
         completed_at: done["completed_at"].as_str().unwrap().parse().unwrap(),
     };
-    todo::jobs::handlers::recurrence::create_next(&app.pool, &job, app.settings.tasks.max_per_user)
-        .await
-        .unwrap();
+    todo::jobs::recurrence::create_next(&app.pool, &job, app.settings.tasks.max_per_user).await.unwrap();
     let after_first = head(&app, &user).await;
-    todo::jobs::handlers::recurrence::create_next(&app.pool, &job, app.settings.tasks.max_per_user)
-        .await
-        .unwrap();
+    todo::jobs::recurrence::create_next(&app.pool, &job, app.settings.tasks.max_per_user).await.unwrap();
     assert_eq!(head(&app, &user).await, after_first, "the rerun found the occurrence made");
     let (entries, _) = follow_feed(&app, &user.token, 0, 100).await;
     assert_eq!(entries.len(), 2, "the completed occurrence and its successor");

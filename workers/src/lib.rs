@@ -3,7 +3,6 @@
 
 pub mod backoff;
 pub mod http;
-pub mod maintenance;
 pub mod queues;
 pub mod runner;
 

@@ -1,54 +1,30 @@
-//! The apalis handlers: each calls the library's handler for its payload and turns the outcome
-//! into what the queue needs — a retry later with backoff, a failure that stays failed, or a
-//! discard — and counts it.
-
-use std::sync::Arc;
+//! The one apalis handler, for every job kind: it runs the library's handler for the payload
+//! and turns the outcome into what the queue needs — a retry later with backoff, a failure that
+//! stays failed, or a discard — and counts it.
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId};
-use sqlx::PgPool;
-use todo::email::Mailer;
-use todo::jobs::Job;
-use todo::jobs::handlers::{self, AttemptInfo, Handled, JobError};
-use todo::jobs::task_jobs::{NextOccurrence, Reminder};
+use todo::jobs::{AttemptInfo, Context, Handled, Job, JobError};
 
 use crate::backoff::RetryPolicy;
 
-/// What every handler needs; cloned per job, so everything in it is a cheap handle.
+/// What every job gets; cloned per job, so everything in it is a cheap handle.
 #[derive(Clone)]
 pub struct Deps {
-    pub pool: PgPool,
-    pub mailer: Arc<Mailer>,
+    pub context: Context,
     pub retry: RetryPolicy,
-    /// Tasks one account may hold; new occurrences obey it too.
-    pub max_tasks: u32,
 }
 
 /// Outcomes as counted in `worker_jobs_total`.
 pub const OUTCOMES: &[&str] = &["done", "cancelled", "retried", "failed", "discarded"];
 
-pub async fn reminder(
-    job: Reminder,
-    deps: Data<Deps>,
-    id: TaskId,
-    attempt: Attempt,
-) -> Result<(), BoxDynError> {
+/// Runs one job of kind `J` and settles its outcome with the queue.
+pub async fn run<J: Job>(job: J, deps: Data<Deps>, id: TaskId, attempt: Attempt) -> Result<(), BoxDynError> {
     let attempt = attempt_info(&attempt, &deps.retry);
-    let result = handlers::reminder::deliver(&deps.pool, &deps.mailer, &job, attempt).await;
-    settle(Reminder::QUEUE, result, &deps, &id, attempt).await
+    let result = job.handle(&deps.context, attempt).await;
+    settle(J::QUEUE, result, &deps, &id, attempt).await
 }
 
-pub async fn recurrence(
-    job: NextOccurrence,
-    deps: Data<Deps>,
-    id: TaskId,
-    attempt: Attempt,
-) -> Result<(), BoxDynError> {
-    let attempt = attempt_info(&attempt, &deps.retry);
-    let result = handlers::recurrence::create_next(&deps.pool, &job, deps.max_tasks).await;
-    settle(NextOccurrence::QUEUE, result, &deps, &id, attempt).await
-}
-
-pub(crate) fn attempt_info(attempt: &Attempt, retry: &RetryPolicy) -> AttemptInfo {
+fn attempt_info(attempt: &Attempt, retry: &RetryPolicy) -> AttemptInfo {
     let number = u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1);
     AttemptInfo { number, max: retry.max_attempts }
 }
@@ -97,7 +73,9 @@ pub async fn settle(
 }
 
 async fn reschedule(deps: &Deps, id: &TaskId, delay: std::time::Duration, max_attempts: u32) {
-    if let Err(err) = todo::db::queue::retry_later(&deps.pool, &id.to_string(), delay, max_attempts).await {
+    if let Err(err) =
+        todo::db::queue::retry_later(&deps.context.pool, &id.to_string(), delay, max_attempts).await
+    {
         // The database is what failed, most likely: apalis retries at once, which is the
         // best that can be done without it.
         tracing::warn!(job = %id, %err, "could not move the job's next attempt");

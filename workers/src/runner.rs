@@ -1,6 +1,6 @@
-//! Builds the worker process from library parts: one apalis worker per queue under a unique
-//! name, restarted with backoff when the database goes away, plus the metrics endpoint and the
-//! maintenance ticker.
+//! Builds the worker process from library parts: one apalis worker per job kind in
+//! `todo::jobs::for_each_kind`, under a unique name, restarted with backoff when the database goes
+//! away, plus the metrics endpoint and the maintenance ticker.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,13 +15,10 @@ use sqlx::PgPool;
 use todo::config::{Settings, WorkerSettings};
 use todo::db::maintenance::Retention;
 use todo::email::Mailer;
-use todo::jobs::Job;
-use todo::jobs::maintenance::Maintenance;
-use todo::jobs::task_jobs::{NextOccurrence, Reminder};
+use todo::jobs::{self, Job, Kinds};
 
 use crate::backoff::RetryPolicy;
 use crate::http::MetricsServer;
-use crate::maintenance;
 use crate::queues::{self, Deps};
 
 /// The longest wait between two looks at a database that is down, so jobs flow again within
@@ -30,11 +27,22 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// Opens the worker's pool, large enough for every job running at once to hold a connection
 /// (a reminder keeps its delivery row locked while it sends) plus apalis's own fetches,
-/// heartbeats and acknowledgements.
+/// heartbeats and acknowledgements: two per queue.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    struct Needed<'a> {
+        settings: &'a WorkerSettings,
+        connections: usize,
+    }
+    impl Kinds for Needed<'_> {
+        fn add<J: Job>(&mut self) {
+            self.connections += J::concurrency(self.settings) + 2;
+        }
+    }
+    let mut needed = Needed { settings: &settings.worker, connections: 0 };
+    jobs::for_each_kind(&mut needed);
     let mut database = settings.database.clone();
-    let needed = settings.worker.reminder_concurrency + settings.worker.recurrence_concurrency + 1 + 3 * 2;
-    database.max_connections = database.max_connections.max(u32::try_from(needed).unwrap_or(u32::MAX));
+    database.max_connections =
+        database.max_connections.max(u32::try_from(needed.connections).unwrap_or(u32::MAX));
     todo::db::connect(&database).await
 }
 
@@ -71,7 +79,13 @@ impl Worker {
             base: Duration::from_millis(worker.retry_base_ms),
             max: Duration::from_secs(worker.retry_max_secs),
         };
-        let deps = Deps { pool: pool.clone(), mailer, retry, max_tasks: settings.tasks.max_per_user };
+        let context = jobs::Context {
+            pool: pool.clone(),
+            mailer,
+            max_tasks: settings.tasks.max_per_user,
+            retention: Retention::new(&settings),
+        };
+        let deps = Deps { context, retry };
         Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })
     }
 
@@ -92,46 +106,25 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let Self { pool, settings, name, deps, metrics, metrics_addr } = self;
         todo::metrics::handle();
-        queues::register_metrics(&todo::jobs::QUEUES);
+        queues::register_metrics(&jobs::queues());
         tracing::info!(worker = %name, metrics = %metrics_addr, "worker starting");
         let metrics_task = tokio::spawn(metrics.serve());
-        let scheduler = tokio::spawn(maintenance::schedule(
+        let scheduler = tokio::spawn(jobs::maintenance::schedule(
             pool.clone(),
             Duration::from_secs(settings.worker.maintenance_interval_secs),
         ));
 
-        let config = settings.worker.clone();
-        let retention = Retention::new(&settings);
         let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
-        let (reminders, recurrences) =
-            (config.reminder_concurrency.max(1), config.recurrence_concurrency.max(1));
-
-        let (p, c, n, d) = (pool.clone(), config.clone(), name.clone(), deps.clone());
-        let (p2, c2, n2, d2) = (pool.clone(), config.clone(), name.clone(), deps.clone());
-        let (p3, c3, n3, d3) = (pool.clone(), config.clone(), name.clone(), deps);
-        let monitor = Monitor::new()
-            .register(move |restarts| {
-                WorkerBuilder::new(queue_worker_name(&n, Reminder::QUEUE, restarts))
-                    .backend(backend::<Reminder>(&p, &n, &c, reminders, restarts))
-                    .data(d.clone())
-                    .concurrency(reminders)
-                    .build(queues::reminder)
-            })
-            .register(move |restarts| {
-                WorkerBuilder::new(queue_worker_name(&n2, NextOccurrence::QUEUE, restarts))
-                    .backend(backend::<NextOccurrence>(&p2, &n2, &c2, recurrences, restarts))
-                    .data(d2.clone())
-                    .concurrency(recurrences)
-                    .build(queues::recurrence)
-            })
-            .register(move |restarts| {
-                WorkerBuilder::new(queue_worker_name(&n3, Maintenance::QUEUE, restarts))
-                    .backend(backend::<Maintenance>(&p3, &n3, &c3, 1, restarts))
-                    .data(d3.clone())
-                    .data(retention)
-                    .concurrency(1)
-                    .build(maintenance::handle)
-            })
+        let mut queues = Register {
+            monitor: Monitor::new(),
+            pool: pool.clone(),
+            name: name.clone(),
+            config: settings.worker.clone(),
+            deps,
+        };
+        jobs::for_each_kind(&mut queues);
+        let monitor = queues
+            .monitor
             // A lost database ends a queue's worker; bring it back (after the database answers
             // again) rather than letting the process exit.
             .should_restart(|worker, error| {
@@ -152,6 +145,30 @@ impl Worker {
     }
 }
 
+/// Registers one apalis worker per job kind, each running the generic adapter for its payload.
+struct Register {
+    monitor: Monitor,
+    pool: PgPool,
+    name: String,
+    config: WorkerSettings,
+    deps: Deps,
+}
+
+impl Kinds for Register {
+    fn add<J: Job>(&mut self) {
+        let (pool, name, config, deps) =
+            (self.pool.clone(), self.name.clone(), self.config.clone(), self.deps.clone());
+        let concurrency = J::concurrency(&config).max(1);
+        self.monitor = std::mem::take(&mut self.monitor).register(move |restarts| {
+            WorkerBuilder::new(queue_worker_name(&name, J::QUEUE, restarts))
+                .backend(backend::<J>(&pool, &name, &config, concurrency, restarts))
+                .data(deps.clone())
+                .concurrency(concurrency)
+                .build(queues::run::<J>)
+        });
+    }
+}
+
 /// Builds and runs a worker until `shutdown` resolves.
 pub async fn run(
     pool: PgPool,
@@ -166,7 +183,7 @@ type QueueBackend<J> = BeforeStart<PollWith<PostgresStorage<J>, Strategy>, apali
 /// One queue's backend: polled every `poll_interval_ms` for jobs that came due, and woken at once
 /// by PostgreSQL's NOTIFY when a job is inserted due now. After a restart it first waits for the
 /// database to answer, backing off, so an outage is ridden out instead of spun on.
-fn backend<J: Job + 'static>(
+fn backend<J: Job>(
     pool: &PgPool,
     process: &str,
     config: &WorkerSettings,
@@ -192,7 +209,7 @@ fn backend<J: Job + 'static>(
 /// Before a restarted queue worker starts: wait for the database (backing off), then hand back
 /// the jobs its earlier incarnation held, whose futures apalis dropped with it, instead of
 /// leaving them to the orphan window.
-async fn restart_when_ready<J: Job + 'static>(
+async fn restart_when_ready<J: Job>(
     pool: PgPool,
     process: String,
     restarts: usize,

@@ -80,11 +80,7 @@ async fn record_queue_depth(state: &AppState) {
         }
         *last = Some(Instant::now());
     }
-    let query = sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT job_type, status, count(*) FROM apalis.jobs GROUP BY job_type, status",
-    )
-    .fetch_all(&state.pool);
-    match tokio::time::timeout(READY_TIMEOUT, query).await {
+    match tokio::time::timeout(READY_TIMEOUT, db::queue::depth(&state.pool)).await {
         Ok(Ok(rows)) => {
             // Zero every status of a seen queue first, so a drained status does not keep its old value.
             let queues: std::collections::BTreeSet<&str> = rows.iter().map(|(q, _, _)| q.as_str()).collect();

@@ -1,14 +1,7 @@
-//! What each job does, as plain async functions of the payload and the dependencies. The worker
-//! binary only wires them to queues; tests call them the same way.
-//!
-//! Every handler re-reads the world: a job is a hint that something may be due, never proof
-//! that it still is. Outcomes keep four meanings apart: done, cancelled (the cause is gone),
-//! retry later (transient) and discard (permanent).
+//! What a handler's run ended with. Outcomes keep four meanings apart: done, cancelled (the
+//! cause is gone), retry later (transient) and discard (permanent).
 
-use crate::jobs::EnqueueError;
-
-pub mod recurrence;
-pub mod reminder;
+use super::EnqueueError;
 
 /// A job that ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

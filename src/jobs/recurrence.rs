@@ -1,13 +1,84 @@
-//! Creates the occurrence that follows a completed one.
+//! The recurrence job: when an occurrence of a series is completed, a write queues the job that
+//! creates the next one, and [`create_next`] makes it exactly once.
 
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{Handled, JobError};
+use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue, task_jobs};
 use crate::commands::stepping::{self, SeriesAt};
-use crate::db::tasks;
+use crate::config::WorkerSettings;
+use crate::db::queue::cancel_for_task;
+use crate::db::tasks::{self, Task};
 use crate::domain::recurrence::StepError;
-use crate::jobs::task_jobs::{self, NextOccurrence};
+
+/// Create the occurrence after `task_id`, which was completed at `completed_at`. The handler
+/// re-reads the task and creates nothing if it is no longer completed, or is trashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NextOccurrence {
+    pub user_id: Uuid,
+    pub task_id: Uuid,
+    pub series_id: Uuid,
+    pub occurrence_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+}
+
+impl Job for NextOccurrence {
+    const QUEUE: &'static str = "todo.recurrence";
+
+    fn concurrency(settings: &WorkerSettings) -> usize {
+        settings.recurrence_concurrency
+    }
+
+    async fn handle(&self, ctx: &Context, _attempt: AttemptInfo) -> Result<Handled, JobError> {
+        create_next(&ctx.pool, self, ctx.max_tasks).await
+    }
+}
+
+/// Queues the follow-up when a recurring occurrence is completed, and withdraws it when the
+/// occurrence is reopened or trashed first.
+pub(super) async fn sync(
+    conn: &mut PgConnection,
+    before: Option<&Task>,
+    after: &Task,
+) -> Result<(), EnqueueError> {
+    let done = |task: &Task| task.completed && task.deleted_at.is_none();
+    let was_done = before.is_some_and(done);
+    if was_done && !done(after) {
+        // Reopened or trashed: a successor not made yet must not be made. If its job had not
+        // started, completing again queues a fresh one; a successor already made stays, and
+        // the flag keeps it the only one.
+        // A series paused for the task limit has no job left either: its next completion must
+        // queue a fresh attempt.
+        let paused = before.is_some_and(|b| b.series_paused.is_some());
+        if cancel_for_task(conn, NextOccurrence::QUEUE, after.id).await? > 0 || paused {
+            tasks::set_next_occurrence_queued(conn, after.id, false).await?;
+        }
+        return Ok(());
+    }
+    if was_done || !done(after) || !after.is_recurring || after.next_occurrence_queued {
+        return Ok(());
+    }
+    let (Some(series_id), Some(occurrence_at), Some(completed_at)) =
+        (after.series_id, after.occurrence_at, after.completed_at)
+    else {
+        return Ok(());
+    };
+    // The flag is set under the task's row lock in this transaction, so an occurrence has one
+    // follow-up however often it is toggled and however long queue history is kept.
+    let job =
+        NextOccurrence { user_id: after.user_id, task_id: after.id, series_id, occurrence_at, completed_at };
+    let schedule = Schedule {
+        idempotency_key: Some(format!("next:{}:{}", after.id, after.version)),
+        owner: Some(after.user_id),
+        subject: Some(after.id),
+        ..Schedule::default()
+    };
+    enqueue(conn, &job, schedule).await?;
+    tasks::set_next_occurrence_queued(conn, after.id, true).await?;
+    Ok(())
+}
 
 /// Inserts the next occurrence of `job`'s series, exactly once: the task row is locked, its
 /// state re-checked, and the insert is idempotent on (`series_id`, `occurrence_at`), so a retry,

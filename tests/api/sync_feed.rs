@@ -2,7 +2,8 @@
 //! a client that follows the feed ends with exactly the server's state.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -111,9 +112,10 @@ async fn a_client_paging_while_writes_continue_ends_with_exactly_the_server_stat
     assert_eq!(response.status(), 200);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (client, url, token, stop) =
-            (app.client.clone(), app.url("/api/v1/tasks"), user.token.clone(), stop.clone());
+        let (client, url, token, stop, written) =
+            (app.client.clone(), app.url("/api/v1/tasks"), user.token.clone(), stop.clone(), written.clone());
         tokio::spawn(async move {
             let mut ids: Vec<String> = Vec::new();
             let mut n = 0;
@@ -131,20 +133,44 @@ async fn a_client_paging_while_writes_continue_ends_with_exactly_the_server_stat
                 if response.status() == 201 {
                     ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
                 }
+                written.fetch_add(1, Ordering::Relaxed);
             }
             n
         })
     };
 
     // A new device pages from 0 in small pages while the writer runs, then catches up again.
+    // Every few pages it lets the writer land a write first, so writes fall between its pages
+    // however the machine schedules the two (a loaded machine once let the reader finish first).
     let mut replica = Replica::default();
-    let (entries, since) = follow_feed(&app, &user.token, 0, 2).await;
-    entries.iter().for_each(|c| replica.apply_change(c));
+    let (mut since, mut pages, before) = (0, 0, written.load(Ordering::Relaxed));
+    loop {
+        let page: Value = app
+            .get_as(&user.token, &format!("/api/v1/changes?since={since}&limit=2"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["changes"].as_array().unwrap().iter().for_each(|c| replica.apply_change(c));
+        since = page["next_since"].as_i64().unwrap();
+        if !page["has_more"].as_bool().unwrap() {
+            break;
+        }
+        pages += 1;
+        if pages % 5 == 0 {
+            let seen = written.load(Ordering::Relaxed);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while written.load(Ordering::Relaxed) == seen && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    let during = written.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     let writes = writer.await.unwrap();
     let (entries, since) = follow_feed(&app, &user.token, since, 7).await;
     entries.iter().for_each(|c| replica.apply_change(c));
-    assert!(writes > 5, "the writer ran during the paging ({writes} writes)");
+    assert!(during > 5, "the writer ran during the paging ({during} of {writes} writes)");
     assert_eq!(replica, server_state(&app, &user.token).await, "every task, field for field");
     let (after, _) = follow_feed(&app, &user.token, since, 7).await;
     assert!(after.is_empty(), "the last page repeats nothing");

@@ -4,14 +4,13 @@
 //! and version checks here keep the invariants when several processes write at once.
 
 mod bulk;
-mod changes;
 mod errors;
 mod projects;
 pub mod stepping;
 mod tasks;
 
+pub use crate::domain::TaskChanges;
 pub use bulk::{BatchItem, BulkOp};
-pub use changes::TaskChanges;
 pub use errors::WriteError;
 pub use projects::ProjectChanges;
 

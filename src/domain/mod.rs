@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 mod account;
+pub mod fields;
 #[cfg(test)]
 mod fuzz;
 mod patch;
@@ -14,11 +15,10 @@ mod timezone;
 mod view;
 
 pub use account::{DisplayName, Email, Password};
+pub use fields::{TaskChanges, TaskFields};
 pub use patch::Patch;
 pub use project::{Color, Position, ProjectName};
-pub use task::{
-    Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, Title, check_instant,
-};
+pub use task::{Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, Title, check_instant};
 pub use timezone::TimeZone;
 pub use view::Task;
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rrule::{Frequency, NWeekday, RRule, Unvalidated};
 use serde::{Deserialize, Serialize};
 
-use super::{Invalid, TimeZone};
+use super::{Invalid, TaskFields};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
@@ -251,42 +251,6 @@ fn invalid_rule(err: &impl fmt::Display) -> Invalid {
     Invalid::new("recurrence_rule", format!("not a valid RFC 5545 RRULE: {err}"))
 }
 
-/// Every editable field of a task. As a create or full replace supplies them, the time zone may
-/// be left out (`TaskFields<Option<TimeZone>>`) and defaults to the owner's.
-#[derive(Debug, Clone)]
-pub struct TaskFields<Zone = TimeZone> {
-    pub title: Title,
-    pub description: Option<Description>,
-    pub completed: bool,
-    pub priority: Priority,
-    pub tags: Tags,
-    pub due_at: Option<DateTime<Utc>>,
-    pub timezone: Zone,
-    pub reminder_at: Option<DateTime<Utc>>,
-    pub recurrence_rule: Option<RecurrenceRule>,
-    pub recurrence_anchor: RecurrenceAnchor,
-    /// `None` is the inbox. Ownership is the database's to check (a composite foreign key).
-    pub project_id: Option<uuid::Uuid>,
-}
-
-impl TaskFields<Option<TimeZone>> {
-    pub fn with_default_timezone(self, default: TimeZone) -> TaskFields {
-        TaskFields {
-            timezone: self.timezone.unwrap_or(default),
-            title: self.title,
-            description: self.description,
-            completed: self.completed,
-            priority: self.priority,
-            tags: self.tags,
-            due_at: self.due_at,
-            reminder_at: self.reminder_at,
-            recurrence_rule: self.recurrence_rule,
-            recurrence_anchor: self.recurrence_anchor,
-            project_id: self.project_id,
-        }
-    }
-}
-
 impl TaskFields {
     /// The rules that span fields, checked after a patch is merged so the answer names the field.
     pub fn check(&self) -> Result<(), Vec<Invalid>> {
@@ -308,6 +272,7 @@ impl TaskFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::TimeZone;
 
     #[test]
     fn titles_are_trimmed_and_bounded() {

@@ -5,9 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::recurrence::{Current, Occurrence, StepError, next_occurrence};
-use super::{
-    Description, Invalid, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskFields, TimeZone, Title,
-};
+use super::{Priority, RecurrenceAnchor, TimeZone};
 
 /// A task as clients see it.
 #[derive(Debug, Clone, Serialize)]
@@ -65,24 +63,6 @@ impl Task {
 }
 
 impl Task {
-    /// Re-reads stored values through the domain parsers. They were valid when written, so a
-    /// failure here means the rules were tightened since; it is reported against the field.
-    pub fn fields(&self) -> Result<TaskFields, Invalid> {
-        Ok(TaskFields {
-            title: Title::parse(&self.title)?,
-            description: self.description.as_deref().map(Description::parse).transpose()?,
-            completed: self.completed,
-            priority: self.priority,
-            tags: Tags::parse(&self.tags)?,
-            due_at: self.due_at,
-            timezone: TimeZone::parse("timezone", &self.timezone)?,
-            reminder_at: self.reminder_at,
-            recurrence_rule: self.recurrence_rule.as_deref().map(RecurrenceRule::parse).transpose()?,
-            recurrence_anchor: self.recurrence_anchor,
-            project_id: self.project_id,
-        })
-    }
-
     /// The occurrence that completing this one (at `completed_at`, or on time when `None`)
     /// brings, from the stored fields alone. Bounded, but it may take milliseconds: writers run
     /// it through [`the write side's stepping module`], off the async threads.

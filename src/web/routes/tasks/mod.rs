@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use form::TaskForm;
-pub use form::{AnchorName, FIELDS, PriorityName, TaskInput, TaskPatch};
+pub use form::{FIELDS, TaskInput, TaskPatch};
 
 use crate::commands::Command;
 use crate::db::tasks::{self, Task};

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod email;
 pub mod jobs;
 pub mod metrics;
+pub mod stepping;
 pub mod telemetry;
 
 #[cfg(feature = "web")]

@@ -6,7 +6,6 @@
 mod bulk;
 mod errors;
 mod projects;
-pub mod stepping;
 mod tasks;
 
 pub use crate::domain::TaskChanges;

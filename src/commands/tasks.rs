@@ -5,11 +5,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{Command, CommandSettings, IfMatch, Outcome, WriteError, stepping};
+use super::{Command, CommandSettings, IfMatch, Outcome, WriteError};
 use crate::db::tasks::{self, Derived, NewTask, Series};
 use crate::db::users;
 use crate::domain::{Invalid, Task, TaskFields, TimeZone};
 use crate::jobs::{self, task_jobs};
+use crate::stepping;
 
 /// One task command. `zone` caches the owner's default time zone across a batch.
 pub(super) async fn apply(

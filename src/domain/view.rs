@@ -65,7 +65,7 @@ impl Task {
 impl Task {
     /// The occurrence that completing this one (at `completed_at`, or on time when `None`)
     /// brings, from the stored fields alone. Bounded, but it may take milliseconds: writers run
-    /// it through [`the write side's stepping module`], off the async threads.
+    /// it through `crate::stepping`, off the async threads.
     pub fn next_occurrence(
         &self,
         completed_at: Option<DateTime<Utc>>,

@@ -7,11 +7,11 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue, task_jobs};
-use crate::commands::stepping::{self, SeriesAt};
 use crate::config::WorkerSettings;
 use crate::db::queue::cancel_for_task;
 use crate::db::tasks::{self, Task};
 use crate::domain::recurrence::StepError;
+use crate::stepping::{self, SeriesAt};
 
 /// Create the occurrence after `task_id`, which was completed at `completed_at`. The handler
 /// re-reads the task and creates nothing if it is no longer completed, or is trashed.

@@ -1,4 +1,4 @@
-//! Rule stepping for writers. A step is bounded (see [`crate::domain::recurrence`]) but may still
+//! Rule stepping for the write side and the worker. A step is bounded (see [`crate::domain::recurrence`]) but may still
 //! take tens of milliseconds, so it runs on the blocking pool, a few at a time, never on the
 //! async thread that carries a command (an actix worker serves many users' requests).
 

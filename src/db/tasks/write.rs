@@ -79,6 +79,13 @@ macro_rules! written_columns {
             $( args.add(rows.iter().map(|$t: &NewTask| $value).collect::<Vec<_>>())?; )*
             Ok(args)
         }
+
+        /// Binds one task's value per column, for the single-row rewrite.
+        fn bind_values(mut args: PgArguments, task: &NewTask) -> Result<PgArguments, sqlx::error::BoxDynError> {
+            use sqlx::Arguments as _;
+            $( args.add((|$t: &NewTask| $value)(task))?; )*
+            Ok(args)
+        }
     };
     (@select $name:ident $select:literal) => { $select };
     (@select $name:ident) => { concat!("r.", stringify!($name)) };
@@ -194,35 +201,47 @@ pub fn occurrence(
 /// clients' `If-Match` still holds. Reopening clears a paused series.
 pub async fn update(conn: &mut PgConnection, task: &NewTask) -> Result<Option<Task>, sqlx::Error> {
     let mut args = PgArguments::default();
-    sqlx::Arguments::add(&mut args, vec![task.id]).map_err(sqlx::Error::Encode)?;
-    let args = bind_columns(args, std::slice::from_ref(task)).map_err(sqlx::Error::Encode)?;
+    sqlx::Arguments::add(&mut args, task.id).map_err(sqlx::Error::Encode)?;
+    let args = bind_values(args, task).map_err(sqlx::Error::Encode)?;
     let row: Option<TaskRow> =
         sqlx::query_as_with(sqlx::AssertSqlSafe(update_statement()), args).fetch_optional(conn).await?;
     Ok(row.map(Task::from))
 }
 
+/// The rewrite binds plain values, `$2` on (an UPDATE over `unnest` of one-element arrays
+/// planned worse and cost a fifth of PATCH's throughput). Each column's expression is its
+/// INSERT expression over the bound value instead of the unnested row.
 fn update_statement() -> String {
-    let compared = |prefix: &str, values: &[&str]| -> String {
-        let kept: Vec<String> = values
-            .iter()
+    let values: Vec<String> = NAMES
+        .iter()
+        .zip(TYPES)
+        .zip(SELECTS)
+        .enumerate()
+        .map(|(i, ((name, ty), select))| {
+            select
+                .replace(&format!("r.{name}"), &format!("${}::{ty}", i + 2))
+                .replace("u.timezone", "t.timezone")
+        })
+        .collect();
+    let compared = |items: Vec<String>| -> String {
+        let kept: Vec<String> = items
+            .into_iter()
             .zip(COMPARED)
             .filter(|(_, compared)| **compared)
-            .map(|(value, _)| format!("{prefix}{value}"))
+            .map(|(item, _)| item)
             .collect();
         kept.join(", ")
     };
+    let completed = NAMES.iter().position(|name| *name == "completed").map_or(0, |i| i + 2);
     format!(
         "UPDATE tasks t SET ({names}, series_paused, updated_at, version)
-             = ({selects}, CASE WHEN r.completed THEN t.series_paused END, now(), t.version + 1)
-         FROM {unnest}, users u
-         WHERE t.id = r.id AND u.id = t.user_id AND ({stored}) IS DISTINCT FROM ({given})
-         RETURNING {returning}",
+             = ({values}, CASE WHEN ${completed}::boolean THEN t.series_paused END, now(), t.version + 1)
+         WHERE t.id = $1 AND ({stored}) IS DISTINCT FROM ({given})
+         RETURNING {COLUMNS}",
         names = NAMES.join(", "),
-        selects = SELECTS.join(", "),
-        unnest = unnest(),
-        stored = compared("t.", NAMES),
-        given = compared("", SELECTS),
-        returning = COLUMNS.split(", ").map(|c| format!("t.{}", c.trim())).collect::<Vec<_>>().join(", "),
+        values = values.join(", "),
+        stored = compared(NAMES.iter().map(|name| format!("t.{name}")).collect()),
+        given = compared(values.clone()),
     )
 }
 

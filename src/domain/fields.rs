@@ -4,8 +4,9 @@
 //! it (its kind), how the form reads it from JSON, how it is re-read from a stored task, and
 //! its schema for the API document. Everything that lists the fields is generated from it: the
 //! whole-task value ([`TaskFields`]), the merge patch ([`TaskChanges`]) with its rules, the
-//! re-reading of a stored task, and (in the web layer) the body parser and its schemas. A new
-//! field is one entry here, one column line in `db/tasks/write.rs`, and a migration.
+//! re-reading of a stored task, (in the web layer) the body parser and its schemas, and (in the
+//! database layer) the column every write path sets. A new field is one entry here, its place in
+//! `Task` and the stored row for reading it back, and a migration.
 //!
 //! The kinds:
 //! - `required`: a whole task must carry it, and it cannot be null;
@@ -22,46 +23,60 @@ use super::{
 };
 
 /// Calls `$consumer!` with every client-written field of a task. Each entry is
-/// `name: Type [kind] "JSON shape" |raw: Raw| parse, stored |task| read, schema build;`.
+/// `name: Type [kind] "JSON shape" |raw: Raw| parse, stored |task| read, schema build,
+/// column "SQL type" (=> "stored expression")? = |value| bound;`.
 #[macro_export]
 macro_rules! task_fields {
     ($consumer:path) => {
         $consumer! {
             /// 1–200 characters after trimming.
             title: Title [required] "a string" |s: String| Title::parse(&s),
-                stored |t| Title::parse(&t.title), schema text(Some(1), Some(200));
+                stored |t| Title::parse(&t.title), schema text(Some(1), Some(200)),
+                column "text" = |v| v.as_str().to_owned();
             /// At most 2000 characters.
             description: Description [nullable] "a string" |s: String| Description::parse(&s),
                 stored |t| t.description.as_deref().map(Description::parse).transpose(),
-                schema text(None, Some(2000));
+                schema text(None, Some(2000)),
+                column "text" = |v| v.as_str().to_owned();
             completed: bool [defaulted] "true or false" |b: bool| Ok(b),
-                stored |t| Ok(t.completed), schema boolean();
+                stored |t| Ok(t.completed), schema boolean(),
+                column "boolean" = |v| *v;
             /// `low`, `medium` (the default) or `high`, in any letter case.
             priority: Priority [defaulted] "a string" |s: String| Priority::parse(&s),
-                stored |t| Ok(t.priority), schema named::<Priority>();
+                stored |t| Ok(t.priority), schema named::<Priority>(),
+                column "smallint" = |v| v.rank();
             /// At most 20; each 1–50 characters; de-duplicated and lower-cased. `null` clears them.
             tags: Tags [cleared] "an array of strings" |v: Vec<String>| Tags::parse(&v),
-                stored |t| Tags::parse(&t.tags), schema tag_list(20);
+                stored |t| Tags::parse(&t.tags), schema tag_list(20),
+                // Arrays of arrays do not unnest row by row: tags travel as JSON.
+                column "jsonb" => "ARRAY(SELECT jsonb_array_elements_text(r.tags))" = |v| serde_json::json!(v.as_slice());
             /// RFC 3339 with an offset, between 1900-01-01 and 9999-12-31 UTC.
             due_at: DateTime<Utc> [nullable] "an RFC 3339 string" |s: String| parse_instant("due_at", &s),
-                stored |t| Ok(t.due_at), schema instant();
+                stored |t| Ok(t.due_at), schema instant(),
+                column "timestamptz" = |v| *v;
             /// IANA name; defaults to the user's time zone.
             timezone: TimeZone [zone] "a string" |s: String| TimeZone::parse("timezone", &s),
-                stored |t| TimeZone::parse("timezone", &t.timezone), schema text(None, None);
+                stored |t| TimeZone::parse("timezone", &t.timezone), schema text(None, None),
+                // The one-statement create leaves it to the owner's zone, which the statement reads.
+                column "text" => "coalesce(r.timezone, u.timezone)" = |v| v.name().to_owned();
             /// RFC 3339 with an offset; not after `due_at`.
             reminder_at: DateTime<Utc> [nullable] "an RFC 3339 string" |s: String| parse_instant("reminder_at", &s),
-                stored |t| Ok(t.reminder_at), schema instant();
+                stored |t| Ok(t.reminder_at), schema instant(),
+                column "timestamptz" = |v| *v;
             /// An RFC 5545 RRULE body such as `FREQ=WEEKLY;BYDAY=MO`; needs `due_at`.
             recurrence_rule: RecurrenceRule [nullable] "a string" |s: String| RecurrenceRule::parse(&s),
                 stored |t| t.recurrence_rule.as_deref().map(RecurrenceRule::parse).transpose(),
-                schema text(None, Some(500));
+                schema text(None, Some(500)),
+                column "text" = |v| v.as_str().to_owned();
             /// What the next occurrence is counted from: `due` (the default) or `completion`.
             recurrence_anchor: RecurrenceAnchor [defaulted] "a string" |s: String| RecurrenceAnchor::parse(&s),
-                stored |t| Ok(t.recurrence_anchor), schema named::<RecurrenceAnchor>();
+                stored |t| Ok(t.recurrence_anchor), schema named::<RecurrenceAnchor>(),
+                column "text" = |v| v.as_str();
             /// One of the caller's projects; `null` is the inbox. Ownership is the database's
             /// to check (a composite foreign key).
             project_id: Uuid [nullable] "a project id" |s: String| parse_project(&s),
-                stored |t| Ok(t.project_id), schema uuid();
+                stored |t| Ok(t.project_id), schema uuid(),
+                column "uuid" = |v| *v;
         }
     };
 }
@@ -69,7 +84,8 @@ macro_rules! task_fields {
 /// The domain's view of the table: the field types and the rules of each kind.
 macro_rules! define_fields {
     ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty [$kind:ident] $shape:literal |$raw:ident : $raw_ty:ty| $parse:expr,
-        stored |$t:ident| $stored:expr, schema $schema:expr; )*) => {
+        stored |$t:ident| $stored:expr, schema $schema:expr,
+        column $col_ty:literal $(=> $col_select:literal)? = |$v:ident| $col_value:expr; )*) => {
         /// Every editable field of a task. As a create or full replace supplies them, the time
         /// zone may be left out (`TaskFields<Option<TimeZone>>`) and defaults to the owner's.
         pub struct TaskFields<Zone = TimeZone> {

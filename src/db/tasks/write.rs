@@ -93,29 +93,43 @@ macro_rules! written_columns {
     (@compared) => { true };
 }
 
-written_columns! {
-    title: "text" = |t| t.fields.title.as_str().to_owned();
-    description: "text" = |t| t.fields.description.as_ref().map(|d| d.as_str().to_owned());
-    completed: "boolean" = |t| t.fields.completed;
-    priority: "smallint" = |t| t.fields.priority.rank();
-    // Arrays of arrays do not unnest row by row: tags travel as JSON.
-    tags: "jsonb" = |t| serde_json::json!(t.fields.tags.as_slice())
-        => "ARRAY(SELECT jsonb_array_elements_text(r.tags))";
-    due_at: "timestamptz" = |t| t.fields.due_at;
-    // The one-statement create leaves it to the owner's zone.
-    timezone: "text" = |t| (!t.owner_zone).then(|| t.fields.timezone.name().to_owned())
-        => "coalesce(r.timezone, u.timezone)";
-    reminder_at: "timestamptz" = |t| t.fields.reminder_at;
-    recurrence_rule: "text" = |t| t.fields.recurrence_rule.as_ref().map(|r| r.as_str().to_owned());
-    recurrence_anchor: "text" = |t| t.fields.recurrence_anchor.as_str();
-    project_id: "uuid" = |t| t.fields.project_id;
-    series_id: "uuid" = |t| t.series.map(|s| s.id);
-    occurrence_at: "timestamptz" = |t| t.series.map(|s| s.occurrence_at);
-    series_index: "integer" = |t| t.series.map(|s| s.index);
-    series_start: "timestamptz" [derived] = |t| t.series.map(|s| s.start);
-    completed_at: "timestamptz" [derived] = |t| t.derived.completed_at;
-    next_occurrence_at: "timestamptz" [derived] = |t| t.derived.next_occurrence_at;
+/// The client-written columns come from the field table (`domain/fields.rs`); the server-owned
+/// ones follow.
+macro_rules! task_columns {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty [$kind:ident] $shape:literal |$raw:ident : $raw_ty:ty| $parse:expr,
+        stored |$t:ident| $stored:expr, schema $schema:expr,
+        column $col_ty:literal $(=> $col_select:literal)? = |$v:ident| $col_value:expr; )*) => {
+        written_columns! {
+            $( $name: $col_ty = |t| bound!($kind, t, $name, |$v| $col_value) $(=> $col_select)?; )*
+            series_id: "uuid" = |t| t.series.map(|s| s.id);
+            occurrence_at: "timestamptz" = |t| t.series.map(|s| s.occurrence_at);
+            series_index: "integer" = |t| t.series.map(|s| s.index);
+            series_start: "timestamptz" [derived] = |t| t.series.map(|s| s.start);
+            completed_at: "timestamptz" [derived] = |t| t.derived.completed_at;
+            next_occurrence_at: "timestamptz" [derived] = |t| t.derived.next_occurrence_at;
+        }
+    };
 }
+
+/// A field's bound value: absent ones bind null, and the one-statement create binds no zone.
+macro_rules! bound {
+    (nullable, $t:ident, $name:ident, $value:expr) => {
+        $t.fields.$name.as_ref().map($value)
+    };
+    (zone, $t:ident, $name:ident, $value:expr) => {
+        (!$t.owner_zone).then(|| bind(&$t.fields.$name, $value))
+    };
+    ($kind:ident, $t:ident, $name:ident, $value:expr) => {
+        bind(&$t.fields.$name, $value)
+    };
+}
+
+/// Applies a column's bound-value closure; the signature tells the closure its argument's type.
+fn bind<T, R>(value: &T, column: impl FnOnce(&T) -> R) -> R {
+    column(value)
+}
+
+crate::task_fields!(task_columns);
 
 /// `unnest($1::uuid[], $2::text[], …) AS r(id, title, …)` over the id and every written column.
 fn unnest() -> String {

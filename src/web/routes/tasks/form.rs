@@ -25,7 +25,8 @@ pub struct TaskPatch;
 /// The web layer's view of the field table: the body parser, the field names and the schemas.
 macro_rules! define_form {
     ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty [$kind:ident] $shape:literal |$raw:ident : $raw_ty:ty| $parse:expr,
-        stored |$t:ident| $stored:expr, schema $schema:expr; )*) => {
+        stored |$t:ident| $stored:expr, schema $schema:expr,
+        column $col_ty:literal $(=> $col_select:literal)? = |$v:ident| $col_value:expr; )*) => {
         /// The fields a task body may carry.
         pub const FIELDS: &[&str] = &[$(stringify!($name)),*];
 

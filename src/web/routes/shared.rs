@@ -211,3 +211,9 @@ impl From<User> for UserView {
         }
     }
 }
+
+/// The `{id}` of a task route (`/tasks/{id}` and the routes under it).
+#[derive(serde::Deserialize)]
+pub(crate) struct TaskPath {
+    pub(crate) id: Uuid,
+}

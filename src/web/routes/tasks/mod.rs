@@ -11,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use form::TaskForm;
 pub use form::{FIELDS, TaskInput, TaskPatch};
@@ -20,7 +19,7 @@ use crate::commands::Command;
 use crate::db::tasks::{self, Task};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
-use crate::web::routes::shared::{self, Caller};
+use crate::web::routes::shared::{self, Caller, TaskPath};
 use crate::web::state::AppState;
 
 /// Literal paths come before `{id}`, which would otherwise swallow them.
@@ -37,11 +36,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(toggle)
         .service(complete)
         .service(reminders::history);
-}
-
-#[derive(Deserialize)]
-pub(crate) struct TaskPath {
-    id: Uuid,
 }
 
 #[derive(Deserialize, ToSchema)]

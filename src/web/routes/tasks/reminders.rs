@@ -4,11 +4,11 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::TaskPath;
 use crate::db::reminders::{self, Delivery};
 use crate::db::tasks;
 use crate::web::problem::{ApiError, Problem};
 use crate::web::routes::shared::Caller;
+use crate::web::routes::shared::TaskPath;
 use crate::web::state::AppState;
 
 #[derive(Serialize, ToSchema)]

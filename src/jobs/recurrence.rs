@@ -167,13 +167,9 @@ const RESUMED_PER_RUN: i64 = 500;
 /// the maintenance job runs it. Returns how many were made.
 pub async fn resume_paused(pool: &PgPool, max_tasks: u32) -> Result<u64, JobError> {
     let mut made = 0;
-    for (user_id, task_id) in tasks::paused_with_room(pool, max_tasks, RESUMED_PER_RUN).await? {
-        let Some(task) = tasks::find_any(pool, user_id, task_id).await? else { continue };
-        let (Some(series_id), Some(occurrence_at), Some(completed_at)) =
-            (task.series_id, task.occurrence_at, task.completed_at)
-        else {
-            continue;
-        };
+    let paused = tasks::paused_with_room(pool, max_tasks, RESUMED_PER_RUN).await?;
+    for (user_id, task_id, series_id, occurrence_at, completed_at) in paused {
+        // The handler locks and re-checks the task; the rest of the job only names it.
         let job = NextOccurrence { user_id, task_id, series_id, occurrence_at, completed_at };
         if create_next(pool, &job, max_tasks).await? == Handled::Done {
             made += 1;

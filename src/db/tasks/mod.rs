@@ -118,16 +118,20 @@ pub async fn set_series_paused(
     Ok(())
 }
 
+/// A completed occurrence whose series waits: its owner, id, series, place and completion.
+pub type Paused = (Uuid, Uuid, Uuid, DateTime<Utc>, DateTime<Utc>);
+
 /// Completed occurrences whose series is paused for the task limit, of accounts that now have
 /// room for at least one more task: oldest first, at most `limit`.
 pub async fn paused_with_room(
     conn: impl PgExecutor<'_>,
     max_tasks: u32,
     limit: i64,
-) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+) -> Result<Vec<Paused>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT t.user_id, t.id FROM tasks t
+        "SELECT t.user_id, t.id, t.series_id, t.occurrence_at, t.completed_at FROM tasks t
          WHERE t.series_paused IS NOT NULL AND t.completed AND t.deleted_at IS NULL
+           AND t.series_id IS NOT NULL AND t.occurrence_at IS NOT NULL AND t.completed_at IS NOT NULL
            AND coalesce((SELECT live + trashed FROM task_counts c WHERE c.user_id = t.user_id), 0) < $1
          ORDER BY t.updated_at LIMIT $2",
     )

@@ -131,6 +131,10 @@ fn bind<T, R>(value: &T, column: impl FnOnce(&T) -> R) -> R {
 
 crate::task_fields!(task_columns);
 
+/// The statements, built from the column table once per process rather than per write.
+static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(insert_statement);
+static UPDATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(update_statement);
+
 /// `unnest($1::uuid[], $2::text[], …) AS r(id, title, …)` over the id and every written column.
 fn unnest() -> String {
     let arrays: Vec<String> = std::iter::once("uuid")
@@ -181,7 +185,7 @@ pub async fn insert(
     sqlx::Arguments::add(&mut args, user_id).map_err(sqlx::Error::Encode)?;
     sqlx::Arguments::add(&mut args, max_tasks.map(i64::from)).map_err(sqlx::Error::Encode)?;
     let inserted: Vec<TaskRow> =
-        sqlx::query_as_with(sqlx::AssertSqlSafe(insert_statement()), args).fetch_all(conn).await?;
+        sqlx::query_as_with(sqlx::AssertSqlSafe(INSERT.as_str()), args).fetch_all(conn).await?;
     // Keyed by id, so nothing depends on the order RETURNING gives.
     let mut by_id: std::collections::HashMap<Uuid, Task> =
         inserted.into_iter().map(|r| (r.id, Task::from(r))).collect();
@@ -218,7 +222,7 @@ pub async fn update(conn: &mut PgConnection, task: &NewTask) -> Result<Option<Ta
     sqlx::Arguments::add(&mut args, task.id).map_err(sqlx::Error::Encode)?;
     let args = bind_values(args, task).map_err(sqlx::Error::Encode)?;
     let row: Option<TaskRow> =
-        sqlx::query_as_with(sqlx::AssertSqlSafe(update_statement()), args).fetch_optional(conn).await?;
+        sqlx::query_as_with(sqlx::AssertSqlSafe(UPDATE.as_str()), args).fetch_optional(conn).await?;
     Ok(row.map(Task::from))
 }
 

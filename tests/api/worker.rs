@@ -81,16 +81,20 @@ async fn a_sent_reminder_is_counted_and_its_lateness_observed() {
     let user = app.new_user().await;
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
     app.create_task(&user, json!({"title": "Counted", "reminder_at": soon})).await;
-    smtp.wait_for(1, Duration::from_secs(20)).await;
-    let text = app.client.get(format!("http://{}/metrics", worker.metrics_addr)).send().await.unwrap();
-    let text = text.text().await.unwrap();
-    let count = text
-        .lines()
-        .find(|l| l.starts_with("reminder_lateness_seconds_count"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or_default();
-    assert!(count >= 1.0, "{text}");
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(20)).await.len(), 1);
+    // The sink records the message before it answers, and the worker observes the lateness
+    // once it has read that answer: poll for it rather than read the metrics once.
+    eventually("the lateness observation", Duration::from_secs(20), || async {
+        let text = app.client.get(format!("http://{}/metrics", worker.metrics_addr)).send().await.ok()?;
+        let text = text.text().await.ok()?;
+        let count = text
+            .lines()
+            .find(|l| l.starts_with("reminder_lateness_seconds_count"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())?;
+        (count >= 1.0).then_some(())
+    })
+    .await;
     worker.stop().await.unwrap();
 }
 
@@ -141,6 +145,9 @@ async fn jobs_still_running_after_the_grace_period_are_returned_to_the_queue() {
         (running == 1).then_some(())
     })
     .await;
+    // Stop only once the message reached the server, which now sits on its answer: a send
+    // interrupted before its end of DATA would leave nothing to see at the sink.
+    assert_eq!(smtp.wait_for_bodies(1, Duration::from_secs(20)).await, 1, "the send reached the server");
     worker.stop().await.expect("stops after the grace period");
     let status: String =
         sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE job_type = 'todo.reminder'")

@@ -116,11 +116,13 @@ impl SmtpSink {
         let listener = listen(addr)?;
         let addr = listener.local_addr()?;
         let (accepted, _) = watch::channel(0);
+        let (bodies, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             limits,
             settings: Mutex::new(Settings { mode: Mode::Accept, delay: Duration::ZERO }),
             messages: Mutex::new(VecDeque::new()),
             accepted,
+            bodies,
             refused: AtomicUsize::new(0),
             refusal_times: Mutex::new(Vec::new()),
         });
@@ -203,6 +205,16 @@ impl SmtpSink {
         *accepted.borrow()
     }
 
+    /// Waits until the end of `DATA` of at least `n` messages was read, or until `timeout`
+    /// passes, and returns how many were read. Unlike [`SmtpSink::wait_for_count`] this counts a
+    /// message before the [delay](SmtpSink::set_delay) and whatever the [`Mode`], so a test can
+    /// tell that a client is now waiting for the answer.
+    pub async fn wait_for_bodies(&self, n: usize, timeout: Duration) -> usize {
+        let mut bodies = self.shared.bodies.subscribe();
+        let _ = tokio::time::timeout(timeout, bodies.wait_for(|&count| count >= n)).await;
+        *bodies.borrow()
+    }
+
     /// Stops accepting connections and closes the open ones. Recorded messages stay readable.
     pub fn stop(&self) {
         // Aborting the accept loop drops its JoinSet, which aborts every session task and so
@@ -249,6 +261,8 @@ struct Shared {
     messages: Mutex<VecDeque<Received>>,
     /// Number of accepted messages; a watch channel so `wait_for` can sleep until it grows.
     accepted: watch::Sender<usize>,
+    /// Number of messages whose end of `DATA` was read, before any delay or answer.
+    bodies: watch::Sender<usize>,
     refused: AtomicUsize,
     /// When the first refusals happened, for tests of retry timing; bounded like the messages.
     refusal_times: Mutex<Vec<std::time::Instant>>,

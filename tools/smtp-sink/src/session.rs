@@ -208,6 +208,7 @@ impl Session<'_> {
             }
         };
         let received_at = SystemTime::now();
+        self.shared.bodies.send_modify(|count| *count += 1);
         // Read at the end of each message, so a change applies from the next message on.
         let Settings { mode, delay } = self.shared.settings();
         if !delay.is_zero() {

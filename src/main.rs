@@ -1,5 +1,6 @@
 //! The web binary: `todo serve` (the default) runs the HTTP API; `todo migrate` applies all
-//! migrations and exits, for the Procfile's `release` step.
+//! migrations and exits, for the Procfile's `release` step; `todo openapi` prints the OpenAPI
+//! document the server serves at `/openapi.json`, for client generators and linters.
 
 use std::process::ExitCode;
 
@@ -12,7 +13,8 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "serve" => actix_web::rt::System::new().block_on(serve()),
         "migrate" => actix_web::rt::System::new().block_on(migrate()),
-        other => Err(anyhow::anyhow!("unknown command {other:?}; expected `serve` or `migrate`")),
+        "openapi" => print_openapi(),
+        other => Err(anyhow::anyhow!("unknown command {other:?}; expected `serve`, `migrate` or `openapi`")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,5 +41,10 @@ async fn migrate() -> anyhow::Result<()> {
     let pool = db::connect(&settings.database).await?;
     db::migrate(&pool).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn print_openapi() -> anyhow::Result<()> {
+    println!("{}", todo::web::openapi::document().to_pretty_json()?);
     Ok(())
 }

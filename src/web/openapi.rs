@@ -37,6 +37,11 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
 )]
 pub struct ApiDoc;
 
+/// The document served at `/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 /// Declares the bearer scheme that protected routes reference as `bearer`.
 struct BearerAuth;
 

@@ -11,10 +11,8 @@ use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use sqlx::PgPool;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::openapi::ApiDoc;
 use super::problem::ApiError;
 use super::routes;
 use super::state::AppState;
@@ -96,7 +94,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let body_timeout = Duration::from_secs(server_settings.body_timeout_secs.max(1));
     let hsts = security_headers::hsts_value(server_settings.hsts_max_age_secs);
     let cors_origins = server_settings.cors_allowed_origins.clone();
-    let openapi = ApiDoc::openapi();
+    let openapi = super::openapi::document();
 
     let mut server = HttpServer::new(move || {
         let hsts = hsts.clone();

@@ -42,3 +42,117 @@ async fn every_operation_id_is_unique_and_the_task_limit_409s_are_documented() {
     assert_eq!(doc["paths"]["/api/v1/projects"]["get"]["operationId"], "list_projects");
     assert_eq!(doc["paths"]["/api/v1/tasks"]["get"]["operationId"], "list_tasks");
 }
+
+// The checker that every test's responses pass through (helpers::contract_check) must be able
+// to fail: each of these hands it an answer the document does not describe.
+
+mod checker {
+    use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::helpers::contract_check::{Contract, DOCUMENT};
+
+    const TASK: &str = "/api/v1/tasks/0197a0c4-1b2c-7d3e-8f40-123456789abc";
+
+    fn typed(content_type: &'static str) -> HeaderMap {
+        HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static(content_type))])
+    }
+
+    fn check(
+        method: Method,
+        path: &str,
+        status: u16,
+        content_type: &'static str,
+        body: &str,
+    ) -> Result<(), String> {
+        let status = StatusCode::from_u16(status).unwrap();
+        DOCUMENT.check(&method, path, status, &typed(content_type), Some(body.as_bytes()))
+    }
+
+    #[test]
+    fn a_body_that_breaks_the_schema_names_the_operation_the_status_and_the_mismatch() {
+        let drift = check(Method::GET, TASK, 200, "application/json", r#"{"id": 5}"#).unwrap_err();
+        assert!(
+            drift.starts_with(&format!("GET /api/v1/tasks/{{id}} answered 200 OK for {TASK}")),
+            "{drift}"
+        );
+        assert!(drift.contains("#/components/schemas/Task"), "names the schema: {drift}");
+        assert!(drift.contains("missing properties"), "says what is wrong: {drift}");
+        let problem = r#"{"type": "urn:todo:problem:not_found", "title": "Not Found", "status": "404"}"#;
+        let drift = check(Method::GET, TASK, 404, "application/problem+json", problem).unwrap_err();
+        assert!(drift.contains("answered 404 Not Found") && drift.contains("/status"), "{drift}");
+    }
+
+    #[test]
+    fn formats_are_asserted() {
+        let page = json!({"items": [{"id": "not-a-uuid"}], "total": 1, "limit": 50, "offset": 0});
+        let drift =
+            check(Method::GET, "/api/v1/tasks", 200, "application/json", &page.to_string()).unwrap_err();
+        assert!(drift.contains("/items/0/id") && drift.contains("uuid"), "{drift}");
+    }
+
+    #[test]
+    fn an_undocumented_status_or_method_on_a_documented_path_is_a_drift() {
+        let drift = check(Method::GET, TASK, 418, "application/problem+json", "{}").unwrap_err();
+        assert!(drift.contains("answered 418") && drift.contains("not documented"), "{drift}");
+        let drift = check(Method::POST, "/api/v1/users/me", 200, "application/json", "{}").unwrap_err();
+        assert!(drift.contains("POST /api/v1/users/me") && drift.contains("no such operation"), "{drift}");
+    }
+
+    #[test]
+    fn a_literal_segment_beats_a_parameter_and_unknown_paths_are_not_checked() {
+        // `/tasks/trash` answers a page; checked as `/tasks/{id}` a page would be a broken task.
+        let page = json!({"items": [], "total": 0, "limit": 50, "offset": 0}).to_string();
+        check(Method::GET, "/api/v1/tasks/trash", 200, "application/json", &page).unwrap();
+        let drift = check(Method::DELETE, "/api/v1/tasks/trash", 204, "application/json", "").unwrap_err();
+        assert!(drift.starts_with("DELETE /api/v1/tasks/trash "), "{drift}");
+        check(Method::GET, "/nowhere", 404, "text/html", "<html>").unwrap();
+        check(Method::GET, "/api/v1/tasks/a/b/c", 404, "text/html", "<html>").unwrap();
+    }
+
+    #[test]
+    fn the_content_type_must_be_a_declared_one() {
+        let problem = json!({"type": "urn:todo:problem:not_found", "title": "Not Found", "status": 404,
+            "detail": "No task", "instance": TASK, "code": "not_found", "request_id": "r1"})
+        .to_string();
+        check(Method::GET, TASK, 404, "application/problem+json", &problem).unwrap();
+        let drift = check(Method::GET, TASK, 404, "application/json", &problem).unwrap_err();
+        assert!(drift.contains("Content-Type application/json is not among"), "{drift}");
+        let drift = check(Method::DELETE, TASK, 204, "application/json", "{}").unwrap_err();
+        assert!(drift.contains("declares no body"), "{drift}");
+    }
+
+    #[test]
+    fn required_headers_ranges_and_default_answers() {
+        let contract = Contract::new(json!({
+            "openapi": "3.1.0",
+            "paths": {"/things/{id}": {"get": {"responses": {
+                "200": {"$ref": "#/components/responses/Thing"},
+                "4XX": {"description": "", "content": {"application/problem+json": {"schema": {"type": "object"}}}},
+                "default": {"description": "", "content": {"text/*": {}}},
+            }}}},
+            "components": {"responses": {"Thing": {
+                "description": "",
+                "headers": {"ETag": {"required": true, "schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"type": "object", "required": ["id"]}}},
+            }}},
+        }))
+        .unwrap();
+        let answer = |status: u16, headers: &HeaderMap, body: &str| {
+            let status = StatusCode::from_u16(status).unwrap();
+            contract.check(&Method::GET, "/things/1", status, headers, Some(body.as_bytes()))
+        };
+        let json = typed("application/json; charset=utf-8");
+        let drift = answer(200, &json, r#"{"id": 1}"#).unwrap_err();
+        assert!(drift.contains("required header ETag is missing"), "{drift}");
+        let mut tagged = json.clone();
+        tagged.insert("etag", HeaderValue::from_static("\"1\""));
+        answer(200, &tagged, r#"{"id": 1}"#).unwrap();
+        assert!(answer(200, &tagged, "{}").unwrap_err().contains("missing properties 'id'"));
+        answer(409, &typed("application/problem+json"), "{}").unwrap();
+        assert!(answer(409, &json, "{}").unwrap_err().contains("not among"));
+        answer(500, &typed("text/plain"), "oops").unwrap();
+        assert!(answer(500, &json, "{}").unwrap_err().contains("not among"));
+    }
+}

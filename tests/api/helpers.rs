@@ -12,6 +12,10 @@ use todo::web::startup::Application;
 use tracing_subscriber::Layer;
 use uuid::Uuid;
 
+// A path relative to this file, so the benchmarks that include this harness find it too.
+#[path = "contract_check.rs"]
+pub mod contract_check;
+
 /// Installs the test subscriber once: audit events are always captured (see `audit_events`);
 /// everything else is printed only with `TEST_LOG=1`.
 static TRACING: LazyLock<()> = LazyLock::new(|| {

@@ -51,6 +51,7 @@ mod checker {
     use reqwest::{Method, StatusCode};
     use serde_json::json;
 
+    use crate::helpers::CheckedClient;
     use crate::helpers::contract_check::{Contract, DOCUMENT};
 
     const TASK: &str = "/api/v1/tasks/0197a0c4-1b2c-7d3e-8f40-123456789abc";
@@ -154,5 +155,43 @@ mod checker {
         assert!(answer(409, &json, "{}").unwrap_err().contains("not among"));
         answer(500, &typed("text/plain"), "oops").unwrap();
         assert!(answer(500, &json, "{}").unwrap_err().contains("not among"));
+    }
+
+    /// A server on port 0 that answers one request with `raw` and closes: its address.
+    async fn answering(raw: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                socket.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            socket.write_all(raw.as_bytes()).await.unwrap();
+        });
+        address
+    }
+
+    const HEALTH_DRIFT: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\nconnection: close\r\n\r\n{\"status\": 1}";
+
+    #[tokio::test]
+    #[should_panic(expected = "contract drift: GET /health answered 200 OK for /health")]
+    async fn the_test_client_fails_on_a_drift() {
+        let address = answering(HEALTH_DRIFT).await;
+        let _ = CheckedClient::for_app(&address).get(format!("{address}/health")).send().await;
+    }
+
+    #[tokio::test]
+    async fn the_test_client_hands_back_the_whole_answer_and_leaves_other_servers_unchecked() {
+        let address = answering(HEALTH_DRIFT).await;
+        let client = CheckedClient::for_app("http://127.0.0.1:1");
+        let response = client.get(format!("{address}/health")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.url().as_str(), format!("{address}/health"));
+        assert_eq!(response.text().await.unwrap(), r#"{"status": 1}"#);
     }
 }

@@ -1,12 +1,15 @@
 //! The OpenAPI document as the suite's oracle: every response the tests receive from the app is
 //! checked against it, so a drift between what the server answers and what the document
 //! promises fails a test rather than a client generated from the document.
+//!
+//! [`Contract::check`] is the pure check; [`CheckedClient`] is the test client that runs it on
+//! every response from the app it was made for, so call sites keep reqwest's API unchanged.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
-use reqwest::{Method, StatusCode};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{IntoUrl, Method, ResponseBuilderExt, StatusCode};
 use serde_json::Value;
 
 /// The document the app serves, compiled once per test process.
@@ -205,5 +208,133 @@ fn excerpt(body: &[u8]) -> String {
     match text.char_indices().nth(500) {
         Some((end, _)) => format!("{}… ({} bytes)", &text[..end], body.len()),
         None => text.into_owned(),
+    }
+}
+
+/// reqwest's client, but every response from the app it was made for is checked against the
+/// document before the test sees it; a drift panics with the operation, status and mismatch.
+/// Requests elsewhere (the worker's metrics port, another server) pass through unchecked: the
+/// document describes this app only.
+#[derive(Clone)]
+pub struct CheckedClient {
+    inner: reqwest::Client,
+    /// The app's origin, `http://host:port`.
+    app: Arc<str>,
+}
+
+impl CheckedClient {
+    /// A client for the app at `address` that leaves redirects to the test.
+    pub fn for_app(address: &str) -> Self {
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self { inner, app: origin(address) }
+    }
+
+    /// The same connection pool, checking the answers of the app at `address` instead.
+    pub fn for_other_app(&self, address: &str) -> Self {
+        Self { inner: self.inner.clone(), app: origin(address) }
+    }
+
+    pub fn get(&self, url: impl IntoUrl) -> CheckedRequest {
+        self.request(Method::GET, url)
+    }
+
+    pub fn post(&self, url: impl IntoUrl) -> CheckedRequest {
+        self.request(Method::POST, url)
+    }
+
+    pub fn patch(&self, url: impl IntoUrl) -> CheckedRequest {
+        self.request(Method::PATCH, url)
+    }
+
+    pub fn delete(&self, url: impl IntoUrl) -> CheckedRequest {
+        self.request(Method::DELETE, url)
+    }
+
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> CheckedRequest {
+        // Benchmarks share this harness and time the server, not the checker: only the test
+        // build checks.
+        let app = cfg!(test).then(|| self.app.clone());
+        CheckedRequest { inner: self.inner.request(method, url), app }
+    }
+}
+
+fn origin(address: &str) -> Arc<str> {
+    let url = reqwest::Url::parse(address).expect("the app's address is a URL");
+    url.origin().ascii_serialization().into()
+}
+
+/// reqwest's request builder, with the methods the tests use (add more as they need them); see
+/// [`CheckedClient`].
+pub struct CheckedRequest {
+    inner: reqwest::RequestBuilder,
+    /// The origin whose answers are checked; `None` checks nothing.
+    app: Option<Arc<str>>,
+}
+
+impl CheckedRequest {
+    fn map(self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        Self { inner: f(self.inner), ..self }
+    }
+
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.map(|r| r.header(key, value))
+    }
+
+    pub fn bearer_auth(self, token: impl std::fmt::Display) -> Self {
+        self.map(|r| r.bearer_auth(token))
+    }
+
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.map(|r| r.body(body))
+    }
+
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+        self.map(|r| r.json(json))
+    }
+
+    /// Leaves this request's answer unchecked, for the few the document rightly says nothing
+    /// about: refusals at the HTTP layer before any route, CORS preflights, methods no API has.
+    /// Every use says why.
+    pub fn outside_the_contract(self) -> Self {
+        Self { app: None, ..self }
+    }
+
+    /// Sends the request; an answer from the app that the document does not describe panics.
+    /// The body is read here (streams excepted) and handed back in a rebuilt response.
+    pub async fn send(self) -> reqwest::Result<reqwest::Response> {
+        let (client, request) = self.inner.build_split();
+        let request = request?;
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let response = client.execute(request).await?;
+        if self.app.is_none_or(|app| *app != url.origin().ascii_serialization()) {
+            return Ok(response);
+        }
+        let (status, headers) = (response.status(), response.headers().clone());
+        let check = |body: Option<&[u8]>| {
+            if let Err(drift) = DOCUMENT.check(&method, url.path(), status, &headers, body) {
+                panic!("contract drift: {drift}");
+            }
+        };
+        let streamed =
+            headers.get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if streamed {
+            check(None);
+            return Ok(response);
+        }
+        let version = response.version();
+        let body = response.bytes().await?;
+        check(Some(&body));
+        let mut rebuilt = http::Response::builder().status(status).version(version).url(url);
+        *rebuilt.headers_mut().expect("a valid response head") = headers;
+        Ok(rebuilt.body(body).expect("a valid response").into())
     }
 }

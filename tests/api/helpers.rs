@@ -15,6 +15,7 @@ use uuid::Uuid;
 // A path relative to this file, so the benchmarks that include this harness find it too.
 #[path = "contract_check.rs"]
 pub mod contract_check;
+pub use contract_check::CheckedClient;
 
 /// Installs the test subscriber once: audit events are always captured (see `audit_events`);
 /// everything else is printed only with `TEST_LOG=1`.
@@ -73,7 +74,8 @@ pub struct TestUser {
 pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
-    pub client: reqwest::Client,
+    /// Checks every answer of this app against the OpenAPI document.
+    pub client: CheckedClient,
     pub settings: Settings,
     pub state: actix_web::web::Data<todo::web::state::AppState>,
     /// Dropped with the app, which drops the database.
@@ -120,18 +122,8 @@ impl TestApp {
         let port = app.port();
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client");
-        Self {
-            address: format!("http://127.0.0.1:{port}"),
-            pool,
-            client,
-            settings,
-            state,
-            _database: database,
-        }
+        let address = format!("http://127.0.0.1:{port}");
+        Self { client: CheckedClient::for_app(&address), address, pool, settings, state, _database: database }
     }
 
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
@@ -199,7 +191,7 @@ impl TestApp {
         let app = Application::build_with_pool(self.settings.clone(), pool).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        SecondInstance { address, client: self.client.clone() }
+        SecondInstance { client: self.client.for_other_app(&address), address }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -310,7 +302,7 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
 
 pub struct SecondInstance {
     pub address: String,
-    pub client: reqwest::Client,
+    pub client: CheckedClient,
 }
 
 impl SecondInstance {

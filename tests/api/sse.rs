@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{CheckedClient, TestApp};
 
 /// One dispatched event, or a comment line.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,17 +43,13 @@ pub struct EventStream {
 
 impl EventStream {
     /// Opens `GET url` with the given headers and checks it is an event stream.
-    pub async fn open(client: &reqwest::Client, url: &str, headers: &[(&str, String)]) -> Self {
+    pub async fn open(client: &CheckedClient, url: &str, headers: &[(&str, String)]) -> Self {
         let response = Self::request(client, url, headers).await;
         assert_eq!(response.status(), 200, "opening {url}: {:?}", response.text().await);
         Self::from_response(response)
     }
 
-    pub async fn request(
-        client: &reqwest::Client,
-        url: &str,
-        headers: &[(&str, String)],
-    ) -> reqwest::Response {
+    pub async fn request(client: &CheckedClient, url: &str, headers: &[(&str, String)]) -> reqwest::Response {
         let mut request = client.get(url);
         for (name, value) in headers {
             request = request.header(*name, value);
@@ -74,9 +70,9 @@ impl EventStream {
         }
     }
 
-    /// The caller's stream on `app`, with a bearer token.
+    /// The caller's stream on the app (or web process) at `app_address`, with a bearer token.
     pub async fn bearer(app_address: &str, token: &str) -> Self {
-        let client = reqwest::Client::new();
+        let client = CheckedClient::for_app(app_address);
         let mut stream = Self::open(
             &client,
             &format!("{app_address}/api/v1/events"),

@@ -22,8 +22,7 @@ async fn ticket(app: &TestApp, user: &TestUser) -> String {
 }
 
 async fn open_with_ticket(app: &TestApp, ticket: &str) -> reqwest::Response {
-    EventStream::request(&reqwest::Client::new(), &app.url(&format!("/api/v1/events?ticket={ticket}")), &[])
-        .await
+    EventStream::request(&app.client, &app.url(&format!("/api/v1/events?ticket={ticket}")), &[]).await
 }
 
 #[tokio::test]

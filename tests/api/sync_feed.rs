@@ -183,8 +183,9 @@ async fn numbers_stay_strictly_increasing_with_two_processes_writing_for_one_use
     let user = app.new_user().await;
     let mut writers = Vec::new();
     for w in 0..6 {
-        let address = if w % 2 == 0 { app.address.clone() } else { other.address.clone() };
-        let (client, token) = (app.client.clone(), user.token.clone());
+        let (address, client) =
+            if w % 2 == 0 { (&app.address, &app.client) } else { (&other.address, &other.client) };
+        let (address, client, token) = (address.clone(), client.clone(), user.token.clone());
         writers.push(tokio::spawn(async move {
             for i in 0..15 {
                 let ops: Vec<Value> = (0..3)

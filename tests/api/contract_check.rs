@@ -229,12 +229,18 @@ impl CheckedClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
+        Self::wrapping(inner, address)
+    }
+
+    /// Checks the answers of the app at `address` to a client the test built (with a timeout,
+    /// say).
+    pub fn wrapping(inner: reqwest::Client, address: &str) -> Self {
         Self { inner, app: origin(address) }
     }
 
     /// The same connection pool, checking the answers of the app at `address` instead.
     pub fn for_other_app(&self, address: &str) -> Self {
-        Self { inner: self.inner.clone(), app: origin(address) }
+        Self::wrapping(self.inner.clone(), address)
     }
 
     pub fn get(&self, url: impl IntoUrl) -> CheckedRequest {

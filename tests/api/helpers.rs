@@ -436,8 +436,8 @@ impl TestApp {
 /// Registers `email` on the web process at `base` (not the test app): its access token.
 pub async fn register_at(base: &str, email: &str) -> String {
     let body = serde_json::json!({"email": email, "password": TEST_PASSWORD});
-    let response =
-        reqwest::Client::new().post(format!("{base}/api/v1/auth/register")).json(&body).send().await;
+    let client = CheckedClient::for_app(base);
+    let response = client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await;
     let response = response.expect("register sent");
     assert_eq!(response.status(), 201, "registering {email}");
     let body: serde_json::Value = response.json().await.expect("token response");

@@ -1,7 +1,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use todo::web::startup::Application;
 
-use crate::helpers::{TestApp, assert_problem, test_settings};
+use crate::helpers::{CheckedClient, TestApp, assert_problem, test_settings};
 
 #[tokio::test]
 async fn health_answers_ok_with_a_request_id() {
@@ -42,12 +42,13 @@ async fn ready_is_503_while_the_database_is_unreachable_and_health_stays_ok() {
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
-    let ready = reqwest::get(format!("{address}/ready")).await.unwrap();
+    let client = CheckedClient::for_app(&address);
+    let ready = client.get(format!("{address}/ready")).send().await.unwrap();
     assert_eq!(ready.headers().get("retry-after").unwrap(), "5");
     let body = assert_problem(ready, 503, "database_unavailable").await;
     assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1:1"), "no internals leak: {body}");
 
-    let health = reqwest::get(format!("{address}/health")).await.unwrap();
+    let health = client.get(format!("{address}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use todo::web::startup::Application;
 
-use crate::helpers::register_at;
+use crate::helpers::{CheckedClient, register_at};
 use crate::private_pg::PrivatePostgres;
 
 /// One answer as a client saw it: when it was sent, how long it took, and its status (0 when
@@ -26,6 +26,7 @@ async fn a_database_restart_under_load_gives_quick_503s_then_2xx_without_a_resta
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = CheckedClient::wrapping(client, &base);
     // One user per client: a user's writes queue behind each other in their actor, so with a
     // shared user a write could wait out several others' acquire timeouts before its own.
     let mut tokens = Vec::new();

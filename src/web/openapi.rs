@@ -33,6 +33,7 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
         (name = "projects", description = "The caller's projects; also served under /users/{user_id}"),
         (name = "sync", description = "The change feed and live events; also served under /users/{user_id}"),
         (name = "operations", description = "Liveness, readiness and metrics"),
+        (name = "aliases", description = "The `tasks`, `projects` and `sync` operations again under `/api/v1/users/{user_id}`, for clients written against that form. Each one is its namesake without the `Alias` suffix, with `user_id` the caller's own id or `me`; generators can leave this tag out."),
     ),
 )]
 pub struct ApiDoc;
@@ -134,6 +135,9 @@ fn header_schema(name: &str) -> utoipa::openapi::Object {
     }
 }
 
+/// The tag of the `/users/{user_id}/…` aliases.
+const ALIAS_TAG: &str = "aliases";
+
 /// Documents `/users/{user_id}/tasks…`: the same operations as `/tasks…`, plus the path
 /// parameter and the 403 for anyone but the caller.
 struct UserScopedAliases;
@@ -163,7 +167,8 @@ impl Modify for UserScopedAliases {
             for operation in operations(&mut item) {
                 operation.parameters.get_or_insert_with(Vec::new).insert(0, user_id.clone());
                 operation.responses.responses.insert("403".into(), forbidden.clone().into());
-                operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}_for_user"));
+                operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}Alias"));
+                operation.tags = Some(vec![ALIAS_TAG.to_owned()]);
             }
             openapi.paths.paths.insert(path, item);
         }

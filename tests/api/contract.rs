@@ -21,10 +21,10 @@ async fn every_operation_id_is_unique_and_the_task_limit_409s_are_documented() {
     let duplicated: Vec<_> = seen.iter().filter(|(_, uses)| uses.len() > 1).collect();
     assert!(duplicated.is_empty(), "operationIds used more than once: {duplicated:?}");
     for (path, id) in [
-        ("/api/v1/tasks", "create_task"),
-        ("/api/v1/tasks/bulk", "bulk_tasks"),
-        ("/api/v1/users/{user_id}/tasks", "create_task_for_user"),
-        ("/api/v1/users/{user_id}/tasks/bulk", "bulk_tasks_for_user"),
+        ("/api/v1/tasks", "createTask"),
+        ("/api/v1/tasks/bulk", "bulkWriteTasks"),
+        ("/api/v1/users/{user_id}/tasks", "createTaskAlias"),
+        ("/api/v1/users/{user_id}/tasks/bulk", "bulkWriteTasksAlias"),
     ] {
         let post = &doc["paths"][path]["post"];
         assert_eq!(post["operationId"], id, "{path}");
@@ -38,7 +38,7 @@ async fn every_operation_id_is_unique_and_the_task_limit_409s_are_documented() {
             "#/components/schemas/Problem"
         );
     }
-    assert_eq!(doc["paths"]["/api/v1/projects"]["post"]["operationId"], "create_project");
-    assert_eq!(doc["paths"]["/api/v1/projects"]["get"]["operationId"], "list_projects");
-    assert_eq!(doc["paths"]["/api/v1/tasks"]["get"]["operationId"], "list_tasks");
+    assert_eq!(doc["paths"]["/api/v1/projects"]["post"]["operationId"], "createProject");
+    assert_eq!(doc["paths"]["/api/v1/projects"]["get"]["operationId"], "listProjects");
+    assert_eq!(doc["paths"]["/api/v1/tasks"]["get"]["operationId"], "listTasks");
 }

@@ -100,7 +100,7 @@ fn audit_ip_and_request(ip: &ClientIp) -> (String, String) {
 
 /// Creates an account and returns a token for it.
 #[utoipa::path(
-    context_path = "/api/v1/auth", tag = "auth",
+    context_path = "/api/v1/auth", operation_id = "registerUser", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, body = TokenResponse),
@@ -138,7 +138,7 @@ pub async fn register(
 
 /// Exchanges email and password for a token. Unknown emails and wrong passwords look the same.
 #[utoipa::path(
-    context_path = "/api/v1/auth", tag = "auth",
+    context_path = "/api/v1/auth", operation_id = "loginUser", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
@@ -190,7 +190,7 @@ pub async fn login(
 
 /// Revokes the presented token on every web process.
 #[utoipa::path(
-    context_path = "/api/v1/auth", tag = "auth",
+    context_path = "/api/v1/auth", operation_id = "logoutUser", tag = "auth",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Token revoked"),

@@ -35,7 +35,7 @@ pub struct EventTicket {
 /// `EventSource` that cannot send `Authorization`. The stream it opens ends when the token that
 /// made the ticket expires or is revoked.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "sync", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "createEventTicket", tag = "sync", security(("bearer" = [])),
     responses((status = 201, body = EventTicket))
 )]
 #[post("/events/tickets")]
@@ -86,7 +86,7 @@ pub struct EventsParams {
 /// every 15 s. Reconnect with `Last-Event-ID` to resume with no gap. A `resync` event means the
 /// client fell behind or resumed from too far back: start again from `GET /changes?since=0`.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "sync", security(("bearer" = []), ()),
+    context_path = "/api/v1", operation_id = "streamEvents", tag = "sync", security(("bearer" = []), ()),
     params(EventsParams, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this change number")),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),

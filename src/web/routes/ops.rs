@@ -30,7 +30,7 @@ pub struct Status {
 }
 
 /// Liveness: the process is up and serving HTTP. Touches nothing else.
-#[utoipa::path(tag = "operations", responses((status = 200, body = Status)))]
+#[utoipa::path(operation_id = "getHealth", tag = "operations", responses((status = 200, body = Status)))]
 #[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
@@ -38,7 +38,7 @@ pub async fn health() -> HttpResponse {
 
 /// Readiness: the database answers and every migration has been applied.
 #[utoipa::path(
-    tag = "operations",
+    operation_id = "getReadiness", tag = "operations",
     responses(
         (status = 200, body = Status),
         (status = 503, description = "Database unreachable or migrations pending", body = crate::web::problem::Problem, content_type = "application/problem+json"),
@@ -62,7 +62,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 }
 
 /// Prometheus text exposition: request counts and latencies, and queue depth by status.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(operation_id = "getMetrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     record_queue_depth(&state).await;

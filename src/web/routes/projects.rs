@@ -138,7 +138,7 @@ pub struct ProjectList {
 
 /// The caller's projects in `position` order.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "list_projects", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
+    context_path = "/api/v1", operation_id = "listProjects", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
     responses((status = 200, body = ProjectList))
 )]
 #[get("/projects")]
@@ -154,7 +154,7 @@ pub async fn list(
 
 /// Creates a project. With `Idempotency-Key`, a repeat replays the first response.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "create_project", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
+    context_path = "/api/v1", operation_id = "createProject", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, body = Project, headers(("Location" = String), ("ETag" = String))),
@@ -179,7 +179,7 @@ pub async fn create(
 
 /// One project, with its `ETag`.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "get_project", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    context_path = "/api/v1", operation_id = "getProject", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Project, headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -197,7 +197,7 @@ pub async fn get_project(
 
 /// Renames, recolors, reorders, archives or unarchives a project.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "update_project", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
+    context_path = "/api/v1", operation_id = "updateProject", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Project), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"))
@@ -221,7 +221,7 @@ pub async fn update(
 /// Deletes the project and moves its tasks to the trash, in one transaction. A task restored
 /// later lands in the inbox.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "delete_project", tag = "projects", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteProject", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Deleted; its tasks are in the trash"),
         (status = 404, body = Problem, content_type = "application/problem+json"))

@@ -66,7 +66,7 @@ pub struct ChangesPage {
 /// The caller's task changes after change number `since`: upserts carry the whole task, deletes
 /// (trashed or purged tasks) the id. Follow `next_since` until `has_more` is false.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "sync", security(("bearer" = [])), params(ChangesParams),
+    context_path = "/api/v1", operation_id = "listChanges", tag = "sync", security(("bearer" = [])), params(ChangesParams),
     responses(
         (status = 200, body = ChangesPage),
         (status = 410, description = "`since` is older than the kept tombstones (or not from this feed): start again from 0", body = Problem, content_type = "application/problem+json"),

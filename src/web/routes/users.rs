@@ -67,7 +67,7 @@ impl ProfileUpdate {
 
 /// The caller's profile.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me")]
@@ -79,7 +79,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
 
 /// Changes name, timezone or email_reminders. Left-out fields stay; `null` clears `name`.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "updateCurrentUser", tag = "users", security(("bearer" = [])),
     request_body = ProfileUpdate,
     responses(
         (status = 200, body = UserView),
@@ -101,7 +101,7 @@ pub async fn update_me(
 
 /// Deletes the account, its tasks and its queued jobs, in one transaction.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "Account deleted"), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[delete("/users/me")]
@@ -135,7 +135,7 @@ const EXPORT_PAGE: i64 = 200;
 
 /// Everything stored about the caller, as one JSON document (GDPR right of access).
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "exportCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = Export), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me/export")]

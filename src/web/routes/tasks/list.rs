@@ -96,7 +96,7 @@ pub struct TaskPage {
 
 /// The caller's live tasks: searched, filtered, sorted and paged.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "list_tasks", tag = "tasks", security(("bearer" = [])), params(ListParams),
+    context_path = "/api/v1", operation_id = "listTasks", tag = "tasks", security(("bearer" = [])), params(ListParams),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
@@ -112,7 +112,7 @@ pub async fn list(
 
 /// The caller's trash, most recently deleted first; `limit`, `offset` and `cursor` only.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "list_trash", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "listTrashedTasks", tag = "tasks", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"))
 )]

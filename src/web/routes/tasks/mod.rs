@@ -46,7 +46,7 @@ pub struct CompleteRequest {
 
 /// Creates a task. With `Idempotency-Key`, a repeat replays the first response.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "create_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "createTask", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, body = Task, headers(("Location" = String), ("ETag" = String))),
@@ -71,7 +71,7 @@ pub async fn create(
 
 /// One task, with its `ETag`; `If-None-Match` gives 304 when unchanged.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "get_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "getTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified"),
         (status = 404, body = Problem, content_type = "application/problem+json"))
@@ -96,7 +96,7 @@ pub async fn get_task(
 
 /// Changes the fields sent; left-out fields stay, `null` clears.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "update_task", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
+    context_path = "/api/v1", operation_id = "updateTask", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -119,7 +119,7 @@ pub async fn update(
 
 /// Replaces the task: left-out fields take their defaults.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "replace_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "replaceTask", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -142,7 +142,7 @@ pub async fn replace(
 
 /// Moves the task to the trash; it then answers 404 until restored.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "delete_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Moved to the trash"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"))
@@ -162,7 +162,7 @@ pub async fn remove(
 
 /// Takes a task out of the trash.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "restore_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "restoreTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
 )]
@@ -183,7 +183,7 @@ pub async fn restore(
 
 /// Flips `completed`.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "toggle_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "toggleTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -204,7 +204,7 @@ pub async fn toggle(
 
 /// Sets `completed` explicitly; repeating it changes nothing more.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "complete_task", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
+    context_path = "/api/v1", operation_id = "completeTask", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]

@@ -52,6 +52,7 @@ pub struct ApiDoc;
 pub fn document() -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     secure(&mut doc);
+    require_every_property(&mut doc);
     headers::declare(&mut doc);
     describe_empty_responses(&mut doc);
     examples::attach(&mut doc);
@@ -66,6 +67,21 @@ fn secure(doc: &mut Value) {
         if operation.get("security").is_none() {
             operation.insert("security".into(), json!([]));
         }
+    }
+}
+
+/// The response schemas whose every property is always sent, `null` included: a generator
+/// then types `due_at` as "a time or null", not as "maybe missing". (The integration tests
+/// check every response against this.)
+const ALWAYS_COMPLETE: &[&str] =
+    &["Task", "Project", "UserView", "Delivery", "TaskPage", "TokenResponse", "EventTicket", "ChangesPage"];
+
+fn require_every_property(doc: &mut Value) {
+    for name in ALWAYS_COMPLETE {
+        let schema = &mut doc["components"]["schemas"][*name];
+        let Some(properties) = schema["properties"].as_object() else { continue };
+        let all: Vec<Value> = properties.keys().map(|k| json!(k)).collect();
+        schema["required"] = Value::Array(all);
     }
 }
 

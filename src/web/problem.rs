@@ -10,8 +10,8 @@ mod writes;
 
 use std::fmt;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -41,6 +41,9 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// A known path asked with a method none of its routes serves; `allow` lists those they do.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: Method, allow: Vec<Method> },
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("precondition failed")]
@@ -121,6 +124,7 @@ impl ApiError {
             Self::Unauthorized { code } => code,
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict { code, .. } => code,
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -144,6 +148,9 @@ impl ApiError {
             Self::Unauthorized { .. } => "Missing, invalid, expired or revoked credentials.".into(),
             Self::Forbidden => "You may not act on another user's resources.".into(),
             Self::NotFound => "No such resource.".into(),
+            Self::MethodNotAllowed { method, allow } => {
+                format!("{method} is not served here; this path serves {}.", allow_value(allow))
+            }
             Self::Conflict { detail, .. }
             | Self::Unprocessable { detail, .. }
             | Self::Gone { detail, .. } => detail.clone(),
@@ -224,6 +231,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -271,11 +279,19 @@ impl ResponseError for ApiError {
             response.insert_header(("RateLimit-Reset", *retry_after_secs));
             response.insert_header(("RateLimit-Policy", format!("{limit};w=60")));
         }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow_value(allow)));
+        }
         if matches!(self, Self::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(problem)
     }
+}
+
+/// The `Allow` list: `GET, HEAD, PATCH`.
+fn allow_value(methods: &[Method]) -> String {
+    methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// Formats an error with every cause on its own line, for logs only.

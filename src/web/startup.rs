@@ -158,14 +158,21 @@ fn cors(origins: &[String]) -> Cors {
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
         ])
+        // A page reads only the safelisted response headers unless listed here: these are the
+        // others the API sends for clients to act on.
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,
+            header::ALLOW,
+            header::WWW_AUTHENTICATE,
+            header::CONTENT_DISPOSITION,
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
             header::HeaderName::from_static("ratelimit-limit"),
             header::HeaderName::from_static("ratelimit-remaining"),
             header::HeaderName::from_static("ratelimit-reset"),
+            header::HeaderName::from_static("ratelimit-policy"),
         ])
         .max_age(3600)
         // A foreign origin gets an ordinary answer without CORS headers (which the browser then

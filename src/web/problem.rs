@@ -10,8 +10,8 @@ mod writes;
 
 use std::fmt;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -43,6 +43,7 @@ pub enum ProblemCode {
     InvalidCredentials,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     EmailTaken,
     ProjectNameTaken,
     TaskLimitReached,
@@ -89,6 +90,9 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// A known path asked with a method none of its routes serves; `allow` lists those they do.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: Method, allow: Vec<Method> },
     #[error("conflict: {detail}")]
     Conflict { code: ProblemCode, detail: String },
     #[error("precondition failed")]
@@ -169,6 +173,7 @@ impl ApiError {
             Self::Unauthorized { code } => *code,
             Self::Forbidden => ProblemCode::Forbidden,
             Self::NotFound => ProblemCode::NotFound,
+            Self::MethodNotAllowed { .. } => ProblemCode::MethodNotAllowed,
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } | Self::Gone { code, .. } => *code,
             Self::PreconditionFailed => ProblemCode::PreconditionFailed,
             Self::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
@@ -190,6 +195,9 @@ impl ApiError {
             Self::Unauthorized { .. } => "Missing, invalid, expired or revoked credentials.".into(),
             Self::Forbidden => "You may not act on another user's resources.".into(),
             Self::NotFound => "No such resource.".into(),
+            Self::MethodNotAllowed { method, allow } => {
+                format!("{method} is not served here; this path serves {}.", allow_value(allow))
+            }
             Self::Conflict { detail, .. }
             | Self::Unprocessable { detail, .. }
             | Self::Gone { detail, .. } => detail.clone(),
@@ -270,6 +278,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -317,11 +326,19 @@ impl ResponseError for ApiError {
             response.insert_header(("RateLimit-Reset", *retry_after_secs));
             response.insert_header(("RateLimit-Policy", format!("{limit};w=60")));
         }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow_value(allow)));
+        }
         if matches!(self, Self::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(problem)
     }
+}
+
+/// The `Allow` list: `GET, HEAD, PATCH`.
+fn allow_value(methods: &[Method]) -> String {
+    methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// Formats an error with every cause on its own line, for logs only.

@@ -200,10 +200,15 @@ pub async fn get_project(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<ProjectPath>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let project = projects::find(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let project = project.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::ETAG, project.etag())).json(project))
+    let etag = project.etag();
+    match shared::not_modified(req.headers(), &etag)? {
+        Some(not_modified) => Ok(not_modified),
+        None => Ok(HttpResponse::Ok().insert_header((actix_web::http::header::ETAG, etag)).json(project)),
+    }
 }
 
 /// Update a project

@@ -149,7 +149,7 @@ const EXPORT_PAGE: i64 = 200;
 /// any size exports in bounded memory.
 #[utoipa::path(
     context_path = "/api/v1", operation_id = "exportCurrentUser", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = Export), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The export, streamed", body = Export, headers(("Content-Disposition" = String, description = "`attachment`, with a file name holding the date"))), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me/export")]
 #[tracing::instrument(skip_all)]

@@ -94,12 +94,10 @@ pub async fn get_task(
 ) -> Result<HttpResponse, ApiError> {
     let task = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let task = task.ok_or(ApiError::NotFound)?;
-    if shared::none_match(req.headers(), &task)? {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((actix_web::http::header::ETAG, task.etag()))
-            .finish());
+    match shared::not_modified(req.headers(), &task.etag())? {
+        Some(not_modified) => Ok(not_modified),
+        None => Ok(shared::task_response(200, &task)),
     }
-    Ok(shared::task_response(200, &task))
 }
 
 /// Update a task

@@ -112,7 +112,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(request_id::middleware))
             .configure(routes::ops::configure)
             .route("/docs", web::get().to(docs_redirect))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", openapi.clone()))
             // API answers carry tokens and personal data: no shared or browser cache may keep them.
             .service(
                 web::scope("/api/v1")

@@ -1,19 +1,29 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and completed here with
+//! what every operation of a kind shares: problem answers, headers, security and examples.
 
+mod examples;
+mod headers;
+
+use serde_json::{Value, json};
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{FieldError, Problem};
+use super::routes::tasks::list::{SortOrder, TagMatch, TaskSort};
 use super::routes::{auth, events, ops, projects, sync, tasks, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Todo API",
-        description = "A multi-user task service: priorities, tags, due dates, reminders and recurrence.",
+        description = "A multi-user task service: priorities, tags, due dates, reminders and recurrence.\n\n\
+            Every error is an RFC 9457 problem document whose `code` a program can match on. Writes \
+            return the resource's `ETag`; send it back in `If-Match` to write only over that \
+            version. `POST` creates take an `Idempotency-Key` to make retries safe.",
     ),
+    servers((url = "/", description = "The server that serves this document")),
     paths(
         ops::health, ops::ready, ops::prometheus,
         auth::register, auth::login, auth::logout,
@@ -24,7 +34,7 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
         projects::list, projects::create, projects::get_project, projects::update, projects::remove,
         sync::changes_feed, events::create_ticket, events::events_stream,
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldError, TaskSort, SortOrder, TagMatch)),
     modifiers(&BearerAuth, &CommonResponses, &UserScopedAliases),
     tags(
         (name = "auth", description = "Accounts and access tokens"),
@@ -39,11 +49,72 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
 pub struct ApiDoc;
 
 /// The document served at `/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    secure(&mut doc);
+    headers::declare(&mut doc);
+    describe_empty_responses(&mut doc);
+    examples::attach(&mut doc);
+    doc
 }
 
-/// Declares the bearer scheme that protected routes reference as `bearer`.
+/// Bearer tokens by default, said once at the root; the public operations opt out with an
+/// empty list, which is what tells a generator they need no credentials.
+fn secure(doc: &mut Value) {
+    doc["security"] = json!([{"bearer": []}]);
+    for operation in operations_mut(doc) {
+        if operation.get("security").is_none() {
+            operation.insert("security".into(), json!([]));
+        }
+    }
+}
+
+/// A short description for answers the annotations left without one (a response description
+/// is required by the specification).
+fn describe_empty_responses(doc: &mut Value) {
+    for operation in operations_mut(doc) {
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            if response["description"].as_str().is_none_or(str::is_empty) {
+                response["description"] = json!(default_description(status));
+            }
+        }
+    }
+}
+
+fn default_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "204" => "Done; no content",
+        "304" => "Not modified since the ETag given in `If-None-Match`",
+        "400" => "Malformed JSON, query or header",
+        "401" => "Missing, invalid, expired or revoked token",
+        "403" => "`user_id` is not the caller",
+        "404" => "No such resource, or it is not the caller's",
+        "409" => "Conflicts with the current state; `code` says how",
+        "412" => "`If-Match` does not match the current version",
+        "422" => "A value breaks a rule; the problem names the field",
+        _ => "See the problem document's `code`",
+    }
+}
+
+/// Every operation object of the document, as JSON.
+fn operations_mut(doc: &mut Value) -> impl Iterator<Item = &mut serde_json::Map<String, Value>> {
+    doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+        .filter(|operation| operation.contains_key("responses"))
+}
+
+/// Declares the schemes operations reference: `bearer` (the access token) and `ticket` (a
+/// single-use ticket for the event stream, for clients that cannot send headers).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -52,15 +123,26 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The `access_token` from `registerUser` or `loginUser`."))
+                    .build(),
             ),
+        );
+        components.add_security_scheme(
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "A ticket from `createEventTicket`, good once, within a minute, for `streamEvents` only.",
+            ))),
         );
     }
 }
 
 /// Adds the answers every operation of a kind can give, which the handlers' annotations leave
-/// out: 401 wherever a token is needed, 400/413/415/422 wherever a body or query is parsed, 412
-/// with `If-Match`, 429 and 503 everywhere under `/api/v1`. Also types the conditional and
+/// out: 401 wherever a token is needed, 400/408/413/415/422 wherever a body or query is parsed,
+/// 412 with `If-Match`, and 429, 500 and 503 everywhere under `/api/v1`. Also types the conditional and
 /// idempotency headers as plain strings (a missing header is not a `null` one).
 struct CommonResponses;
 
@@ -96,19 +178,26 @@ impl Modify for CommonResponses {
                 if secured {
                     add("401", "Missing, invalid, expired or revoked token");
                 }
-                if has_body || has_query || path.ends_with("/restore") || path.ends_with("/toggle") {
+                if has_body
+                    || has_query
+                    || has_if_match
+                    || path.ends_with("/restore")
+                    || path.ends_with("/toggle")
+                {
                     add("400", "Malformed JSON, query or header");
                     add("422", "A value breaks a rule; the problem names the field");
                 }
                 if has_body {
                     add("413", "The body is over the size limit");
                     add("415", "The body is not JSON, or is compressed");
+                    add("408", "The body did not arrive in time");
                 }
                 if has_if_match {
                     add("412", "`If-Match` does not match the current version");
                 }
                 add("429", "A rate limit was reached; see `Retry-After`");
                 add("503", "Overloaded or the database is unavailable; see `Retry-After`");
+                add("500", "An unexpected error; quote the problem's `request_id` when reporting it");
             }
         }
     }
@@ -131,6 +220,11 @@ fn header_schema(name: &str) -> utoipa::openapi::Object {
         "Idempotency-Key" => {
             string.min_length(Some(1)).max_length(Some(255)).pattern(Some("^[!-~]+$")).build()
         }
+        "Last-Event-ID" => utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+            .minimum(Some(0))
+            .build(),
         _ => string.min_length(Some(1)).build(),
     }
 }
@@ -167,7 +261,13 @@ impl Modify for UserScopedAliases {
             for operation in operations(&mut item) {
                 operation.parameters.get_or_insert_with(Vec::new).insert(0, user_id.clone());
                 operation.responses.responses.insert("403".into(), forbidden.clone().into());
-                operation.operation_id = operation.operation_id.as_ref().map(|id| format!("{id}Alias"));
+                let id = operation.operation_id.clone().unwrap_or_default();
+                operation.description = Some(format!(
+                    "Alias of `{id}` under `/users/{{user_id}}`, where `user_id` is the caller's own id or `me`; \
+                     anyone else's id gets `403`.\n\n{}",
+                    operation.description.as_deref().unwrap_or_default()
+                ));
+                operation.operation_id = Some(format!("{id}Alias"));
                 operation.tags = Some(vec![ALIAS_TAG.to_owned()]);
             }
             openapi.paths.paths.insert(path, item);

@@ -10,9 +10,9 @@ Every request goes through the generated package, which has
 - one module per operation, named after its operationId and grouped by tag
   (`todo_client.api.tasks.create_task` is createTask), each with `sync` (the parsed body) and
   `sync_detailed` (status, headers and the parsed body), plus `asyncio` twins;
-- one attrs class per schema in `todo_client.models` (Task, TaskInput, TaskPatch, ...), with
-  enums for the document's enums (Priority, BulkOpName, ChangeType) and UNSET for a field that is
-  left out, which is not the same as None (JSON null: "clear this field").
+- one attrs class per schema in `todo_client.models` (Task, TaskInput, TaskPatch, ...), an enum
+  per enum of the document (Priority, TaskSort, BulkOpName, ProblemCode, ...), and UNSET for a
+  field that is left out, which is not the same as None (JSON null: "clear this field").
 
 The scenario asserts what a client sees and stops at the first surprise.
 """
@@ -39,11 +39,14 @@ from todo_client.models import (
     ChangeType,
     Priority,
     Problem,
+    ProblemCode,
     RegisterRequest,
+    SortOrder,
     Task,
     TaskInput,
     TaskPage,
     TaskPatch,
+    TaskSort,
     TokenResponse,
 )
 from todo_client.types import UNSET, Response, Unset
@@ -146,6 +149,17 @@ def page_through(client: AuthenticatedClient, created: list[Task]) -> list[Task]
     return listed
 
 
+def filter_and_sort(client: AuthenticatedClient) -> None:
+    """Query parameters are typed too: a list of Priority values, a TaskSort and a SortOrder."""
+    response = list_tasks.sync_detailed(
+        client=client, priority=[Priority.HIGH], sort=TaskSort.DUE_AT, order=SortOrder.ASC
+    )
+    page = expect(response, HTTPStatus.OK, TaskPage)
+    assert [t.title for t in page.items] == ["Book flights", "File the tax return"], page.items
+    assert all(t.priority is Priority.HIGH for t in page.items)
+    step("listed the high-priority tasks by due date: " + ", ".join(repr(t.title) for t in page.items))
+
+
 def read_with_etag(client: AuthenticatedClient, task_id: uuid.UUID) -> tuple[Task, str]:
     """One task, and the ETag that makes a later write to it conditional."""
     response = get_task.sync_detailed(task_id, client=client)
@@ -175,7 +189,8 @@ def conditional_patch(client: AuthenticatedClient, task: Task, etag: str, model:
     lost = TaskPatch(title="Lost update")
     response = update_task.sync_detailed(task.id, client=client, body=lost, if_match=etag)
     problem = expect(response, HTTPStatus.PRECONDITION_FAILED, Problem)
-    assert problem.status == 412 and problem.code and problem.request_id
+    assert problem.status == 412 and problem.code is ProblemCode.PRECONDITION_FAILED
+    assert problem.request_id == response.headers["X-Request-Id"], "a problem names its request"
     assert expect(get_task.sync_detailed(task.id, client=client), HTTPStatus.OK, Task) == updated
     step(f"a stale If-Match gets 412 ({problem.code}) and changes nothing")
     return updated, fresh_etag
@@ -196,7 +211,7 @@ def bulk(client: AuthenticatedClient, updated: Task, etag: str, plumber: Task, m
     response = bulk_write_tasks.sync_detailed(client=client, body=request)
     results = expect(response, HTTPStatus.OK, BulkResponse).results
     assert [r.index for r in results] == [0, 1, 2, 3]
-    assert [r.op for r in results] == ["create", "complete", "update", "delete"]
+    assert [r.op for r in results] == [op.op for op in request.operations]
     assert [r.status for r in results] == [201, 200, 200, 200], [r.status for r in results]
     packed, completed, renamed, trashed = (r.task for r in results)
     assert packed.title == "Pack" and packed.priority is Priority.HIGH
@@ -214,7 +229,7 @@ def bulk(client: AuthenticatedClient, updated: Task, etag: str, plumber: Task, m
     )
     response = bulk_write_tasks.sync_detailed(client=client, body=stale)
     problem = expect(response, HTTPStatus.PRECONDITION_FAILED, Problem)
-    assert problem.operation == 1, problem
+    assert problem.code is ProblemCode.PRECONDITION_FAILED and problem.operation == 1, problem
     live, _ = list_all(client, page_size=100)
     titles = ["Pack", "File the tax return", "Call the plumber again", "Book flights", "Water the plants"]
     assert sorted(t.title for t in live) == sorted(titles)
@@ -250,6 +265,7 @@ def main(base_url: str) -> None:
     with register(base_url) as client:
         milk, tax_return, plumber, *_ = created = create_tasks(client)
         page_through(client, created)
+        filter_and_sort(client)
         task, etag = read_with_etag(client, tax_return.id)
         assert task == tax_return, "GET answers the task as it was created"
         updated, etag = conditional_patch(client, task, etag, model=milk)

@@ -28,6 +28,8 @@ export const patchTakesTaskPatch: Same<
   TaskPatch
 > = true;
 export const priorities: Same<Priority, "low" | "medium" | "high"> = true;
+// A successful write always carries the task's new ETag: the header is declared, and required.
+export const patchAnswersETag: Same<UpdateTask["responses"][200]["headers"]["ETag"], string> = true;
 
 // A request body, checked field by field: the enum, tags, an RFC 3339 due date.
 export const newTask: CreateTaskBody = {
@@ -50,19 +52,40 @@ export function deferLike(read: Task, model: Task): {
   };
 }
 
-// Reading a page: items are Tasks, and `next_cursor` is what the next listTasks call takes.
+// Query parameters are typed as well: `priority` is a list of Priority values, `sort` a TaskSort.
+type ListQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
+export const urgentFirstDue: ListQuery = { priority: ["high"], sort: "due_at", order: "asc", limit: 20 };
+
+// Reading a page: items are Tasks, and `next_cursor` goes into the same query for the next page.
 export function nextQuery(
+  query: ListQuery,
   page: operations["listTasks"]["responses"][200]["content"]["application/json"],
-): NonNullable<operations["listTasks"]["parameters"]["query"]> | undefined {
+): ListQuery | undefined {
   const last: Task | undefined = page.items[page.items.length - 1];
   if (last === undefined || page.next_cursor == null) return undefined;
-  return { limit: page.limit, cursor: page.next_cursor };
+  return { ...query, cursor: page.next_cursor };
+}
+
+// A problem document's `code` is a closed set, so a switch over it is checked.
+export function shouldRetry(problem: Schemas["Problem"]): boolean {
+  switch (problem.code) {
+    case "overloaded":
+    case "database_unavailable":
+    case "rate_limited":
+      return true;
+    default:
+      return false;
+  }
 }
 
 // A project's body is no task's body (it has `name`, not `title`)...
 // @ts-expect-error: ProjectInput lacks the required `title` of a TaskInput.
 export const projectAsTask: CreateTaskBody = {} as ProjectBody;
 
-// ...and a priority is one of the three the document lists.
+// ...a priority is one of the three the document lists...
 // @ts-expect-error: "urgent" is not a Priority.
 export const urgent: Priority = "urgent";
+
+// ...and tasks sort only by the fields the document names.
+// @ts-expect-error: "name" is not a TaskSort.
+export const byName: ListQuery = { sort: "name" };

@@ -45,6 +45,6 @@ async fn migrate() -> anyhow::Result<()> {
 }
 
 fn print_openapi() -> anyhow::Result<()> {
-    println!("{}", todo::web::openapi::document().to_pretty_json()?);
+    println!("{}", serde_json::to_string_pretty(&todo::web::openapi::document())?);
     Ok(())
 }

@@ -95,6 +95,7 @@ impl BulkOp {
 #[cfg_attr(feature = "web", derive(utoipa::ToSchema))]
 pub struct BatchItem {
     pub index: usize,
+    #[cfg_attr(feature = "web", schema(value_type = crate::web::routes::tasks::bulk::BulkOpName))]
     pub op: &'static str,
     /// The status the single-task route would have answered (201 for a create, 200 otherwise).
     pub status: u16,

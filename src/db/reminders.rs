@@ -13,17 +13,70 @@ pub struct Delivery {
     #[serde(skip)]
     pub task_id: Uuid,
     pub reminder_at: DateTime<Utc>,
-    /// `pending` (not sent yet, or a retry is due), `sent`, `failed` or `skipped`.
+    #[cfg_attr(feature = "web", schema(value_type = DeliveryStatus))]
     pub status: String,
     /// Sending attempts made so far.
     pub attempts: i32,
     pub last_error: Option<String>,
-    /// Why nothing was sent: `task_completed`, `task_deleted`, `reminder_moved`, `reminder_cleared`,
-    /// `reminders_off` or `no_email_address`.
+    /// Why nothing was sent, when `status` is `skipped`.
+    #[cfg_attr(feature = "web", schema(value_type = Option<SkipReason>))]
     pub skip_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a reminder; stored in `reminder_deliveries.status` under these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "web", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not sent yet, or a retry is due.
+    Pending,
+    Sent,
+    /// Every attempt failed, or the mail server refused it for good; `last_error` says why.
+    Failed,
+    /// Not sent, on purpose; `skip_reason` says why.
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// Why a reminder was not sent; stored in `reminder_deliveries.skip_reason` under these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "web", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    TaskCompleted,
+    TaskDeleted,
+    /// The task's reminder was moved to another time, which has a record of its own.
+    ReminderMoved,
+    ReminderCleared,
+    /// The account turned `email_reminders` off.
+    RemindersOff,
+    NoEmailAddress,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TaskCompleted => "task_completed",
+            Self::TaskDeleted => "task_deleted",
+            Self::ReminderMoved => "reminder_moved",
+            Self::ReminderCleared => "reminder_cleared",
+            Self::RemindersOff => "reminders_off",
+            Self::NoEmailAddress => "no_email_address",
+        }
+    }
 }
 
 const COLUMNS: &str =
@@ -154,7 +207,7 @@ pub async fn skip_pending(
     conn: &mut PgConnection,
     task_id: Uuid,
     reminder_at: DateTime<Utc>,
-    reason: &str,
+    reason: SkipReason,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE reminder_deliveries SET status = 'skipped', skip_reason = $3, updated_at = now()
@@ -162,7 +215,7 @@ pub async fn skip_pending(
     )
     .bind(task_id)
     .bind(reminder_at)
-    .bind(reason)
+    .bind(reason.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -175,7 +228,7 @@ pub enum Attempted<'a> {
         message_id: &'a str,
     },
     Skipped {
-        reason: &'a str,
+        reason: SkipReason,
     },
     /// A failure that will be retried: the record stays `pending`.
     Retrying {
@@ -194,10 +247,10 @@ pub async fn record(
     attempted: Attempted<'_>,
 ) -> Result<(), sqlx::Error> {
     let (status, attempts, error, reason, message_id) = match attempted {
-        Attempted::Sent { message_id } => ("sent", 1, None, None, Some(message_id)),
-        Attempted::Skipped { reason } => ("skipped", 0, None, Some(reason), None),
-        Attempted::Retrying { error } => ("pending", 1, Some(error), None, None),
-        Attempted::Failed { error } => ("failed", 1, Some(error), None, None),
+        Attempted::Sent { message_id } => (DeliveryStatus::Sent, 1, None, None, Some(message_id)),
+        Attempted::Skipped { reason } => (DeliveryStatus::Skipped, 0, None, Some(reason.as_str()), None),
+        Attempted::Retrying { error } => (DeliveryStatus::Pending, 1, Some(error), None, None),
+        Attempted::Failed { error } => (DeliveryStatus::Failed, 1, Some(error), None, None),
     };
     sqlx::query(
         "UPDATE reminder_deliveries SET
@@ -208,7 +261,7 @@ pub async fn record(
     )
     .bind(task_id)
     .bind(reminder_at)
-    .bind(status)
+    .bind(status.as_str())
     .bind(attempts)
     .bind(error)
     .bind(reason)
@@ -235,4 +288,29 @@ pub async fn history(
     .bind(user_id)
     .fetch_all(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored names are the documented ones, which serde spells.
+    #[test]
+    fn stored_names_match_the_serialized_ones() {
+        use DeliveryStatus as D;
+        use SkipReason as S;
+        for status in [D::Pending, D::Sent, D::Failed, D::Skipped] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for reason in [
+            S::TaskCompleted,
+            S::TaskDeleted,
+            S::ReminderMoved,
+            S::ReminderCleared,
+            S::RemindersOff,
+            S::NoEmailAddress,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
 }

@@ -47,8 +47,8 @@ pub struct Task {
     pub next_occurrence_queued: bool,
     /// The task's project; `null` is the inbox.
     pub project_id: Option<Uuid>,
-    /// Set only for tasks in the trash.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// When the task went to the trash; `null` for a live task, sent like every other unset
+    /// field so clients see one shape.
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue};
 use crate::config::WorkerSettings;
 use crate::db::queue::cancel_for_task;
-use crate::db::reminders::{self, Attempted};
+use crate::db::reminders::{self, Attempted, SkipReason};
 use crate::db::tasks::Task;
 use crate::domain::TimeZone;
 use crate::email::reminder::{self as message, Reminder as Content};
@@ -55,15 +55,15 @@ impl Wanted {
     }
 
     /// Why the task no longer wants the reminder it had at `reminder_at`, if it does not.
-    pub fn refusal(self, reminder_at: DateTime<Utc>) -> Option<&'static str> {
+    pub fn refusal(self, reminder_at: DateTime<Utc>) -> Option<SkipReason> {
         if self.deleted {
-            Some("task_deleted")
+            Some(SkipReason::TaskDeleted)
         } else if self.completed {
-            Some("task_completed")
+            Some(SkipReason::TaskCompleted)
         } else if self.reminder_at.is_none() {
-            Some("reminder_cleared")
+            Some(SkipReason::ReminderCleared)
         } else if self.reminder_at != Some(reminder_at) {
-            Some("reminder_moved")
+            Some(SkipReason::ReminderMoved)
         } else {
             None
         }
@@ -158,17 +158,17 @@ pub async fn deliver(
     let skip = if let Some(reason) = wanted.refusal(job.reminder_at) {
         Some(reason)
     } else if !user.email_reminders {
-        Some("reminders_off")
+        Some(SkipReason::RemindersOff)
     } else if user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
-        Some("no_email_address")
+        Some(SkipReason::NoEmailAddress)
     } else {
         None
     };
     if let Some(reason) = skip {
         reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Skipped { reason }).await?;
         tx.commit().await?;
-        tracing::info!(reason, "reminder skipped");
-        return Ok(Handled::Cancelled(reason));
+        tracing::info!(reason = reason.as_str(), "reminder skipped");
+        return Ok(Handled::Cancelled(reason.as_str()));
     }
 
     let address = user.email.as_deref().unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod events;
 pub mod extractors;
 pub mod json;
 mod listener;
+mod methods;
 pub mod openapi;
 pub mod problem;
 pub mod query;

@@ -10,8 +10,8 @@ mod writes;
 
 use std::fmt;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -30,19 +30,71 @@ impl FieldError {
     }
 }
 
+/// What went wrong, for programs: every problem document's `code` is one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    BadRequest,
+    TokenMissing,
+    TokenInvalid,
+    TokenExpired,
+    TokenRevoked,
+    TicketInvalid,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    EmailTaken,
+    ProjectNameTaken,
+    TaskLimitReached,
+    ProjectLimitReached,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UnsupportedContentEncoding,
+    RequestTimeout,
+    ValidationFailed,
+    ResyncRequired,
+    RateLimited,
+    TooManyStreams,
+    Overloaded,
+    TooManyPendingWrites,
+    WriteTimedOut,
+    WriteInterrupted,
+    DatabaseUnavailable,
+    DatabaseBusy,
+    MigrationsPending,
+    InternalError,
+}
+
+/// The wire name, for the `type` URN and logs; serde's spelling is the one source of it.
+impl fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            _ => Err(fmt::Error),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("bad request: {0}")]
     BadRequest(String),
     /// `code` says which kind of credential failure, without saying which check failed.
     #[error("unauthorized ({code})")]
-    Unauthorized { code: &'static str },
+    Unauthorized { code: ProblemCode },
     #[error("forbidden")]
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// A known path asked with a method none of its routes serves; `allow` lists those they do.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: Method, allow: Vec<Method> },
     #[error("conflict: {detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ProblemCode, detail: String },
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("payload too large")]
@@ -57,18 +109,18 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("unprocessable: {detail}")]
-    Unprocessable { code: &'static str, detail: String },
+    Unprocessable { code: ProblemCode, detail: String },
     /// A rate limit of `limit` requests a minute was reached.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64, limit: u32 },
     /// The client's position in the change feed cannot be followed; it must start again.
     #[error("gone: {detail}")]
-    Gone { code: &'static str, detail: String },
+    Gone { code: ProblemCode, detail: String },
     /// The caller has as many event streams open as one user may.
     #[error("too many event streams")]
     TooManyStreams { limit: usize },
     #[error("service unavailable: {reason}")]
-    Unavailable { reason: &'static str, retry_after_secs: u64 },
+    Unavailable { reason: ProblemCode, retry_after_secs: u64 },
     /// Operation `index` of a batch failed with `error`; nothing of the batch was applied.
     #[error("operation {index}: {error}")]
     InOperation { index: usize, error: Box<ApiError> },
@@ -95,12 +147,12 @@ impl ApiError {
         match (err, code.as_deref()) {
             (err @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed), _) => {
                 tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable { reason: "database_unavailable", retry_after_secs: 2 }
+                Self::Unavailable { reason: ProblemCode::DatabaseUnavailable, retry_after_secs: 2 }
             }
             // Deadlock, serialization failure, lock or statement timeout: contention, worth a retry.
             (err, Some("40P01" | "40001" | "55P03" | "57014")) => {
                 tracing::warn!(error = %err, "database contention");
-                Self::Unavailable { reason: "database_busy", retry_after_secs: 1 }
+                Self::Unavailable { reason: ProblemCode::DatabaseBusy, retry_after_secs: 1 }
             }
             // Text PostgreSQL cannot store (NUL): the domain parsers should catch it first.
             (_, Some("22021" | "22P05")) => {
@@ -115,26 +167,25 @@ impl ApiError {
         Self::Validation(errors.into_iter().map(|e| FieldError::new(e.field, e.message)).collect())
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ProblemCode {
         match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized { code } => code,
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::Conflict { code, .. } => code,
-            Self::PreconditionFailed => "precondition_failed",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::UnsupportedEncoding => "unsupported_content_encoding",
-            Self::RequestTimeout { .. } => "request_timeout",
-            Self::Validation(_) => "validation_failed",
-            Self::Unprocessable { code, .. } => code,
-            Self::TooManyRequests { .. } => "rate_limited",
-            Self::Gone { code, .. } => code,
-            Self::TooManyStreams { .. } => "too_many_streams",
-            Self::Unavailable { reason, .. } => reason,
+            Self::BadRequest(_) => ProblemCode::BadRequest,
+            Self::Unauthorized { code } => *code,
+            Self::Forbidden => ProblemCode::Forbidden,
+            Self::NotFound => ProblemCode::NotFound,
+            Self::MethodNotAllowed { .. } => ProblemCode::MethodNotAllowed,
+            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } | Self::Gone { code, .. } => *code,
+            Self::PreconditionFailed => ProblemCode::PreconditionFailed,
+            Self::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
+            Self::UnsupportedEncoding => ProblemCode::UnsupportedContentEncoding,
+            Self::RequestTimeout { .. } => ProblemCode::RequestTimeout,
+            Self::Validation(_) => ProblemCode::ValidationFailed,
+            Self::TooManyRequests { .. } => ProblemCode::RateLimited,
+            Self::TooManyStreams { .. } => ProblemCode::TooManyStreams,
+            Self::Unavailable { reason, .. } => *reason,
             Self::InOperation { error, .. } => error.code(),
-            Self::Internal(_) => "internal_error",
+            Self::Internal(_) => ProblemCode::InternalError,
         }
     }
 
@@ -144,6 +195,9 @@ impl ApiError {
             Self::Unauthorized { .. } => "Missing, invalid, expired or revoked credentials.".into(),
             Self::Forbidden => "You may not act on another user's resources.".into(),
             Self::NotFound => "No such resource.".into(),
+            Self::MethodNotAllowed { method, allow } => {
+                format!("{method} is not served here; this path serves {}.", allow_value(allow))
+            }
             Self::Conflict { detail, .. }
             | Self::Unprocessable { detail, .. }
             | Self::Gone { detail, .. } => detail.clone(),
@@ -208,7 +262,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub instance: String,
-    pub code: String,
+    pub code: ProblemCode,
     pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
@@ -224,6 +278,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -251,7 +306,7 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             instance: context.path,
-            code: code.to_owned(),
+            code,
             request_id: context.request_id,
             errors: self.field_errors(),
             operation: match self {
@@ -271,11 +326,19 @@ impl ResponseError for ApiError {
             response.insert_header(("RateLimit-Reset", *retry_after_secs));
             response.insert_header(("RateLimit-Policy", format!("{limit};w=60")));
         }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow_value(allow)));
+        }
         if matches!(self, Self::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(problem)
     }
+}
+
+/// The `Allow` list: `GET, HEAD, PATCH`.
+fn allow_value(methods: &[Method]) -> String {
+    methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// Formats an error with every cause on its own line, for logs only.

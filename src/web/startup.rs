@@ -13,10 +13,9 @@ use anyhow::Context;
 use sqlx::PgPool;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::problem::ApiError;
 use super::routes;
 use super::state::AppState;
-use super::{body_guard, extractors, listener, request_id, security_headers};
+use super::{body_guard, extractors, listener, methods, request_id, security_headers};
 use crate::config::Settings;
 use crate::db;
 
@@ -95,15 +94,19 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let hsts = security_headers::hsts_value(server_settings.hsts_max_age_secs);
     let cors_origins = server_settings.cors_allowed_origins.clone();
     let openapi = super::openapi::document();
+    let known_routes = web::Data::new(methods::Routes::from_document(&super::openapi::annotated()));
 
     let mut server = HttpServer::new(move || {
         let hsts = hsts.clone();
         App::new()
             .app_data(state.clone())
+            .app_data(known_routes.clone())
             .app_data(extractors::json_config(body_limit, body_timeout))
             .app_data(extractors::query_config())
             .app_data(extractors::path_config())
             .app_data(web::PayloadConfig::new(body_limit))
+            // Innermost: HEAD reaches the router as GET, after every other layer saw it as HEAD.
+            .wrap(from_fn(methods::head_as_get))
             .wrap(from_fn(move |req, next| body_guard::middleware(req, next, body_timeout)))
             .wrap(Compress::default())
             .wrap(from_fn(drop_identity_encoding))
@@ -112,14 +115,14 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(request_id::middleware))
             .configure(routes::ops::configure)
             .route("/docs", web::get().to(docs_redirect))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", openapi.clone()))
             // API answers carry tokens and personal data: no shared or browser cache may keep them.
             .service(
                 web::scope("/api/v1")
                     .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                     .configure(routes::configure_api),
             )
-            .default_service(web::to(not_found))
+            .default_service(web::to(methods::unrouted))
     })
     .shutdown_timeout(server_settings.shutdown_timeout_secs)
     // A response goes out in more than one write; with Nagle's algorithm on, a large body could
@@ -155,14 +158,21 @@ fn cors(origins: &[String]) -> Cors {
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
         ])
+        // A page reads only the safelisted response headers unless listed here: these are the
+        // others the API sends for clients to act on.
         .expose_headers([
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,
+            header::ALLOW,
+            header::WWW_AUTHENTICATE,
+            header::CONTENT_DISPOSITION,
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
             header::HeaderName::from_static("ratelimit-limit"),
             header::HeaderName::from_static("ratelimit-remaining"),
             header::HeaderName::from_static("ratelimit-reset"),
+            header::HeaderName::from_static("ratelimit-policy"),
         ])
         .max_age(3600)
         // A foreign origin gets an ordinary answer without CORS headers (which the browser then
@@ -188,8 +198,4 @@ async fn docs_redirect() -> actix_web::HttpResponse {
     actix_web::HttpResponse::PermanentRedirect()
         .insert_header((actix_web::http::header::LOCATION, "/docs/"))
         .finish()
-}
-
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
 }

@@ -430,3 +430,74 @@ async fn cors_allows_only_configured_origins_and_never_credentials() {
     assert_eq!(from_app.status(), 200);
     assert_eq!(header(&from_app, "access-control-allow-origin").as_deref(), Some("https://app.example.com"));
 }
+
+/// The response headers a client's code reads. A browser hides every header from the page except
+/// the CORS-safelisted few unless the answer lists it in `Access-Control-Expose-Headers`.
+const CLIENT_READ_HEADERS: [&str; 12] = [
+    "etag",
+    "location",
+    "retry-after",
+    "x-request-id",
+    "idempotent-replayed",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "ratelimit-policy",
+    "www-authenticate",
+    "content-disposition",
+    "allow",
+];
+
+#[tokio::test]
+async fn a_page_on_an_allowed_origin_can_read_every_header_the_api_sends_it() {
+    const ORIGIN: &str = "https://app.example.com";
+    let app = TestApp::spawn_with(|s| {
+        s.server.cors_allowed_origins = vec![ORIGIN.into()];
+        s.rate_limit.enabled = true;
+        s.rate_limit.user_reads_per_minute = 1;
+    })
+    .await;
+    let user = app.new_user().await;
+
+    // The preflight a browser sends before a cross-origin write with a key.
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/v1/tasks"))
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type, idempotency-key")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(header(&preflight, "access-control-allow-origin").as_deref(), Some(ORIGIN));
+
+    let request = |method: Method, path: &str| {
+        app.client.request(method, app.url(path)).header("origin", ORIGIN).bearer_auth(&user.token)
+    };
+    let create = || {
+        request(Method::POST, "/api/v1/tasks").header("idempotency-key", "k1").json(&json!({"title": "T"}))
+    };
+    let answers = [
+        create().send().await.unwrap(),
+        create().send().await.unwrap(),
+        request(Method::GET, "/api/v1/users/me/export").send().await.unwrap(),
+        request(Method::PUT, "/api/v1/tasks").send().await.unwrap(),
+        app.client.get(app.url("/api/v1/tasks")).header("origin", ORIGIN).send().await.unwrap(),
+        request(Method::GET, "/api/v1/tasks").send().await.unwrap(),
+    ];
+    assert_eq!(answers.last().unwrap().status(), 429, "the export spent the one read a minute");
+    let mut seen = std::collections::BTreeSet::new();
+    for answer in &answers {
+        assert_eq!(header(answer, "access-control-allow-origin").as_deref(), Some(ORIGIN));
+        let exposed =
+            header(answer, "access-control-expose-headers").unwrap_or_default().to_ascii_lowercase();
+        let exposed: Vec<&str> = exposed.split(',').map(str::trim).collect();
+        for name in CLIENT_READ_HEADERS.iter().filter(|name| answer.headers().contains_key(**name)) {
+            assert!(exposed.contains(name), "{name} is hidden from the page: exposed {exposed:?}");
+            seen.insert(*name);
+        }
+    }
+    // Each header above was really sent by one of these answers, so none is listed for nothing.
+    assert_eq!(seen.len(), CLIENT_READ_HEADERS.len(), "sent: {seen:?}");
+}

@@ -10,6 +10,7 @@ mod external_auth;
 mod hardening;
 mod helpers;
 mod hostile_input;
+mod http_methods;
 mod json_bodies;
 mod lock_order;
 mod memory_bounds;

@@ -83,6 +83,36 @@ async fn projects_are_created_read_changed_and_deleted_with_etags() {
 }
 
 #[tokio::test]
+async fn if_none_match_on_a_project_gives_304_until_it_changes() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let project = create_project(&app, &user, json!({"name": "Cache me"})).await;
+    let get = |tag: Option<String>| {
+        let mut request = app.client.get(app.url(&format!("/api/v1/projects/{}", id(&project))));
+        if let Some(tag) = tag {
+            request = request.header("if-none-match", tag);
+        }
+        request.bearer_auth(&user.token).send()
+    };
+    let tag = get(None).await.unwrap().headers()["etag"].to_str().unwrap().to_owned();
+
+    let cached = get(Some(tag.clone())).await.unwrap();
+    assert_eq!(cached.status(), 304);
+    assert_eq!(cached.headers()["etag"].to_str().unwrap(), tag);
+    assert!(cached.bytes().await.unwrap().is_empty());
+    assert_eq!(get(Some(format!("W/{tag}"))).await.unwrap().status(), 304, "weak comparison");
+    assert_eq!(get(Some("\"other\", *".into())).await.unwrap().status(), 304, "`*` matches any");
+    assert_eq!(get(Some("\"other\"".into())).await.unwrap().status(), 200);
+
+    let path = format!("/api/v1/projects/{}", id(&project));
+    app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"name": "Changed"}))).await;
+    let fresh = get(Some(tag.clone())).await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    assert_ne!(fresh.headers()["etag"].to_str().unwrap(), tag);
+    assert_eq!(fresh.json::<Value>().await.unwrap()["name"], "Changed");
+}
+
+#[tokio::test]
 async fn project_names_are_unique_per_user_ignoring_case_and_checked() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;

@@ -2,6 +2,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_problem};
+use crate::sse::EventStream;
 
 #[tokio::test]
 async fn creating_a_task_answers_201_with_location_etag_and_defaults() {
@@ -24,7 +25,8 @@ async fn creating_a_task_answers_201_with_location_etag_and_defaults() {
     assert_eq!(task["recurrence_anchor"], "due");
     assert_eq!(task["is_recurring"], false);
     assert_eq!(task["version"], 1);
-    assert!(task.get("deleted_at").is_none() && task.get("user_id").is_none());
+    assert_eq!(task.get("deleted_at"), Some(&Value::Null), "sent as null, as every unset field is");
+    assert!(task.get("user_id").is_none());
 
     let fetched: Value = app.get_as(&user.token, &location).await.json().await.unwrap();
     assert_eq!(fetched, task);
@@ -135,7 +137,7 @@ async fn deleting_moves_to_the_trash_and_restore_brings_it_back() {
     let restored = app.send_as(&user.token, Method::POST, &format!("{path}/restore"), None).await;
     assert_eq!(restored.status(), 200);
     let restored: Value = restored.json().await.unwrap();
-    assert!(restored.get("deleted_at").is_none());
+    assert_eq!(restored.get("deleted_at"), Some(&Value::Null));
     assert_eq!(restored["version"], 3, "delete and restore are each one change");
     assert_eq!(app.get_as(&user.token, &path).await.status(), 200);
     let again = app.send_as(&user.token, Method::POST, &format!("{path}/restore"), None).await;
@@ -262,5 +264,46 @@ async fn every_create_path_stores_every_field_it_is_given() {
     let from_batch = &batch["results"][0]["task"];
     for field in ["recurrence_anchor", "priority", "tags", "timezone", "title"] {
         assert_eq!(from_batch[field], stored[field], "{field}");
+    }
+}
+
+#[tokio::test]
+async fn a_live_task_sends_deleted_at_as_null_wherever_it_is_shown() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let mut events = EventStream::bearer(&app.address, &user.token).await;
+    let created = app.create_task(&user, json!({"title": "Shown everywhere"})).await;
+    let id = created["id"].as_str().unwrap();
+    let (app, user) = (&app, &user);
+    let read = |path: String| async move {
+        let response = app.get_as(&user.token, &path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.json::<Value>().await.unwrap()
+    };
+    let get = read(format!("/api/v1/tasks/{id}")).await;
+    let list = read("/api/v1/tasks".into()).await;
+    let changes = read("/api/v1/changes".into()).await;
+    let export = read("/api/v1/users/me/export".into()).await;
+    let event = events.next_event(std::time::Duration::from_secs(5)).await.expect("the create's event");
+    let bulk = app
+        .send_as(
+            &user.token,
+            Method::POST,
+            "/api/v1/tasks/bulk",
+            Some(&json!({"operations": [{"op": "create", "task": {"title": "Bulk"}}]})),
+        )
+        .await;
+    let bulk: Value = bulk.json().await.unwrap();
+    for (door, task) in [
+        ("create", &created),
+        ("GET", &get),
+        ("list", &list["items"][0]),
+        ("changes", &changes["changes"][0]["task"]),
+        ("export", &export["tasks"][0]),
+        ("event", &event.data()),
+        ("bulk", &bulk["results"][0]["task"]),
+    ] {
+        let fields = task.as_object().unwrap_or_else(|| panic!("{door}: a task, not {task}"));
+        assert_eq!(fields.get("deleted_at"), Some(&Value::Null), "{door}: {task}");
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::tokens::{Subject, TokenError};
 use crate::db::users::{self, TokenStanding};
-use crate::web::problem::ApiError;
+use crate::web::problem::{ApiError, ProblemCode};
 use crate::web::state::AppState;
 
 /// The authenticated caller. Taking it as a handler argument is what makes a route protected:
@@ -20,7 +20,7 @@ pub struct AuthUser {
     pub expires_at: DateTime<Utc>,
 }
 
-fn unauthorized(code: &'static str) -> ApiError {
+fn unauthorized(code: ProblemCode) -> ApiError {
     ApiError::Unauthorized { code }
 }
 
@@ -34,10 +34,10 @@ impl FromRequest for AuthUser {
         let method = req.method().clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
-            let token = token.ok_or(unauthorized("token_missing"))?;
+            let token = token.ok_or(unauthorized(ProblemCode::TokenMissing))?;
             let verified = state.tokens.verify(&token).map_err(|e| match e {
-                TokenError::Expired => unauthorized("token_expired"),
-                TokenError::Invalid => unauthorized("token_invalid"),
+                TokenError::Expired => unauthorized(ProblemCode::TokenExpired),
+                TokenError::Invalid => unauthorized(ProblemCode::TokenInvalid),
             })?;
             let id = match verified.subject {
                 // Counted before the database is asked anything, so a flood costs it nothing.
@@ -52,7 +52,7 @@ impl FromRequest for AuthUser {
                             .await
                             .map_err(ApiError::from_db)?
                             // Deleted after this token was issued: the deletion stands.
-                            .ok_or(unauthorized("token_revoked"))?;
+                            .ok_or(unauthorized(ProblemCode::TokenRevoked))?;
                     state.rate_limits.check_user(id, &method)?;
                     id
                 }
@@ -66,8 +66,8 @@ impl FromRequest for AuthUser {
                     TokenStanding::Good => {
                         state.token_cache.remember(generation, &verified.token_id, id, verified.expires_at);
                     }
-                    TokenStanding::Revoked => return Err(unauthorized("token_revoked")),
-                    TokenStanding::UnknownUser => return Err(unauthorized("token_invalid")),
+                    TokenStanding::Revoked => return Err(unauthorized(ProblemCode::TokenRevoked)),
+                    TokenStanding::UnknownUser => return Err(unauthorized(ProblemCode::TokenInvalid)),
                 }
             }
             tracing::Span::current().record("user_id", tracing::field::display(id));

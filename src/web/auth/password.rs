@@ -18,7 +18,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::AuthSettings;
 use crate::domain::Password;
-use crate::web::problem::ApiError;
+use crate::web::problem::{ApiError, ProblemCode};
 
 type Work = Box<dyn FnOnce() + Send>;
 
@@ -77,7 +77,7 @@ impl PasswordHashing {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 metrics::counter!("password_hash_rejected_total").increment(1);
-                return Err(ApiError::Unavailable { reason: "overloaded", retry_after_secs: 1 });
+                return Err(ApiError::Unavailable { reason: ProblemCode::Overloaded, retry_after_secs: 1 });
             }
             Err(TrySendError::Disconnected(_)) => {
                 return Err(ApiError::internal(anyhow::anyhow!("the hashing threads have stopped")));

@@ -2,16 +2,22 @@
 //! actor that runs them; neither knows HTTP, so their errors are mapped here, beside the one
 //! HTTP error type, for every route that writes.
 
-use super::ApiError;
+use super::{ApiError, ProblemCode};
 use crate::commands::WriteError;
 use crate::web::actors::ActorError;
 
 impl From<ActorError> for ApiError {
     fn from(err: ActorError) -> Self {
         match err {
-            ActorError::Busy => Self::Unavailable { reason: "too_many_pending_writes", retry_after_secs: 1 },
-            ActorError::TimedOut => Self::Unavailable { reason: "write_timed_out", retry_after_secs: 2 },
-            ActorError::Stopped => Self::Unavailable { reason: "write_interrupted", retry_after_secs: 1 },
+            ActorError::Busy => {
+                Self::Unavailable { reason: ProblemCode::TooManyPendingWrites, retry_after_secs: 1 }
+            }
+            ActorError::TimedOut => {
+                Self::Unavailable { reason: ProblemCode::WriteTimedOut, retry_after_secs: 2 }
+            }
+            ActorError::Stopped => {
+                Self::Unavailable { reason: ProblemCode::WriteInterrupted, retry_after_secs: 1 }
+            }
             ActorError::Write(err) => err.into(),
         }
     }
@@ -24,25 +30,25 @@ impl From<WriteError> for ApiError {
             WriteError::PreconditionFailed => Self::PreconditionFailed,
             WriteError::Invalid(errors) => Self::invalid(errors),
             WriteError::IdempotencyKeyReused => Self::Unprocessable {
-                code: "idempotency_key_reused",
+                code: ProblemCode::IdempotencyKeyReused,
                 detail: "This Idempotency-Key was used with a different request.".into(),
             },
             WriteError::IdempotencyRace => Self::Conflict {
-                code: "idempotency_key_in_use",
+                code: ProblemCode::IdempotencyKeyInUse,
                 detail: "A request with this Idempotency-Key is in progress; retry.".into(),
             },
             WriteError::TaskLimit(max) => Self::Conflict {
-                code: "task_limit_reached",
+                code: ProblemCode::TaskLimitReached,
                 detail: format!(
                     "An account holds at most {max} tasks, trashed ones included; delete some or empty the trash."
                 ),
             },
             WriteError::ProjectLimit(max) => Self::Conflict {
-                code: "project_limit_reached",
+                code: ProblemCode::ProjectLimitReached,
                 detail: format!("An account holds at most {max} projects."),
             },
             WriteError::ProjectNameTaken => Self::Conflict {
-                code: "project_name_taken",
+                code: ProblemCode::ProjectNameTaken,
                 detail: "You already have a project with this name (names ignore letter case).".into(),
             },
             WriteError::InBatch { index, error } => {

@@ -10,7 +10,7 @@ use crate::db::users::{self, CreateUserError, NewUser, User};
 use crate::domain::{DisplayName, Email, Invalid, Password, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp, email_digest};
 use crate::web::json::Json;
-use crate::web::problem::{ApiError, Problem};
+use crate::web::problem::{ApiError, Problem, ProblemCode};
 use crate::web::rate_limit;
 use crate::web::request_id::RequestContext;
 use crate::web::routes::shared::UserView;
@@ -98,12 +98,16 @@ fn audit_ip_and_request(ip: &ClientIp) -> (String, String) {
     (ip.0.clone(), RequestContext::current().request_id)
 }
 
-/// Creates an account and returns a token for it.
+/// Create an account
+///
+/// Creates an account and signs it in: the answer carries an access token, as `loginUser` gives.
+/// The email must not be registered yet (`409 email_taken`); the password needs at least 8
+/// characters; `timezone` is an IANA name and defaults to UTC.
 #[utoipa::path(
-    context_path = "/api/v1/auth", tag = "auth",
+    context_path = "/api/v1/auth", operation_id = "registerUser", tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, body = TokenResponse),
+        (status = 201, description = "The account, signed in", body = TokenResponse),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid email, password, name or timezone", body = Problem, content_type = "application/problem+json"),
     )
@@ -126,7 +130,7 @@ pub async fn register(
     };
     let user = users::insert(&state.pool, new_user).await.map_err(|e| match e {
         CreateUserError::EmailTaken => ApiError::Conflict {
-            code: "email_taken",
+            code: ProblemCode::EmailTaken,
             detail: "An account with this email already exists.".into(),
         },
         CreateUserError::Database(e) => ApiError::from_db(e),
@@ -136,9 +140,13 @@ pub async fn register(
     Ok(HttpResponse::Created().json(TokenResponse::issue(&state, user)?))
 }
 
-/// Exchanges email and password for a token. Unknown emails and wrong passwords look the same.
+/// Sign in with email and password
+///
+/// Exchanges email and password for an access token, valid for `expires_in` seconds. An unknown
+/// email and a wrong password get the same `401 invalid_credentials`, so the answer does not say
+/// which accounts exist. Attempts are rate-limited per client address.
 #[utoipa::path(
-    context_path = "/api/v1/auth", tag = "auth",
+    context_path = "/api/v1/auth", operation_id = "loginUser", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
@@ -177,20 +185,23 @@ pub async fn login(
         _ => {
             let email_hash = email_digest(&email);
             tracing::info!(target: "audit", event = "login_failed", %email_hash, %ip, %request_id);
-            return Err(ApiError::Unauthorized { code: "invalid_credentials" });
+            return Err(ApiError::Unauthorized { code: ProblemCode::InvalidCredentials });
         }
     };
     let user = users::find(&state.pool, user_id)
         .await
         .map_err(ApiError::from_db)?
-        .ok_or(ApiError::Unauthorized { code: "invalid_credentials" })?;
+        .ok_or(ApiError::Unauthorized { code: ProblemCode::InvalidCredentials })?;
     tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id, %ip, %request_id);
     Ok(HttpResponse::Ok().json(TokenResponse::issue(&state, user)?))
 }
 
-/// Revokes the presented token on every web process.
+/// Revoke the token
+///
+/// Revokes the token this request presents, on every web process; it then gets `401
+/// token_revoked`. Event streams opened with it end. Other tokens of the account stay valid.
 #[utoipa::path(
-    context_path = "/api/v1/auth", tag = "auth",
+    context_path = "/api/v1/auth", operation_id = "logoutUser", tag = "auth",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Token revoked"),

@@ -12,7 +12,7 @@ use crate::db::event_tickets::{self, NewTicket};
 use crate::db::users::{self, TokenStanding};
 use crate::web::auth::AuthUser;
 use crate::web::events::{self, Position, Refused, StreamAuth};
-use crate::web::problem::{ApiError, Problem};
+use crate::web::problem::{ApiError, Problem, ProblemCode};
 use crate::web::query::{Params, integer_in};
 use crate::web::routes::shared::check_alias;
 use crate::web::state::AppState;
@@ -31,12 +31,14 @@ pub struct EventTicket {
     expires_at: DateTime<Utc>,
 }
 
-/// A single-use ticket for `GET /events?ticket=…`, for clients such as a browser's
-/// `EventSource` that cannot send `Authorization`. The stream it opens ends when the token that
-/// made the ticket expires or is revoked.
+/// Create a single-use ticket for the event stream
+///
+/// A ticket for `streamEvents` (`GET /events?ticket=…`), for clients such as a browser's
+/// `EventSource` that cannot send `Authorization`. It is good once, within a minute. The stream it
+/// opens ends when the token that made the ticket expires or is revoked.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "sync", security(("bearer" = [])),
-    responses((status = 201, body = EventTicket))
+    context_path = "/api/v1", operation_id = "createEventTicket", tag = "sync", security(("bearer" = [])),
+    responses((status = 201, description = "A ticket, good once within a minute", body = EventTicket))
 )]
 #[post("/events/tickets")]
 #[tracing::instrument(skip_all)]
@@ -78,16 +80,25 @@ pub struct EventsParams {
     ticket: Option<String>,
     /// Start after this change number, as `Last-Event-ID` does (which wins when both are sent).
     /// Without either, the stream starts with the next change.
+    #[param(minimum = 0)]
     since: Option<i64>,
 }
 
-/// The caller's task changes, live, as server-sent events: `id` is the change number, `event` is
-/// `task.upserted` (data: the task) or `task.deleted` (data: `{"id"}`), and a comment is sent
-/// every 15 s. Reconnect with `Last-Event-ID` to resume with no gap. A `resync` event means the
-/// client fell behind or resumed from too far back: start again from `GET /changes?since=0`.
+/// Stream task changes as server-sent events
+///
+/// The caller's task changes, live, as a `text/event-stream` that stays open. Each event has:
+///
+/// - `id`: the change number, as in `listChanges`;
+/// - `event`: `task.upserted` (`data` is the task as JSON) or `task.deleted` (`data` is
+///   `{"id": "…"}`), or `resync`;
+/// - a comment line (`: keep-alive`) every 15 s, so proxies keep the connection.
+///
+/// Reconnect with `Last-Event-ID` (or `since`) to resume with no gap. A `resync` event means the
+/// client fell behind or resumed from too far back: fetch `listChanges` from 0 and reconnect.
+/// Authenticate with the bearer token, or with a `ticket` from `createEventTicket`.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "sync", security(("bearer" = []), ()),
-    params(EventsParams, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this change number")),
+    context_path = "/api/v1", operation_id = "streamEvents", tag = "sync", security(("bearer" = []), ("ticket" = [])),
+    params(EventsParams, ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this change number")),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 429, description = "The caller has the most streams one user may open", body = Problem, content_type = "application/problem+json"),
@@ -116,7 +127,9 @@ pub async fn events_stream(
     let resume = last_event_id(&req)?.or(since);
     let subscription = state.events.subscribe(auth.user).map_err(|refused| match refused {
         Refused::UserLimit => ApiError::TooManyStreams { limit: state.settings.sync.max_streams_per_user },
-        Refused::ProcessFull => ApiError::Unavailable { reason: "too_many_streams", retry_after_secs: 5 },
+        Refused::ProcessFull => {
+            ApiError::Unavailable { reason: ProblemCode::TooManyStreams, retry_after_secs: 5 }
+        }
     })?;
     if let Some(ticket) = ticket {
         use_up(&state, ticket).await?;
@@ -124,8 +137,8 @@ pub async fn events_stream(
     // Asked after subscribing: a logout that committed before the subscription notified no one.
     match users::token_standing(&state.pool, auth.user, &auth.token_id).await.map_err(ApiError::from_db)? {
         TokenStanding::Good => {}
-        TokenStanding::Revoked => return Err(ApiError::Unauthorized { code: "token_revoked" }),
-        TokenStanding::UnknownUser => return Err(ApiError::Unauthorized { code: "token_invalid" }),
+        TokenStanding::Revoked => return Err(ApiError::Unauthorized { code: ProblemCode::TokenRevoked }),
+        TokenStanding::UnknownUser => return Err(ApiError::Unauthorized { code: ProblemCode::TokenInvalid }),
     }
     let start = match resume {
         Some(position) => position,
@@ -161,7 +174,7 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 /// Who a ticket stands for: the user and the token that made it, without using it up. Whether
 /// that token is still good is checked once the stream is subscribed (see `events_stream`).
 async fn ticket_holder(state: &AppState, ticket: &str) -> Result<StreamAuth, ApiError> {
-    let invalid = ApiError::Unauthorized { code: "ticket_invalid" };
+    let invalid = ApiError::Unauthorized { code: ProblemCode::TicketInvalid };
     if ticket.is_empty() || ticket.len() > 100 {
         return Err(invalid);
     }
@@ -170,7 +183,7 @@ async fn ticket_holder(state: &AppState, ticket: &str) -> Result<StreamAuth, Api
         .map_err(ApiError::from_db)?
         .ok_or(invalid)?;
     if holder.token_expires_at <= Utc::now() {
-        return Err(ApiError::Unauthorized { code: "token_expired" });
+        return Err(ApiError::Unauthorized { code: ProblemCode::TokenExpired });
     }
     state.rate_limits.check_user(holder.user_id, &actix_web::http::Method::GET)?;
     tracing::Span::current().record("user_id", tracing::field::display(holder.user_id));
@@ -183,5 +196,5 @@ async fn use_up(state: &AppState, ticket: &str) -> Result<(), ApiError> {
     let redeemed = event_tickets::redeem(&state.pool, &events::ticket_digest(ticket))
         .await
         .map_err(ApiError::from_db)?;
-    redeemed.map(drop).ok_or(ApiError::Unauthorized { code: "ticket_invalid" })
+    redeemed.map(drop).ok_or(ApiError::Unauthorized { code: ProblemCode::TicketInvalid })
 }

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
 use crate::db;
-use crate::web::problem::ApiError;
+use crate::web::problem::{ApiError, ProblemCode};
 use crate::web::state::AppState;
 
 /// A readiness probe must answer quickly even when the database hangs.
@@ -29,16 +29,20 @@ pub struct Status {
     status: &'static str,
 }
 
-/// Liveness: the process is up and serving HTTP. Touches nothing else.
-#[utoipa::path(tag = "operations", responses((status = 200, body = Status)))]
+/// Liveness
+///
+/// The process is up and serving HTTP. Touches nothing else, so it stays cheap under load.
+#[utoipa::path(operation_id = "getHealth", tag = "operations", responses((status = 200, body = Status)))]
 #[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers and every migration has been applied.
+/// Readiness
+///
+/// The database answers and every migration has been applied; until then, `503`.
 #[utoipa::path(
-    tag = "operations",
+    operation_id = "getReadiness", tag = "operations",
     responses(
         (status = 200, body = Status),
         (status = 503, description = "Database unreachable or migrations pending", body = crate::web::problem::Problem, content_type = "application/problem+json"),
@@ -51,18 +55,21 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ok" })),
         Ok(Err(db::NotReady::Pending(n))) => {
             tracing::warn!(pending = n, "not ready: migrations pending");
-            Err(unavailable("migrations_pending"))
+            Err(unavailable(ProblemCode::MigrationsPending))
         }
         Ok(Err(db::NotReady::Unavailable(err))) => {
             tracing::warn!(%err, "not ready: database unavailable");
-            Err(unavailable("database_unavailable"))
+            Err(unavailable(ProblemCode::DatabaseUnavailable))
         }
-        Err(_) => Err(unavailable("database_unavailable")),
+        Err(_) => Err(unavailable(ProblemCode::DatabaseUnavailable)),
     }
 }
 
-/// Prometheus text exposition: request counts and latencies, and queue depth by status.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+/// Prometheus metrics
+///
+/// Prometheus text exposition: request counts and latencies by route, event streams, and queue
+/// depth by status.
+#[utoipa::path(operation_id = "getMetrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     record_queue_depth(&state).await;

@@ -136,9 +136,12 @@ pub struct ProjectList {
     items: Vec<Project>,
 }
 
-/// The caller's projects in `position` order.
+/// List the caller's projects
+///
+/// The caller's projects, lowest `position` first, with counts of their open and live tasks.
+/// `archived` narrows the list to archived or active projects.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "list_projects", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
+    context_path = "/api/v1", operation_id = "listProjects", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
     responses((status = 200, body = ProjectList))
 )]
 #[get("/projects")]
@@ -152,12 +155,16 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(ProjectList { items }))
 }
 
-/// Creates a project. With `Idempotency-Key`, a repeat replays the first response.
+/// Create a project
+///
+/// Creates a project; its name must be unique for the caller, ignoring case (`409
+/// project_name_taken`). With `Idempotency-Key`, a retry of the same request replays the first
+/// answer instead of creating a second project.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "create_project", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
+    context_path = "/api/v1", operation_id = "createProject", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
-        (status = 201, body = Project, headers(("Location" = String), ("ETag" = String))),
+        (status = 201, description = "Created, or the first answer replayed", body = Project, headers(("Location" = String), ("ETag" = String))),
         (status = 409, description = "A project with this name exists, or the account has 1000", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -177,10 +184,14 @@ pub async fn create(
     Ok(shared::project_outcome_response(outcome))
 }
 
-/// One project, with its `ETag`.
+/// Get one project
+///
+/// One project, with its `ETag`. Send the ETag back in `If-None-Match` to get `304` while it is
+/// unchanged.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "get_project", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    responses((status = 200, body = Project, headers(("ETag" = String))),
+    context_path = "/api/v1", operation_id = "getProject", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, description = "The project", body = Project, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`", headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/projects/{id}")]
@@ -189,17 +200,25 @@ pub async fn get_project(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<ProjectPath>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let project = projects::find(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let project = project.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::ETAG, project.etag())).json(project))
+    let etag = project.etag();
+    match shared::not_modified(req.headers(), &etag)? {
+        Some(not_modified) => Ok(not_modified),
+        None => Ok(HttpResponse::Ok().insert_header((actix_web::http::header::ETAG, etag)).json(project)),
+    }
 }
 
-/// Renames, recolors, reorders, archives or unarchives a project.
+/// Update a project
+///
+/// Renames, recolors, reorders, archives or unarchives a project. Left-out fields stay; `null`
+/// clears `color`. With `If-Match`, the write happens only over that version.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "update_project", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
+    context_path = "/api/v1", operation_id = "updateProject", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = Project), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The project as it is now", body = Project, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"))
 )]
 #[patch("/projects/{id}")]
@@ -218,10 +237,12 @@ pub async fn update(
     Ok(shared::project_outcome_response(outcome))
 }
 
+/// Delete a project and trash its tasks
+///
 /// Deletes the project and moves its tasks to the trash, in one transaction. A task restored
 /// later lands in the inbox.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "delete_project", tag = "projects", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteProject", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Deleted; its tasks are in the trash"),
         (status = 404, body = Problem, content_type = "application/problem+json"))

@@ -68,13 +68,15 @@ pub fn if_match_value(value: &str, id: Uuid) -> IfMatch {
     IfMatch(Some(value.split(',').filter_map(|tag| version_for(tag.trim(), id)).collect()))
 }
 
-/// Whether `If-None-Match` matches the task's current tag (weak comparison).
-pub fn none_match(headers: &HeaderMap, task: &Task) -> Result<bool, ApiError> {
+/// The 304 a read answers when `If-None-Match` matches the resource's current `etag` (weak
+/// comparison, as RFC 9110 asks for GET), or `None` when the full answer is due.
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> Result<Option<HttpResponse>, ApiError> {
     let Some(value) = header_text(headers, &header::IF_NONE_MATCH)? else {
-        return Ok(false);
+        return Ok(None);
     };
-    let current = task.etag();
-    Ok(value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == current))
+    let matches =
+        value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
+    Ok(matches.then(|| HttpResponse::NotModified().insert_header((header::ETAG, etag.to_owned())).finish()))
 }
 
 fn version_for(tag: &str, id: Uuid) -> Option<i64> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::db::changes::{self, Stale};
 use crate::db::tasks::Task;
 use crate::web::auth::AuthUser;
-use crate::web::problem::{ApiError, Problem};
+use crate::web::problem::{ApiError, Problem, ProblemCode};
 use crate::web::query::{Params, integer_in};
 use crate::web::routes::shared::check_alias;
 use crate::web::state::AppState;
@@ -28,8 +28,10 @@ const MAX_LIMIT: i64 = 500;
 #[allow(dead_code)]
 pub struct ChangesParams {
     /// The `next_since` of the previous call; `0` (the default) gives every live task.
+    #[param(minimum = 0, default = 0)]
     since: Option<i64>,
-    /// 1–500, default 100.
+    /// Changes per page.
+    #[param(minimum = 1, maximum = 500, default = 100)]
     limit: Option<i64>,
 }
 
@@ -63,10 +65,15 @@ pub struct ChangesPage {
     has_more: bool,
 }
 
-/// The caller's task changes after change number `since`: upserts carry the whole task, deletes
-/// (trashed or purged tasks) the id. Follow `next_since` until `has_more` is false.
+/// List task changes since a change number
+///
+/// The caller's task changes after change number `since`, oldest first, for keeping a local copy
+/// in sync. An `upsert` carries the whole task; a `delete` (a trashed or purged task) carries its
+/// id. A task appears once per page, in its latest state. Follow `next_since` until `has_more` is
+/// false, and keep the last `next_since` for the next sync. A `since` older than the kept
+/// tombstones gets `410 resync_required`: start again from 0.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "sync", security(("bearer" = [])), params(ChangesParams),
+    context_path = "/api/v1", operation_id = "listChanges", tag = "sync", security(("bearer" = [])), params(ChangesParams),
     responses(
         (status = 200, body = ChangesPage),
         (status = 410, description = "`since` is older than the kept tombstones (or not from this feed): start again from 0", body = Problem, content_type = "application/problem+json"),
@@ -111,5 +118,5 @@ fn resync_required(stale: Stale) -> ApiError {
         Stale::Pruned => "Changes since then are no longer kept; start again with since=0.",
         Stale::Unknown => "That change number is not from this feed; start again with since=0.",
     };
-    ApiError::Gone { code: "resync_required", detail: detail.into() }
+    ApiError::Gone { code: ProblemCode::ResyncRequired, detail: detail.into() }
 }

@@ -13,7 +13,7 @@ use crate::db::users::{self, ProfileChange};
 use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::json::Json;
-use crate::web::problem::{ApiError, Problem};
+use crate::web::problem::{ApiError, Problem, ProblemCode};
 use crate::web::request_id::RequestContext;
 use crate::web::routes::shared::{UserView, keep};
 use crate::web::state::AppState;
@@ -65,21 +65,27 @@ impl ProfileUpdate {
     }
 }
 
-/// The caller's profile.
+/// Get the caller's account
+///
+/// The account the presented token belongs to: id, email, name, time zone and whether reminder
+/// emails are on.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me")]
 #[tracing::instrument(skip_all)]
 pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<UserView>, ApiError> {
     let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
-    Ok(web::Json(found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?.into()))
+    Ok(web::Json(found.ok_or(ApiError::Unauthorized { code: ProblemCode::TokenInvalid })?.into()))
 }
 
-/// Changes name, timezone or email_reminders. Left-out fields stay; `null` clears `name`.
+/// Update the caller's account
+///
+/// Changes `name`, `timezone` or `email_reminders`. Left-out fields stay as they are; `null`
+/// clears `name`. A new time zone applies to tasks created afterwards.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "updateCurrentUser", tag = "users", security(("bearer" = [])),
     request_body = ProfileUpdate,
     responses(
         (status = 200, body = UserView),
@@ -96,12 +102,15 @@ pub async fn update_me(
 ) -> Result<web::Json<UserView>, ApiError> {
     let change = body.into_inner().parse()?;
     let updated = users::update_profile(&state.pool, user.id, change).await.map_err(ApiError::from_db)?;
-    Ok(web::Json(updated.ok_or(ApiError::Unauthorized { code: "token_invalid" })?.into()))
+    Ok(web::Json(updated.ok_or(ApiError::Unauthorized { code: ProblemCode::TokenInvalid })?.into()))
 }
 
-/// Deletes the account, its tasks and its queued jobs, in one transaction.
+/// Delete the caller's account
+///
+/// Deletes the account, its projects, its tasks and its queued reminders, in one transaction. The
+/// token stops working at once. This cannot be undone.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "Account deleted"), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[delete("/users/me")]
@@ -133,16 +142,20 @@ pub struct Export {
 /// there are, and no database connection is held while the client reads.
 const EXPORT_PAGE: i64 = 200;
 
-/// Everything stored about the caller, as one JSON document (GDPR right of access).
+/// Export everything stored about the caller
+///
+/// Every stored fact about the caller as one JSON document: the account, its projects and every
+/// task, trashed ones included (the GDPR right of access). The body is streamed, so an account of
+/// any size exports in bounded memory.
 #[utoipa::path(
-    context_path = "/api/v1", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = Export), (status = 401, body = Problem, content_type = "application/problem+json"))
+    context_path = "/api/v1", operation_id = "exportCurrentUser", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The export, streamed", body = Export, headers(("Content-Disposition" = String, description = "`attachment`, with a file name holding the date"))), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me/export")]
 #[tracing::instrument(skip_all)]
 pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
-    let user = found.ok_or(ApiError::Unauthorized { code: "token_invalid" })?;
+    let user = found.ok_or(ApiError::Unauthorized { code: ProblemCode::TokenInvalid })?;
     let user_id = user.id;
     // At most a thousand, so they come in the head; tasks stream after them.
     let projects = projects::list(&state.pool, user_id, None).await.map_err(ApiError::from_db)?;

@@ -68,10 +68,13 @@ pub struct BulkResponse {
     results: Vec<BatchItem>,
 }
 
-/// Applies up to 100 task operations as one transaction: all of them, or none. Rate limits
-/// count every operation as a write.
+/// Apply several task operations at once
+///
+/// Applies up to 100 task operations in one transaction: all of them, or none. Each result is
+/// what the single-task route would have answered. When one fails, the problem names its index in
+/// `operation`. Rate limits count every operation as a write.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "bulk_tasks", tag = "tasks", security(("bearer" = [])), request_body = BulkRequest,
+    context_path = "/api/v1", operation_id = "bulkWriteTasks", tag = "tasks", security(("bearer" = [])), request_body = BulkRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 200, body = BulkResponse),

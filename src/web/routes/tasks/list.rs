@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -53,11 +53,14 @@ pub struct ListParams {
     /// also matches as a prefix. Ranked by relevance unless `sort` is given.
     q: Option<String>,
     completed: Option<bool>,
-    /// `low`, `medium` or `high`; repeat it or separate with commas for several.
+    /// Tasks of any of these priorities; repeat the parameter (or separate with commas) for
+    /// several.
+    #[param(value_type = Option<Vec<Priority>>, style = Form, explode)]
     priority: Option<String>,
     /// Comma-separated tags.
     tags: Option<String>,
-    /// `any` (default) or `all` of `tags`.
+    /// Whether a task needs `any` (the default) or `all` of `tags`.
+    #[param(value_type = Option<TagMatch>)]
     tag_mode: Option<String>,
     /// Due at or after this instant (RFC 3339).
     due_from: Option<DateTime<Utc>>,
@@ -69,18 +72,57 @@ pub struct ListParams {
     /// A project's id, or `inbox` for tasks in no project. Without it, tasks of archived
     /// projects are left out.
     project_id: Option<String>,
-    /// `created_at` (default), `updated_at`, `due_at` (missing due dates last), `priority`
-    /// (high first when descending) or `title`.
+    /// The sort key; by default `created_at`, or relevance when `q` is given.
+    #[param(value_type = Option<TaskSort>)]
     sort: Option<String>,
-    /// `asc` or `desc`; the default is `desc` for `created_at`, `updated_at` and `priority`, `asc`
-    /// for `due_at` and `title`.
+    /// The default is `desc` for `created_at`, `updated_at` and `priority`, `asc` for `due_at`
+    /// and `title`.
+    #[param(value_type = Option<SortOrder>)]
     order: Option<String>,
-    /// 1–100, default 50.
+    /// Tasks per page.
+    #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<i64>,
-    /// 0–10,000; use `cursor` to page further.
+    /// Tasks to skip; use `cursor` to page further.
+    #[param(minimum = 0, maximum = 10_000, default = 0)]
     offset: Option<i64>,
     /// `next_cursor` of the previous page, with the same other parameters.
     cursor: Option<String>,
+}
+
+/// What `GET /tasks` sorts by.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskSort {
+    CreatedAt,
+    UpdatedAt,
+    /// Tasks without a due date come last in both directions.
+    DueAt,
+    /// High first when descending.
+    Priority,
+    /// Case-insensitive.
+    Title,
+}
+
+/// A sort direction.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// Whether a task must carry any or all of the tags asked for.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TagMatch {
+    Any,
+    All,
+}
+
+/// Reads a closed-set query value by the name its documented enum gives it, ignoring case and
+/// surrounding spaces.
+fn closed<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(raw.trim().to_ascii_lowercase())).ok()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,9 +136,13 @@ pub struct TaskPage {
     next_cursor: Option<String>,
 }
 
-/// The caller's live tasks: searched, filtered, sorted and paged.
+/// List, search and filter tasks
+///
+/// The caller's live tasks, searched (`q`), filtered, sorted and paged. Filters combine with AND.
+/// Page with `limit` and `offset`, or, for stable pages while tasks change, follow `next_cursor`
+/// with the same other parameters.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "list_tasks", tag = "tasks", security(("bearer" = [])), params(ListParams),
+    context_path = "/api/v1", operation_id = "listTasks", tag = "tasks", security(("bearer" = [])), params(ListParams),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
@@ -110,10 +156,17 @@ pub async fn list(
     respond(&state, caller.0, Shelf::Live, &query).await
 }
 
-/// The caller's trash, most recently deleted first; `limit`, `offset` and `cursor` only.
+/// List trashed tasks
+///
+/// The caller's trash, most recently deleted first. Trashed tasks are purged after the retention
+/// period. Takes `limit`, `offset` and `cursor` only.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "list_trash", tag = "tasks", security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    context_path = "/api/v1", operation_id = "listTrashedTasks", tag = "tasks", security(("bearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Tasks per page; 50 by default"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 10_000, description = "Tasks to skip; use `cursor` to page further"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/tasks/trash")]
@@ -289,10 +342,10 @@ fn project(raw: Option<&str>) -> Result<ProjectFilter, Invalid> {
 }
 
 fn tag_mode(raw: Option<&str>) -> Result<TagMode, Invalid> {
-    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("any") => Ok(TagMode::Any),
-        Some("all") => Ok(TagMode::All),
-        Some(_) => Err(Invalid::new("tag_mode", "must be any or all")),
+    match raw.map(closed) {
+        None | Some(Some(TagMatch::Any)) => Ok(TagMode::Any),
+        Some(Some(TagMatch::All)) => Ok(TagMode::All),
+        Some(None) => Err(Invalid::new("tag_mode", "must be any or all")),
     }
 }
 
@@ -300,24 +353,24 @@ fn sort_key(raw: Option<&str>, filter: &Filter, shelf: Shelf) -> Result<SortKey,
     if shelf == Shelf::Trash {
         return Ok(SortKey::DeletedAt);
     }
-    match raw.map(str::trim) {
+    match raw.map(closed) {
         None if filter.search.is_some() => Ok(SortKey::Relevance),
-        None | Some("created_at") => Ok(SortKey::CreatedAt),
-        Some("updated_at") => Ok(SortKey::UpdatedAt),
-        Some("due_at") => Ok(SortKey::DueAt),
-        Some("priority") => Ok(SortKey::Priority),
-        Some("title") => Ok(SortKey::Title),
-        Some(_) => {
+        None | Some(Some(TaskSort::CreatedAt)) => Ok(SortKey::CreatedAt),
+        Some(Some(TaskSort::UpdatedAt)) => Ok(SortKey::UpdatedAt),
+        Some(Some(TaskSort::DueAt)) => Ok(SortKey::DueAt),
+        Some(Some(TaskSort::Priority)) => Ok(SortKey::Priority),
+        Some(Some(TaskSort::Title)) => Ok(SortKey::Title),
+        Some(None) => {
             Err(Invalid::new("sort", "must be one of created_at, updated_at, due_at, priority, title"))
         }
     }
 }
 
 fn direction(raw: Option<&str>, sort: SortKey) -> Result<Direction, Invalid> {
-    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
-        Some("asc") => Ok(Direction::Asc),
-        Some("desc") => Ok(Direction::Desc),
-        Some(_) => Err(Invalid::new("order", "must be asc or desc")),
+    match raw.map(closed) {
+        Some(Some(SortOrder::Asc)) => Ok(Direction::Asc),
+        Some(Some(SortOrder::Desc)) => Ok(Direction::Desc),
+        Some(None) => Err(Invalid::new("order", "must be asc or desc")),
         None => Ok(match sort {
             SortKey::DueAt | SortKey::Title => Direction::Asc,
             _ => Direction::Desc,

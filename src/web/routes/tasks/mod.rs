@@ -44,12 +44,17 @@ pub struct CompleteRequest {
     completed: bool,
 }
 
-/// Creates a task. With `Idempotency-Key`, a repeat replays the first response.
+/// Create a task
+///
+/// Creates a task; left-out fields take their defaults. A task with a `recurrence_rule` is one
+/// occurrence of a series: completing it brings the next. With `Idempotency-Key`, a retry of the
+/// same request replays the first answer instead of creating a second task. An account holds a
+/// bounded number of tasks (`409 task_limit_reached`).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "create_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "createTask", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
-        (status = 201, body = Task, headers(("Location" = String), ("ETag" = String))),
+        (status = 201, description = "Created, or the first answer replayed", body = Task, headers(("Location" = String), ("ETag" = String))),
         (status = 409, description = "`task_limit_reached`: the account holds as many tasks as it may (trashed ones count); or `idempotency_key_in_use`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
@@ -69,11 +74,14 @@ pub async fn create(
     Ok(shared::outcome_response(outcome))
 }
 
-/// One task, with its `ETag`; `If-None-Match` gives 304 when unchanged.
+/// Get one task
+///
+/// One task, with its `ETag`. Send the ETag back in `If-None-Match` to get `304` while it is
+/// unchanged. `HEAD` answers the same without the body.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "get_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "getTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
-    responses((status = 200, body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified"),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified since the ETag in `If-None-Match`", headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/tasks/{id}")]
@@ -86,19 +94,20 @@ pub async fn get_task(
 ) -> Result<HttpResponse, ApiError> {
     let task = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let task = task.ok_or(ApiError::NotFound)?;
-    if shared::none_match(req.headers(), &task)? {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((actix_web::http::header::ETAG, task.etag()))
-            .finish());
+    match shared::not_modified(req.headers(), &task.etag())? {
+        Some(not_modified) => Ok(not_modified),
+        None => Ok(shared::task_response(200, &task)),
     }
-    Ok(shared::task_response(200, &task))
 }
 
-/// Changes the fields sent; left-out fields stay, `null` clears.
+/// Update a task
+///
+/// A merge patch: the fields sent change, left-out fields stay, and `null` clears a field. With
+/// `If-Match`, the write happens only over that version (`412` otherwise).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "update_task", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
+    context_path = "/api/v1", operation_id = "updateTask", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
 #[patch("/tasks/{id}")]
@@ -117,11 +126,14 @@ pub async fn update(
     Ok(shared::outcome_response(outcome))
 }
 
-/// Replaces the task: left-out fields take their defaults.
+/// Replace a task
+///
+/// Replaces every field the client can write: left-out fields take their defaults. With
+/// `If-Match`, the write happens only over that version (`412` otherwise).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "replace_task", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "replaceTask", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
 #[put("/tasks/{id}")]
@@ -140,9 +152,12 @@ pub async fn replace(
     Ok(shared::outcome_response(outcome))
 }
 
-/// Moves the task to the trash; it then answers 404 until restored.
+/// Move a task to the trash
+///
+/// Moves the task to the trash: it then answers 404 here until `restoreTask` brings it back, and
+/// is purged after the retention period. Its pending reminder is cancelled.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "delete_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Moved to the trash"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"))
@@ -160,11 +175,13 @@ pub async fn remove(
     Ok(shared::outcome_response(outcome))
 }
 
-/// Takes a task out of the trash.
+/// Restore a task from the trash
+///
+/// Takes a task out of the trash. If its project was deleted meanwhile, it lands in the inbox.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "restore_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "restoreTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Task), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
 )]
 #[post("/tasks/{id}/restore")]
 #[tracing::instrument(skip_all)]
@@ -181,11 +198,14 @@ pub async fn restore(
     Ok(shared::outcome_response(outcome))
 }
 
-/// Flips `completed`.
+/// Toggle a task's completion
+///
+/// Flips `completed`. Completing a recurring task brings its next occurrence; prefer
+/// `completeTask` when a retry must not undo the first call.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "toggle_task", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "toggleTask", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[post("/tasks/{id}/toggle")]
 #[tracing::instrument(skip_all)]
@@ -202,11 +222,14 @@ pub async fn toggle(
     Ok(shared::outcome_response(outcome))
 }
 
-/// Sets `completed` explicitly; repeating it changes nothing more.
+/// Complete or reopen a task
+///
+/// Sets `completed` to the value sent; repeating the call changes nothing more. Completing a
+/// recurring task brings its next occurrence.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "complete_task", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
+    context_path = "/api/v1", operation_id = "completeTask", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = Task), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[patch("/tasks/{id}/complete")]
 #[tracing::instrument(skip_all)]

@@ -172,7 +172,7 @@ async fn security_headers_and_closed_sets_are_declared_for_generators() {
 // to fail: each of these hands it an answer the document does not describe.
 
 mod checker {
-    use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+    use reqwest::header::{ALLOW, CONTENT_TYPE, HeaderMap, HeaderValue};
     use reqwest::{Method, StatusCode};
     use serde_json::json;
 
@@ -185,6 +185,15 @@ mod checker {
         HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static(content_type))])
     }
 
+    /// With the headers the document requires of the answers checked here, so that each test
+    /// fails on the mismatch it is about.
+    fn from_the_app(content_type: &'static str) -> HeaderMap {
+        let mut headers = typed(content_type);
+        headers.insert("x-request-id", HeaderValue::from_static("r1"));
+        headers.insert("etag", HeaderValue::from_static("\"1\""));
+        headers
+    }
+
     fn check(
         method: Method,
         path: &str,
@@ -193,7 +202,7 @@ mod checker {
         body: &str,
     ) -> Result<(), String> {
         let status = StatusCode::from_u16(status).unwrap();
-        DOCUMENT.check(&method, path, status, &typed(content_type), Some(body.as_bytes()))
+        DOCUMENT.check(&method, path, status, &from_the_app(content_type), Some(body.as_bytes()))
     }
 
     #[test]
@@ -229,7 +238,8 @@ mod checker {
     #[test]
     fn a_literal_segment_beats_a_parameter_and_unknown_paths_are_not_checked() {
         // `/tasks/trash` answers a page; checked as `/tasks/{id}` a page would be a broken task.
-        let page = json!({"items": [], "total": 0, "limit": 50, "offset": 0}).to_string();
+        let page =
+            json!({"items": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": null}).to_string();
         check(Method::GET, "/api/v1/tasks/trash", 200, "application/json", &page).unwrap();
         let drift = check(Method::DELETE, "/api/v1/tasks/trash", 204, "application/json", "").unwrap_err();
         assert!(drift.starts_with("DELETE /api/v1/tasks/trash "), "{drift}");
@@ -247,6 +257,41 @@ mod checker {
         assert!(drift.contains("Content-Type application/json is not among"), "{drift}");
         let drift = check(Method::DELETE, TASK, 204, "application/json", "{}").unwrap_err();
         assert!(drift.contains("declares no body"), "{drift}");
+    }
+
+    #[test]
+    fn head_is_checked_as_the_documented_get_without_a_body() {
+        let status = StatusCode::OK;
+        let mut headers = from_the_app("application/json");
+        DOCUMENT.check(&Method::HEAD, TASK, status, &headers, None).unwrap();
+        let etag = headers.remove("etag").unwrap();
+        let drift = DOCUMENT.check(&Method::HEAD, TASK, status, &headers, None).unwrap_err();
+        assert!(drift.starts_with("HEAD /api/v1/tasks/{id} answered 200 OK"), "{drift}");
+        assert!(drift.contains("the required header ETag is missing"), "{drift}");
+        headers.insert("etag", etag);
+        let drift = DOCUMENT.check(&Method::HEAD, TASK, StatusCode::IM_A_TEAPOT, &headers, None).unwrap_err();
+        assert!(drift.contains("not documented"), "{drift}");
+    }
+
+    #[test]
+    fn a_405_must_allow_exactly_the_methods_the_document_lists() {
+        let answer = |method: Method, allow: Option<&'static str>| {
+            let mut headers = typed("application/problem+json");
+            if let Some(allow) = allow {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            DOCUMENT.check(&method, "/api/v1/tasks", StatusCode::METHOD_NOT_ALLOWED, &headers, Some(b"{}"))
+        };
+        answer(Method::PUT, Some("GET, HEAD, POST")).unwrap();
+        let drift = answer(Method::PUT, Some("GET, HEAD")).unwrap_err();
+        assert!(
+            drift.contains(r#"405 with Allow: GET, HEAD, but the document lists {"GET", "POST"}"#),
+            "{drift}"
+        );
+        assert!(answer(Method::PUT, Some("GET, HEAD, POST, DELETE")).is_err(), "DELETE is not documented");
+        assert!(answer(Method::PUT, None).unwrap_err().contains("a 405 without Allow"));
+        // A documented method refused with a 405 is a drift like any undocumented status.
+        assert!(answer(Method::GET, Some("GET, HEAD, POST")).unwrap_err().contains("not documented"));
     }
 
     #[test]
@@ -300,10 +345,12 @@ mod checker {
         address
     }
 
-    const HEALTH_DRIFT: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\nconnection: close\r\n\r\n{\"status\": 1}";
+    const HEALTH_DRIFT: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: r1\r\ncontent-length: 13\r\nconnection: close\r\n\r\n{\"status\": 1}";
 
     #[tokio::test]
-    #[should_panic(expected = "contract drift: GET /health answered 200 OK for /health")]
+    #[should_panic(
+        expected = "contract drift: GET /health answered 200 OK for /health: the body does not match"
+    )]
     async fn the_test_client_fails_on_a_drift() {
         let address = answering(HEALTH_DRIFT).await;
         let _ = CheckedClient::for_app(&address).get(format!("{address}/health")).send().await;

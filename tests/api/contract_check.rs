@@ -5,10 +5,10 @@
 //! [`Contract::check`] is the pure check; [`CheckedClient`] is the test client that runs it on
 //! every response from the app it was made for, so call sites keep reqwest's API unchanged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock};
 
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ALLOW, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{IntoUrl, Method, ResponseBuilderExt, StatusCode};
 use serde_json::Value;
 
@@ -82,23 +82,34 @@ impl Contract {
     /// its status and headers only: it may never end, so it is never read here.
     ///
     /// A path the document does not describe is not checked (the tests probe unknown paths on
-    /// purpose); a described path answered with a method or status it does not list is a drift.
+    /// purpose); a described path answered with a method or status it does not list is a drift,
+    /// except for what HTTP itself implies: HEAD answers as the documented GET does, without
+    /// content (RFC 9110, 9.3.2), and a method the path does not have is a 405 whose `Allow`
+    /// names the methods the document lists.
     pub fn check(
         &self,
         method: &Method,
         path: &str,
         status: StatusCode,
         headers: &HeaderMap,
-        body: Option<&[u8]>,
+        mut body: Option<&[u8]>,
     ) -> Result<(), String> {
         let Some(template) = self.template(path) else { return Ok(()) };
         let operation = format!("{method} {template}");
         let drift = |what: String| Err(format!("{operation} answered {status} for {path}: {what}"));
-        let method = method.as_str().to_ascii_lowercase();
-        let responses = &self.document["paths"][template][method.as_str()]["responses"];
-        if responses.is_null() {
+        let item = &self.document["paths"][template];
+        let has = |method: &str| item[method]["responses"].is_object();
+        let mut method = method.as_str().to_ascii_lowercase();
+        if status == StatusCode::METHOD_NOT_ALLOWED && !has(&method) {
+            return self.check_allow(item, headers).or_else(drift);
+        }
+        if method == "head" && !has("head") && has("get") {
+            (method, body) = ("get".into(), None);
+        }
+        if !has(&method) {
             return drift("the document has no such operation".into());
         }
+        let responses = &item[method.as_str()]["responses"];
         let code = status.as_str();
         let range = format!("{}XX", &code[..1]);
         let Some(status_key) = [code, &range, "default"].into_iter().find(|key| responses.get(key).is_some())
@@ -154,6 +165,29 @@ impl Contract {
             let schema = self.document.pointer(&schema_at).map(Value::to_string).unwrap_or_default();
             drift(format!("the body does not match {schema}: {error}\nbody: {}", excerpt(body)))
         })
+    }
+
+    /// Whether a 405's `Allow` names exactly the methods the document lists for the path, HEAD
+    /// being implied by GET.
+    fn check_allow(&self, item: &Value, headers: &HeaderMap) -> Result<(), String> {
+        let documented: BTreeSet<String> = item
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, operation)| operation["responses"].is_object())
+            .map(|(method, _)| method.to_ascii_uppercase())
+            .collect();
+        let allow = headers.get(ALLOW).and_then(|v| v.to_str().ok()).ok_or("a 405 without Allow")?;
+        let allowed: BTreeSet<String> = allow
+            .split(',')
+            .map(|m| m.trim().to_ascii_uppercase())
+            .filter(|m| !(m == "HEAD" && documented.contains("GET")))
+            .collect();
+        if allowed == documented {
+            Ok(())
+        } else {
+            Err(format!("405 with Allow: {allow}, but the document lists {documented:?}"))
+        }
     }
 
     /// The most specific template matching `path`: at the first segment where two templates

@@ -327,20 +327,24 @@ mod checker {
         assert!(answer(500, &json, "{}").unwrap_err().contains("not among"));
     }
 
-    /// A server on port 0 that answers one request with `raw` and closes: its address.
+    /// A server on port 0 that answers every request with `raw`, for as long as the test runs:
+    /// its address. Every connection, because a stray one can arrive first (other tests in this
+    /// process probe ports that were free a moment ago, see `WebProcess::start`).
     async fn answering(raw: &'static str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            while !head.ends_with(b"\r\n\r\n") {
-                let mut byte = [0];
-                socket.read_exact(&mut byte).await.unwrap();
-                head.push(byte[0]);
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0];
+                    while !head.ends_with(b"\r\n\r\n") && socket.read_exact(&mut byte).await.is_ok() {
+                        head.push(byte[0]);
+                    }
+                    let _ = socket.write_all(raw.as_bytes()).await;
+                });
             }
-            socket.write_all(raw.as_bytes()).await.unwrap();
         });
         address
     }
@@ -353,7 +357,8 @@ mod checker {
     )]
     async fn the_test_client_fails_on_a_drift() {
         let address = answering(HEALTH_DRIFT).await;
-        let _ = CheckedClient::for_app(&address).get(format!("{address}/health")).send().await;
+        let sent = CheckedClient::for_app(&address).get(format!("{address}/health")).send().await;
+        sent.expect("the server answers");
     }
 
     #[tokio::test]

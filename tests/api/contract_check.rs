@@ -342,8 +342,7 @@ impl CheckedRequest {
     }
 
     /// Leaves this request's answer unchecked, for the few the document rightly says nothing
-    /// about: refusals at the HTTP layer before any route, CORS preflights, methods no API has.
-    /// Every use says why.
+    /// about: refusals at the HTTP layer before any route, CORS preflights. Every use says why.
     pub fn outside_the_contract(self) -> Self {
         Self { app: None, ..self }
     }

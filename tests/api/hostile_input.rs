@@ -139,7 +139,8 @@ async fn headers_trickling_in_are_cut_off_at_the_header_deadline() {
 async fn huge_headers_are_refused_without_harm() {
     let app = TestApp::spawn().await;
     let huge = "x".repeat(200 * 1024);
-    // Both are refused (431) by the HTTP layer before any route runs: outside the document.
+    // Both are refused by the HTTP layer (a 431, or the connection closed) before any route runs:
+    // outside the document.
     let health = || app.client.get(app.url("/health")).outside_the_contract();
     let response = health().header("x-huge", huge).send().await;
     if let Ok(response) = response {

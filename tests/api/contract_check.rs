@@ -342,7 +342,9 @@ impl CheckedRequest {
     }
 
     /// Leaves this request's answer unchecked, for the few the document rightly says nothing
-    /// about: refusals at the HTTP layer before any route, CORS preflights. Every use says why.
+    /// about (refusals at the HTTP layer before any route, CORS preflights), and for load that a
+    /// test timing the server generates, where checking would spend the client's CPU on the
+    /// server's cores. Every use says why.
     pub fn outside_the_contract(self) -> Self {
         Self { app: None, ..self }
     }

@@ -105,6 +105,7 @@ mod tests {
             outbox_dir: outbox_dir.into(),
             timeout_secs: 5,
             pool_max_connections: 2,
+            verification_per_hour: 5,
         }
     }
 

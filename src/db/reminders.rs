@@ -64,6 +64,8 @@ pub enum SkipReason {
     /// The account turned `email_reminders` off.
     RemindersOff,
     NoEmailAddress,
+    /// The account's address is not verified yet: nothing goes to an address nobody confirmed.
+    Unverified,
 }
 
 impl SkipReason {
@@ -75,6 +77,7 @@ impl SkipReason {
             Self::ReminderCleared => "reminder_cleared",
             Self::RemindersOff => "reminders_off",
             Self::NoEmailAddress => "no_email_address",
+            Self::Unverified => "unverified",
         }
     }
 }
@@ -151,6 +154,7 @@ pub struct Recipient {
     pub name: Option<String>,
     pub timezone: String,
     pub email_reminders: bool,
+    pub email_verified: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -166,6 +170,7 @@ struct SubjectRow {
     name: Option<String>,
     timezone: Option<String>,
     email_reminders: Option<bool>,
+    email_verified: Option<bool>,
 }
 
 /// The task of this user, trashed or not, and its account; `None` when the task is gone.
@@ -177,7 +182,7 @@ pub async fn subject(
     let row: Option<SubjectRow> = sqlx::query_as(
         "SELECT t.title, t.description, t.due_at, t.reminder_at, t.completed,
                 t.deleted_at IS NOT NULL AS deleted, u.id IS NOT NULL AS account,
-                u.email, u.name, u.timezone, u.email_reminders
+                u.email, u.name, u.timezone, u.email_reminders, u.email_verified
          FROM tasks t LEFT JOIN users u ON u.id = t.user_id
          WHERE t.id = $1 AND t.user_id = $2",
     )
@@ -197,6 +202,7 @@ pub async fn subject(
             name: row.name,
             timezone: row.timezone.unwrap_or_default(),
             email_reminders: row.email_reminders.unwrap_or_default(),
+            email_verified: row.email_verified.unwrap_or_default(),
         }),
     }))
 }
@@ -309,6 +315,7 @@ mod tests {
             S::ReminderCleared,
             S::RemindersOff,
             S::NoEmailAddress,
+            S::Unverified,
         ] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }

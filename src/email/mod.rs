@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use crate::config::{EmailSettings, Environment};
 
 pub mod reminder;
+pub mod verification;
 
 /// Why a message was not accepted, split the way a retry policy needs it.
 #[derive(Debug, thiserror::Error)]

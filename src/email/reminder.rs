@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use minijinja::{AutoEscape, Environment, context};
+use minijinja::context;
 use uuid::Uuid;
 
 use crate::domain::TimeZone;
@@ -55,14 +55,9 @@ pub fn subject(reminder: &Reminder<'_>) -> String {
 
 /// The whole message, with a plain-text and an HTML part.
 pub fn build(from: &Mailbox, to: Mailbox, reminder: &Reminder<'_>) -> Result<Message, BuildError> {
-    let mut env = Environment::new();
-    // Escape by file type: the HTML part escapes every value, the text part shows it as typed.
-    env.set_auto_escape_callback(|name| match name.ends_with(".html") {
-        true => AutoEscape::Html,
-        false => AutoEscape::None,
-    });
-    env.add_template("reminder.txt", TEXT_TEMPLATE)?;
-    env.add_template("reminder.html", HTML_TEMPLATE)?;
+    // The HTML part escapes every value, the text part shows it as typed.
+    let env =
+        crate::render::environment(&[("reminder.txt", TEXT_TEMPLATE), ("reminder.html", HTML_TEMPLATE)])?;
     let values = context! {
         title => reminder.title,
         description => reminder.description.filter(|d| !d.trim().is_empty()),

@@ -161,6 +161,8 @@ pub async fn deliver(
         Some(SkipReason::RemindersOff)
     } else if user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
         Some(SkipReason::NoEmailAddress)
+    } else if !user.email_verified {
+        Some(SkipReason::Unverified)
     } else {
         None
     };

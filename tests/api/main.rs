@@ -35,6 +35,7 @@ mod tasks_jobs;
 mod tasks_list;
 mod tasks_validation;
 mod users;
+mod verification;
 mod web_outage;
 mod worker;
 mod worker_outage;

@@ -9,6 +9,8 @@ use chrono::Utc;
 use super::{Form, Page, not_a_form, token_in};
 use crate::commands::accounts::{self, LinkTarget, Verified};
 use crate::links::{Claims, Purpose};
+use crate::web::auth::ClientIp;
+use crate::web::request_id::RequestContext;
 use crate::web::state::AppState;
 
 const PATH: &str = "/email/verify";
@@ -41,7 +43,7 @@ async fn show(state: web::Data<AppState>, req: HttpRequest) -> Page {
 
 /// The button: verifies the address and spends the link.
 #[tracing::instrument(skip_all)]
-async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Page {
+async fn confirm(state: web::Data<AppState>, req: HttpRequest, ip: ClientIp, body: web::Bytes) -> Page {
     if !is_form(req.headers()) {
         return not_a_form();
     }
@@ -52,7 +54,9 @@ async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
     };
     match accounts::verify(&state.pool, &claims).await {
         Ok(Verified::Now { address }) => {
-            tracing::info!(target: "audit", event = "email_verified", user_id = %claims.user_id);
+            let request_id = RequestContext::current().request_id;
+            let (user_id, ip) = (claims.user_id, ip.0);
+            tracing::info!(target: "audit", event = "email_verified", %user_id, %ip, %request_id);
             Page::new(StatusCode::OK, "Your address is confirmed", &[])
                 .with_paragraph(format!("Reminders will now be sent to {address}."))
         }

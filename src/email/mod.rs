@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{EmailSettings, Environment};
 
+pub mod headers;
 pub mod reminder;
 
 /// Why a message was not accepted, split the way a retry policy needs it.

@@ -190,6 +190,9 @@ pub async fn deliver(
         due_at: task.due_at,
         timezone: TimeZone::parse("timezone", &user.timezone).unwrap_or(TimeZone::UTC),
         recipient_name: user.name.as_deref(),
+        // The one-click unsubscribe endpoint and its signed token are not built yet (issue 20);
+        // until they are, reminders carry no List-Unsubscribe rather than a URL that does nothing.
+        unsubscribe_url: None,
     };
     let email = match message::build(mailer.from_address(), to, &content) {
         Ok(email) => email,

@@ -2,7 +2,7 @@
 //!
 //! Order, last wins: `config/default.toml`, `config/{APP_ENV}.toml`, `APP__SECTION__KEY`
 //! environment variables, then the conventional names Procfile platforms set
-//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`).
+//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`, `DKIM_*`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -195,6 +195,21 @@ pub struct EmailSettings {
     /// Connect, command and response timeout for one SMTP exchange.
     pub timeout_secs: u64,
     pub pool_max_connections: u32,
+    pub dkim: DkimSettings,
+}
+
+/// DKIM signing of every outgoing message (see `email::dkim`). All empty is off; partly set is
+/// refused at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DkimSettings {
+    /// The `s=` tag: the key is published at `{selector}._domainkey.{domain}`.
+    pub selector: String,
+    /// The `d=` tag; align it with the `From` address's domain for DMARC.
+    pub domain: String,
+    /// The private key's PEM text (`DKIM_PRIVATE_KEY`), or …
+    pub private_key: SecretString,
+    /// … the path of a PEM file (`DKIM_PRIVATE_KEY_FILE`); not both.
+    pub private_key_file: String,
 }
 
 /// Request limits, counted in each web process separately (see the README on sizing them).
@@ -281,6 +296,10 @@ impl Settings {
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .set_override_option("email.smtp_url", env("SMTP_URL"))?
             .set_override_option("email.from", env("MAIL_FROM"))?
+            .set_override_option("email.dkim.selector", env("DKIM_SELECTOR"))?
+            .set_override_option("email.dkim.domain", env("DKIM_DOMAIN"))?
+            .set_override_option("email.dkim.private_key", env("DKIM_PRIVATE_KEY"))?
+            .set_override_option("email.dkim.private_key_file", env("DKIM_PRIVATE_KEY_FILE"))?
             .build()
             .with_context(|| format!("reading settings from {}", dir.display()))?;
         built

@@ -5,8 +5,9 @@
 //!   `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), which mailbox providers
 //!   require of bulk senders and show as an "unsubscribe" button.
 
-use lettre::message::MessageBuilder;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::Message;
+use lettre::message::header::{self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Body, MessageBuilder, MultiPart};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,6 +83,28 @@ pub fn automated(builder: MessageBuilder, unsubscribe: Option<&str>) -> MessageB
     }
 }
 
+/// The message with `part` as its body, its `Content-Type` among the message's own headers so that
+/// DKIM signs it (lettre's `MessageBuilder::multipart` keeps it with the body, unsigned: see
+/// `email::dkim`).
+pub fn with_multipart(builder: MessageBuilder, part: MultiPart) -> Result<Message, lettre::error::Error> {
+    let formatted = part.formatted();
+    let body_at = formatted.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let content_type = part.headers().get::<ContentType>();
+    let (Some(body_at), Some(content_type)) = (body_at, content_type) else {
+        return builder.multipart(part);
+    };
+    // lettre wrote and encoded every part itself (CRLF, lines within limits), so the body is
+    // taken as it is: re-checking it would refuse quoted-printable's 76-character lines. Its own
+    // encoding is the widest of its parts': lettre sends UTF-8 text as 8bit.
+    let body = &formatted[body_at..];
+    let encoding = match body.is_ascii() {
+        true => ContentTransferEncoding::SevenBit,
+        false => ContentTransferEncoding::EightBit,
+    };
+    let body = Body::dangerous_pre_encoded(body.to_vec(), encoding);
+    builder.header(header::MIME_VERSION_1_0).header(content_type).body(body)
+}
+
 /// `text` as one line for a header: control characters (line breaks included) and bidi
 /// overrides become spaces, runs of spaces collapse, and it is trimmed and cut to `max_chars`
 /// with an ellipsis. User text in a subject must not fold into other headers or spoof direction.
@@ -127,6 +150,23 @@ mod tests {
         assert!(!without.contains("List-Unsubscribe"), "{without}");
         let broken = headers_of(Some("https://x/<a> b"));
         assert!(!broken.contains("List-Unsubscribe"), "a URL that would break the header is left out");
+    }
+
+    #[test]
+    fn a_lifted_multipart_reads_the_same_with_its_content_type_in_the_headers() {
+        let builder =
+            || Message::builder().from("a@example.com".parse().unwrap()).to("b@example.com".parse().unwrap());
+        let text = "café – crème brûlée à emporter, s'il vous plaît";
+        let part = || MultiPart::alternative_plain_html(text.to_owned(), "<p>café</p>".to_owned());
+        let lifted = with_multipart(builder(), part()).unwrap();
+        assert!(lifted.headers().get::<ContentType>().is_some(), "where DKIM sees it");
+        let raw = lifted.formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.body_text(0).as_deref(), Some(text));
+        assert_eq!(parsed.body_html(0).as_deref(), Some("<p>café</p>"));
+        let text = String::from_utf8(raw).unwrap();
+        assert_eq!(text.matches("MIME-Version: 1.0").count(), 1, "{text}");
+        assert_eq!(text.matches("Content-Type: multipart/alternative").count(), 1, "{text}");
     }
 
     #[test]

@@ -91,8 +91,8 @@ pub fn build(from: &Mailbox, to: Mailbox, reminder: &Reminder<'_>) -> Result<Mes
         .to(to)
         .subject(subject(reminder))
         .message_id(Some(message_id(reminder.task_id, reminder.reminder_at, from)));
-    let message = headers::automated(builder, reminder.unsubscribe_url)
-        .multipart(MultiPart::alternative_plain_html(text, html))?;
+    let builder = headers::automated(builder, reminder.unsubscribe_url);
+    let message = headers::with_multipart(builder, MultiPart::alternative_plain_html(text, html))?;
     Ok(message)
 }
 

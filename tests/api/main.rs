@@ -5,6 +5,7 @@ mod auth;
 mod bulk;
 mod contract;
 mod crashes;
+mod dkim;
 mod errors;
 mod external_auth;
 mod hardening;

@@ -196,6 +196,53 @@ pub struct EmailSettings {
     pub timeout_secs: u64,
     pub pool_max_connections: u32,
     pub dkim: DkimSettings,
+    pub caps: ReminderCaps,
+}
+
+/// Reminder emails allowed per hour, beyond which reminders are recorded `skipped` with the
+/// reason `rate_limited`: they bound what one account can make the service send, and what one
+/// address can receive. 0 turns a cap off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ReminderCaps {
+    pub per_account_per_hour: u32,
+    /// Counted over every account that sent to the address.
+    pub per_recipient_per_hour: u32,
+}
+
+/// Which cap a reminder would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    Account,
+    Recipient,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 2] = [Cap::Account, Cap::Recipient];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Recipient => "recipient",
+        }
+    }
+}
+
+impl ReminderCaps {
+    pub fn enabled(self) -> bool {
+        self.per_account_per_hour > 0 || self.per_recipient_per_hour > 0
+    }
+
+    /// The cap one more reminder would break, given the sends of the last hour.
+    pub fn exceeded(self, account_sends: i64, recipient_sends: i64) -> Option<Cap> {
+        let full = |cap: u32, sends: i64| cap > 0 && sends >= i64::from(cap);
+        if full(self.per_account_per_hour, account_sends) {
+            Some(Cap::Account)
+        } else if full(self.per_recipient_per_hour, recipient_sends) {
+            Some(Cap::Recipient)
+        } else {
+            None
+        }
+    }
 }
 
 /// DKIM signing of every outgoing message (see `email::dkim`). All empty is off; partly set is
@@ -394,6 +441,18 @@ mod tests {
         assert_eq!(production.server.body_limit_bytes, 1234);
         assert_eq!(test.server.body_limit_bytes, 65536, "a missing environment file leaves the defaults");
         assert_eq!(production.environment, Environment::Production);
+    }
+
+    #[test]
+    fn a_reminder_caps_at_the_limit_and_zero_means_no_cap() {
+        let caps = ReminderCaps { per_account_per_hour: 2, per_recipient_per_hour: 3 };
+        assert_eq!(caps.exceeded(1, 1), None);
+        assert_eq!(caps.exceeded(2, 0), Some(Cap::Account));
+        assert_eq!(caps.exceeded(0, 3), Some(Cap::Recipient));
+        assert_eq!(caps.exceeded(5, 5), Some(Cap::Account), "the account's cap is named first");
+        let off = ReminderCaps { per_account_per_hour: 0, per_recipient_per_hour: 0 };
+        assert!(!off.enabled());
+        assert_eq!(off.exceeded(1_000_000, 1_000_000), None);
     }
 
     #[test]

@@ -133,6 +133,7 @@ mod tests {
                 private_key: SecretString::from(""),
                 private_key_file: String::new(),
             },
+            caps: crate::config::ReminderCaps { per_account_per_hour: 0, per_recipient_per_hour: 0 },
         }
     }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 
-use crate::config::WorkerSettings;
+use crate::config::{ReminderCaps, WorkerSettings};
 use crate::db::maintenance::Retention;
 use crate::email::Mailer;
 
@@ -83,4 +83,5 @@ pub struct Context {
     /// Tasks one account may hold; new occurrences obey it too.
     pub max_tasks: u32,
     pub retention: Retention,
+    pub reminder_caps: ReminderCaps,
 }

@@ -21,6 +21,7 @@ mod projects;
 mod query_values;
 mod rate_limits;
 mod recurrence;
+mod reminder_caps;
 mod reminder_mail;
 mod reminders;
 mod series_bounds;

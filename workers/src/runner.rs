@@ -84,6 +84,7 @@ impl Worker {
             mailer,
             max_tasks: settings.tasks.max_per_user,
             retention: Retention::new(&settings),
+            reminder_caps: settings.email.caps,
         };
         let deps = Deps { context, retry };
         Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })

@@ -2,7 +2,7 @@
 //!
 //! Order, last wins: `config/default.toml`, `config/{APP_ENV}.toml`, `APP__SECTION__KEY`
 //! environment variables, then the conventional names Procfile platforms set
-//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`, `PUBLIC_URL`).
+//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`, `PUBLIC_URL`, `DKIM_*`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -202,6 +202,68 @@ pub struct EmailSettings {
     /// Verification emails one account may cause per hour (registration, email changes and
     /// resends together); past it, `429` with `Retry-After`.
     pub verification_per_hour: u32,
+    pub dkim: DkimSettings,
+    pub caps: ReminderCaps,
+}
+
+/// Reminder emails allowed per hour, beyond which reminders are recorded `skipped` with the
+/// reason `rate_limited`: they bound what one account can make the service send, and what one
+/// address can receive. 0 turns a cap off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ReminderCaps {
+    pub per_account_per_hour: u32,
+    /// Counted over every account that sent to the address.
+    pub per_recipient_per_hour: u32,
+}
+
+/// Which cap a reminder would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    Account,
+    Recipient,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 2] = [Cap::Account, Cap::Recipient];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Recipient => "recipient",
+        }
+    }
+}
+
+impl ReminderCaps {
+    pub fn enabled(self) -> bool {
+        self.per_account_per_hour > 0 || self.per_recipient_per_hour > 0
+    }
+
+    /// The cap one more reminder would break, given the sends of the last hour.
+    pub fn exceeded(self, account_sends: i64, recipient_sends: i64) -> Option<Cap> {
+        let full = |cap: u32, sends: i64| cap > 0 && sends >= i64::from(cap);
+        if full(self.per_account_per_hour, account_sends) {
+            Some(Cap::Account)
+        } else if full(self.per_recipient_per_hour, recipient_sends) {
+            Some(Cap::Recipient)
+        } else {
+            None
+        }
+    }
+}
+
+/// DKIM signing of every outgoing message (see `email::dkim`). All empty is off; partly set is
+/// refused at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DkimSettings {
+    /// The `s=` tag: the key is published at `{selector}._domainkey.{domain}`.
+    pub selector: String,
+    /// The `d=` tag; align it with the `From` address's domain for DMARC.
+    pub domain: String,
+    /// The private key's PEM text (`DKIM_PRIVATE_KEY`), or …
+    pub private_key: SecretString,
+    /// … the path of a PEM file (`DKIM_PRIVATE_KEY_FILE`); not both.
+    pub private_key_file: String,
 }
 
 /// Request limits, counted in each web process separately (see the README on sizing them).
@@ -289,6 +351,10 @@ impl Settings {
             .set_override_option("email.smtp_url", env("SMTP_URL"))?
             .set_override_option("email.from", env("MAIL_FROM"))?
             .set_override_option("server.public_url", env("PUBLIC_URL"))?
+            .set_override_option("email.dkim.selector", env("DKIM_SELECTOR"))?
+            .set_override_option("email.dkim.domain", env("DKIM_DOMAIN"))?
+            .set_override_option("email.dkim.private_key", env("DKIM_PRIVATE_KEY"))?
+            .set_override_option("email.dkim.private_key_file", env("DKIM_PRIVATE_KEY_FILE"))?
             .build()
             .with_context(|| format!("reading settings from {}", dir.display()))?;
         built
@@ -464,6 +530,18 @@ mod tests {
             assert!(PublicUrl::parse(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(PublicUrl::parse("http://localhost:8000").unwrap().as_str(), "http://localhost:8000");
+    }
+
+    #[test]
+    fn a_reminder_caps_at_the_limit_and_zero_means_no_cap() {
+        let caps = ReminderCaps { per_account_per_hour: 2, per_recipient_per_hour: 3 };
+        assert_eq!(caps.exceeded(1, 1), None);
+        assert_eq!(caps.exceeded(2, 0), Some(Cap::Account));
+        assert_eq!(caps.exceeded(0, 3), Some(Cap::Recipient));
+        assert_eq!(caps.exceeded(5, 5), Some(Cap::Account), "the account's cap is named first");
+        let off = ReminderCaps { per_account_per_hour: 0, per_recipient_per_hour: 0 };
+        assert!(!off.enabled());
+        assert_eq!(off.exceeded(1_000_000, 1_000_000), None);
     }
 
     #[test]

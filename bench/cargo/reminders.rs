@@ -144,6 +144,9 @@ fn spawn_worker(database_url: &str, smtp_url: &str) -> std::io::Result<Child> {
         .env("SMTP_URL", smtp_url)
         .env("APP__DATABASE__CREATE_IF_MISSING", "false")
         .env("APP__WORKER__METRICS_PORT", "0")
+        // 100 reminders per account in a minute: measure delivery, not the abuse caps.
+        .env("APP__EMAIL__CAPS__PER_ACCOUNT_PER_HOUR", "0")
+        .env("APP__EMAIL__CAPS__PER_RECIPIENT_PER_HOUR", "0")
         .env("APP__TELEMETRY__FILTER", "warn")
         .stdout(Stdio::null())
         .spawn()

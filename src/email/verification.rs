@@ -26,11 +26,11 @@ pub fn build(from: &Mailbox, to: Mailbox, name: Option<&str>, link: &str) -> Res
     };
     let text = env.get_template("verification.txt")?.render(&values)?;
     let html = env.get_template("verification.html")?.render(&values)?;
-    Ok(Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(SUBJECT)
-        .multipart(MultiPart::alternative_plain_html(text, html))?)
+    let builder = Message::builder().from(from.clone()).to(to).subject(SUBJECT);
+    // Automated, like every mail the service sends; no unsubscribe, since it answers the
+    // recipient's own request. `with_multipart` keeps Content-Type where DKIM signs it.
+    let builder = super::headers::automated(builder, None);
+    Ok(super::headers::with_multipart(builder, MultiPart::alternative_plain_html(text, html))?)
 }
 
 #[cfg(test)]
@@ -46,6 +46,7 @@ mod tests {
         let raw = message.formatted();
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.subject(), Some(SUBJECT));
+        assert!(raw.windows(30).any(|w| w == b"Auto-Submitted: auto-generated"), "automated");
         let text = parsed.body_text(0).unwrap();
         assert!(text.contains(link) && text.contains("ann@example.com"), "{text}");
         let html = parsed.body_html(0).unwrap();

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 
-use crate::config::{PublicUrl, WorkerSettings};
+use crate::config::{PublicUrl, ReminderCaps, WorkerSettings};
 use crate::db::maintenance::Retention;
 use crate::email::Mailer;
 use crate::links::LinkKeys;
@@ -90,4 +90,5 @@ pub struct Context {
     pub links: LinkKeys,
     /// The origin those links point at.
     pub public_url: PublicUrl,
+    pub reminder_caps: ReminderCaps,
 }

@@ -79,8 +79,14 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
     let mail = &received[0];
     assert_eq!(mail.to, vec![email.clone()]);
     assert_eq!(mail.from, "todo@localhost");
+    assert_eq!(
+        mail.header("Auto-Submitted").as_deref(),
+        Some("auto-generated"),
+        "auto-responders stay quiet"
+    );
+    assert_eq!(mail.header("List-Unsubscribe"), None, "no unsubscribe URL until its endpoint exists");
     let parsed = MessageParser::default().parse(&mail.data).expect("a parseable message");
-    let local = "Monday 4 March 2030, 09:00 (Europe/Paris)";
+    let local = "Monday 4 March 2030, 09:00 CET (Europe/Paris)";
     let subject = parsed.subject().unwrap();
     assert!(subject.contains("Team <standup>") && subject.contains(local), "subject: {subject}");
     let text = parsed.body_text(0).expect("a plain-text part");
@@ -96,7 +102,7 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
     );
     // The zone's slash is escaped too (`&#x2f;`), which a mail client shows as `/`.
     assert!(
-        html.contains("Bring notes &amp; coffee") && html.contains("Monday 4 March 2030, 09:00 (Europe"),
+        html.contains("Bring notes &amp; coffee") && html.contains("Monday 4 March 2030, 09:00 CET (Europe"),
         "{html}"
     );
     let task_id: Uuid = id_of(&task).parse().unwrap();

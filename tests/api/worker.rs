@@ -66,6 +66,10 @@ async fn the_worker_serves_health_and_metrics_with_every_series_from_the_start()
         }
     }
     assert!(text.contains("reminder_lateness_seconds"), "lateness histogram registered:\n{text}");
+    for cap in ["account", "recipient"] {
+        let series = format!("reminders_rate_limited_total{{cap=\"{cap}\"}}");
+        assert!(text.contains(&series), "{series} is registered:\n{text}");
+    }
     let missing = app.client.get(format!("{base}/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let post = app.client.post(format!("{base}/metrics")).send().await.unwrap();

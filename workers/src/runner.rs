@@ -88,6 +88,7 @@ impl Worker {
             retention: Retention::new(&settings),
             links: todo::links::LinkKeys::new(&settings.auth),
             public_url,
+            reminder_caps: settings.email.caps,
         };
         let deps = Deps { context, retry };
         Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })

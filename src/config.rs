@@ -2,7 +2,7 @@
 //!
 //! Order, last wins: `config/default.toml`, `config/{APP_ENV}.toml`, `APP__SECTION__KEY`
 //! environment variables, then the conventional names Procfile platforms set
-//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`).
+//! (`DATABASE_URL`, `PORT`, `JWT_SECRET`, `SMTP_URL`, `MAIL_FROM`, `PUBLIC_URL`, `DKIM_*`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,6 +81,10 @@ pub struct ServerSettings {
     /// Browser origins allowed to call the API (CORS), such as `https://app.example.com`.
     /// Empty allows none; credentials (cookies) are never allowed, since the API uses bearer tokens.
     pub cors_allowed_origins: Vec<String>,
+    /// The origin links in emails point at, such as `https://todo.example.com` (`PUBLIC_URL`).
+    /// Empty outside production means the local address, `http://{host}:{port}`; a production
+    /// worker refuses to start without it. Read it through [`Settings::public_url`].
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +199,71 @@ pub struct EmailSettings {
     /// Connect, command and response timeout for one SMTP exchange.
     pub timeout_secs: u64,
     pub pool_max_connections: u32,
+    /// Verification emails one account may cause per hour (registration, email changes and
+    /// resends together); past it, `429` with `Retry-After`.
+    pub verification_per_hour: u32,
+    pub dkim: DkimSettings,
+    pub caps: ReminderCaps,
+}
+
+/// Reminder emails allowed per hour, beyond which reminders are recorded `skipped` with the
+/// reason `rate_limited`: they bound what one account can make the service send, and what one
+/// address can receive. 0 turns a cap off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ReminderCaps {
+    pub per_account_per_hour: u32,
+    /// Counted over every account that sent to the address.
+    pub per_recipient_per_hour: u32,
+}
+
+/// Which cap a reminder would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    Account,
+    Recipient,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 2] = [Cap::Account, Cap::Recipient];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Recipient => "recipient",
+        }
+    }
+}
+
+impl ReminderCaps {
+    pub fn enabled(self) -> bool {
+        self.per_account_per_hour > 0 || self.per_recipient_per_hour > 0
+    }
+
+    /// The cap one more reminder would break, given the sends of the last hour.
+    pub fn exceeded(self, account_sends: i64, recipient_sends: i64) -> Option<Cap> {
+        let full = |cap: u32, sends: i64| cap > 0 && sends >= i64::from(cap);
+        if full(self.per_account_per_hour, account_sends) {
+            Some(Cap::Account)
+        } else if full(self.per_recipient_per_hour, recipient_sends) {
+            Some(Cap::Recipient)
+        } else {
+            None
+        }
+    }
+}
+
+/// DKIM signing of every outgoing message (see `email::dkim`). All empty is off; partly set is
+/// refused at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DkimSettings {
+    /// The `s=` tag: the key is published at `{selector}._domainkey.{domain}`.
+    pub selector: String,
+    /// The `d=` tag; align it with the `From` address's domain for DMARC.
+    pub domain: String,
+    /// The private key's PEM text (`DKIM_PRIVATE_KEY`), or …
+    pub private_key: SecretString,
+    /// … the path of a PEM file (`DKIM_PRIVATE_KEY_FILE`); not both.
+    pub private_key_file: String,
 }
 
 /// Request limits, counted in each web process separately (see the README on sizing them).
@@ -281,6 +350,11 @@ impl Settings {
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .set_override_option("email.smtp_url", env("SMTP_URL"))?
             .set_override_option("email.from", env("MAIL_FROM"))?
+            .set_override_option("server.public_url", env("PUBLIC_URL"))?
+            .set_override_option("email.dkim.selector", env("DKIM_SELECTOR"))?
+            .set_override_option("email.dkim.domain", env("DKIM_DOMAIN"))?
+            .set_override_option("email.dkim.private_key", env("DKIM_PRIVATE_KEY"))?
+            .set_override_option("email.dkim.private_key_file", env("DKIM_PRIVATE_KEY_FILE"))?
             .build()
             .with_context(|| format!("reading settings from {}", dir.display()))?;
         built
@@ -298,6 +372,57 @@ impl Settings {
             check_production_secret("APP__AUTH__EXTERNAL__SECRET", &self.auth.external.secret)?;
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The origin links in emails use, checked. Production has no default: a link to the
+    /// process's bind address would reach nobody, so the process that sends email refuses to
+    /// start without `PUBLIC_URL`.
+    pub fn public_url(&self) -> anyhow::Result<PublicUrl> {
+        let configured = self.server.public_url.trim();
+        if configured.is_empty() {
+            if self.environment == Environment::Production {
+                bail!(
+                    "PUBLIC_URL is not set; production workers put links in emails, so set PUBLIC_URL to the service's public origin (e.g. https://todo.example.com)"
+                );
+            }
+            return PublicUrl::parse(&format!("http://{}:{}", self.server.host, self.server.port));
+        }
+        PublicUrl::parse(configured)
+    }
+}
+
+/// An absolute `http(s)` origin with no path, query or credentials, kept without a trailing
+/// slash so `{origin}{path}` is always one well-formed URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        let url = url::Url::parse(raw).map_err(|e| {
+            anyhow::anyhow!("PUBLIC_URL={raw:?} is not an absolute URL such as https://todo.example.com: {e}")
+        })?;
+        let origin_only = url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !origin_only {
+            bail!(
+                "PUBLIC_URL={raw:?} must be an http(s) origin with no path, query or credentials, such as https://todo.example.com"
+            );
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// `path` (starting with `/`) under this origin.
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -375,6 +500,48 @@ mod tests {
         assert_eq!(production.server.body_limit_bytes, 1234);
         assert_eq!(test.server.body_limit_bytes, 65536, "a missing environment file leaves the defaults");
         assert_eq!(production.environment, Environment::Production);
+    }
+
+    #[test]
+    fn public_url_defaults_to_the_local_address_outside_production_only() {
+        let development = settings(Environment::Development, DEVELOPMENT_JWT_SECRET);
+        assert_eq!(development.public_url().unwrap().as_str(), "http://127.0.0.1:8000");
+        let mut production = settings(Environment::Production, DEVELOPMENT_JWT_SECRET);
+        production.server.public_url = String::new();
+        let err = production.public_url().unwrap_err().to_string();
+        assert!(err.starts_with("PUBLIC_URL is not set") && !err.contains('\n'), "{err}");
+        production.server.public_url = "https://todo.example.com/".into();
+        assert_eq!(
+            production.public_url().unwrap().join("/email/verify"),
+            "https://todo.example.com/email/verify"
+        );
+    }
+
+    #[test]
+    fn public_url_must_be_an_http_origin() {
+        for bad in [
+            "todo.example.com",
+            "ftp://todo.example.com",
+            "https://todo.example.com/app",
+            "https://todo.example.com/?a=1",
+            "https://user:pw@todo.example.com",
+            "javascript:alert(1)",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(PublicUrl::parse("http://localhost:8000").unwrap().as_str(), "http://localhost:8000");
+    }
+
+    #[test]
+    fn a_reminder_caps_at_the_limit_and_zero_means_no_cap() {
+        let caps = ReminderCaps { per_account_per_hour: 2, per_recipient_per_hour: 3 };
+        assert_eq!(caps.exceeded(1, 1), None);
+        assert_eq!(caps.exceeded(2, 0), Some(Cap::Account));
+        assert_eq!(caps.exceeded(0, 3), Some(Cap::Recipient));
+        assert_eq!(caps.exceeded(5, 5), Some(Cap::Account), "the account's cap is named first");
+        let off = ReminderCaps { per_account_per_hour: 0, per_recipient_per_hour: 0 };
+        assert!(!off.enabled());
+        assert_eq!(off.exceeded(1_000_000, 1_000_000), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@ pub mod db;
 pub mod domain;
 pub mod email;
 pub mod jobs;
+pub mod links;
 pub mod metrics;
+pub mod render;
 pub mod stepping;
 pub mod telemetry;
 

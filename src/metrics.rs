@@ -16,6 +16,8 @@ const LATENESS_BUCKETS: &[f64] =
     &[0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
 pub const REMINDER_LATENESS: &str = "reminder_lateness_seconds";
+/// Reminders skipped by a cap, labelled `cap="account|recipient"`.
+pub const REMINDERS_RATE_LIMITED: &str = "reminders_rate_limited_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -103,8 +103,9 @@ async fn round(admin: &str, workers: usize, reminders: usize, spread: u64) -> an
 async fn seed(pool: &PgPool, reminders: usize, spread: u64, first_due: DateTime<Utc>) -> anyhow::Result<()> {
     let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::now_v7()).collect();
     sqlx::query(
-        "INSERT INTO users (id, email, password_hash, timezone)
-         SELECT id, 'bench-' || id || '@example.com', 'x', 'Europe/Paris' FROM unnest($1::uuid[]) AS id",
+        // Verified addresses: an unverified one would have its reminders skipped, not sent.
+        "INSERT INTO users (id, email, password_hash, timezone, email_verified)
+         SELECT id, 'bench-' || id || '@example.com', 'x', 'Europe/Paris', true FROM unnest($1::uuid[]) AS id",
     )
     .bind(&users)
     .execute(pool)
@@ -143,6 +144,9 @@ fn spawn_worker(database_url: &str, smtp_url: &str) -> std::io::Result<Child> {
         .env("SMTP_URL", smtp_url)
         .env("APP__DATABASE__CREATE_IF_MISSING", "false")
         .env("APP__WORKER__METRICS_PORT", "0")
+        // 100 reminders per account in a minute: measure delivery, not the abuse caps.
+        .env("APP__EMAIL__CAPS__PER_ACCOUNT_PER_HOUR", "0")
+        .env("APP__EMAIL__CAPS__PER_RECIPIENT_PER_HOUR", "0")
         .env("APP__TELEMETRY__FILTER", "warn")
         .stdout(Stdio::null())
         .spawn()

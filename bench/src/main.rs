@@ -139,6 +139,8 @@ impl Service {
             // service, not its limits (which the test suite covers).
             ("APP__RATE_LIMIT__ENABLED", "false".into()),
             ("APP__TASKS__MAX_PER_USER", "10000000".into()),
+            ("APP__EMAIL__CAPS__PER_ACCOUNT_PER_HOUR", "0".into()),
+            ("APP__EMAIL__CAPS__PER_RECIPIENT_PER_HOUR", "0".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -3,6 +3,7 @@
 //! are the only callers, so one user's commands run one at a time in each process; the row locks
 //! and version checks here keep the invariants when several processes write at once.
 
+pub mod accounts;
 mod bulk;
 mod errors;
 mod projects;

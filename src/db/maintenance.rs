@@ -73,6 +73,11 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
         "deleted_external_accounts",
         batches("deleted_external_accounts", "forget_after < now() - make_interval(secs => $1)", 0.0).await,
     );
+    // A used link past its expiry is refused for expiry alone; its row is dead weight.
+    keep(
+        "used_link_tokens",
+        batches("used_link_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+    );
     keep(
         "event_tickets",
         batches("event_tickets", "expires_at < now() - make_interval(secs => $1)", 0.0).await,

@@ -13,6 +13,7 @@ use crate::config::DatabaseSettings;
 pub mod changes;
 pub mod event_tickets;
 pub mod idempotency;
+pub mod links;
 pub mod maintenance;
 pub mod projects;
 pub mod queue;
@@ -20,6 +21,7 @@ pub mod reminders;
 pub mod task_list;
 pub mod tasks;
 pub mod users;
+pub mod verification;
 
 /// The application's own migrations, in `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

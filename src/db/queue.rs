@@ -25,6 +25,23 @@ pub async fn cancel_for_owner(conn: &mut PgConnection, owner: Uuid) -> Result<u6
     Ok(deleted.rows_affected())
 }
 
+/// Removes `owner`'s jobs on `queue` that have not started, inside the caller's transaction.
+pub async fn cancel_for_owner_on(
+    conn: &mut PgConnection,
+    queue: &str,
+    owner: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM apalis.jobs
+         WHERE metadata -> 'user_id' = $2 AND status IN ('Pending', 'Failed') AND job_type = $1",
+    )
+    .bind(queue)
+    .bind(owner.to_string())
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Removes the jobs on `queue` about `task_id` that have not started, inside the caller's
 /// transaction.
 pub async fn cancel_for_task(

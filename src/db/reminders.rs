@@ -64,6 +64,11 @@ pub enum SkipReason {
     /// The account turned `email_reminders` off.
     RemindersOff,
     NoEmailAddress,
+    /// The account's address is not verified yet: nothing goes to an address nobody confirmed.
+    Unverified,
+    /// The account or its address already got as many reminders in the last hour as the caps
+    /// allow (`email.caps`).
+    RateLimited,
 }
 
 impl SkipReason {
@@ -75,6 +80,8 @@ impl SkipReason {
             Self::ReminderCleared => "reminder_cleared",
             Self::RemindersOff => "reminders_off",
             Self::NoEmailAddress => "no_email_address",
+            Self::Unverified => "unverified",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -151,6 +158,7 @@ pub struct Recipient {
     pub name: Option<String>,
     pub timezone: String,
     pub email_reminders: bool,
+    pub email_verified: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -166,6 +174,7 @@ struct SubjectRow {
     name: Option<String>,
     timezone: Option<String>,
     email_reminders: Option<bool>,
+    email_verified: Option<bool>,
 }
 
 /// The task of this user, trashed or not, and its account; `None` when the task is gone.
@@ -177,7 +186,7 @@ pub async fn subject(
     let row: Option<SubjectRow> = sqlx::query_as(
         "SELECT t.title, t.description, t.due_at, t.reminder_at, t.completed,
                 t.deleted_at IS NOT NULL AS deleted, u.id IS NOT NULL AS account,
-                u.email, u.name, u.timezone, u.email_reminders
+                u.email, u.name, u.timezone, u.email_reminders, u.email_verified
          FROM tasks t LEFT JOIN users u ON u.id = t.user_id
          WHERE t.id = $1 AND t.user_id = $2",
     )
@@ -197,6 +206,7 @@ pub async fn subject(
             name: row.name,
             timezone: row.timezone.unwrap_or_default(),
             email_reminders: row.email_reminders.unwrap_or_default(),
+            email_verified: row.email_verified.unwrap_or_default(),
         }),
     }))
 }
@@ -226,6 +236,8 @@ pub async fn skip_pending(
 pub enum Attempted<'a> {
     Sent {
         message_id: &'a str,
+        /// The address, lowercased, which the per-recipient cap counts by.
+        recipient: &'a str,
     },
     Skipped {
         reason: SkipReason,
@@ -246,16 +258,20 @@ pub async fn record(
     reminder_at: DateTime<Utc>,
     attempted: Attempted<'_>,
 ) -> Result<(), sqlx::Error> {
-    let (status, attempts, error, reason, message_id) = match attempted {
-        Attempted::Sent { message_id } => (DeliveryStatus::Sent, 1, None, None, Some(message_id)),
+    let (status, attempts, error, reason, sent) = match attempted {
+        Attempted::Sent { message_id, recipient } => {
+            (DeliveryStatus::Sent, 1, None, None, Some((message_id, recipient)))
+        }
         Attempted::Skipped { reason } => (DeliveryStatus::Skipped, 0, None, Some(reason.as_str()), None),
         Attempted::Retrying { error } => (DeliveryStatus::Pending, 1, Some(error), None, None),
         Attempted::Failed { error } => (DeliveryStatus::Failed, 1, Some(error), None, None),
     };
+    let (message_id, recipient) = sent.unzip();
     sqlx::query(
         "UPDATE reminder_deliveries SET
              status = $3, attempts = attempts + $4, last_error = COALESCE($5, last_error),
              skip_reason = $6, message_id = COALESCE($7, message_id),
+             recipient = COALESCE($8, recipient),
              sent_at = CASE WHEN $3 = 'sent' THEN now() END, updated_at = now()
          WHERE task_id = $1 AND reminder_at = $2",
     )
@@ -266,9 +282,44 @@ pub async fn record(
     .bind(error)
     .bind(reason)
     .bind(message_id)
+    .bind(recipient)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Reminders sent in the last hour to one account and to one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentSends {
+    pub account: i64,
+    pub recipient: i64,
+}
+
+/// Counts [`RecentSends`] after taking transaction-scoped advisory locks on the account and on
+/// the address (in that order, so two workers cannot deadlock on them). The caller holds them
+/// until its transaction records the send, so workers sending for the same account or address
+/// take turns, and each counts the sends committed before it: together they cannot overshoot.
+pub async fn lock_and_count_recent_sends(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    recipient: &str,
+) -> Result<RecentSends, sqlx::Error> {
+    for key in [format!("reminder-cap:account:{user_id}"), format!("reminder-cap:recipient:{recipient}")] {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let (account, recipient) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE user_id = $1), count(*) FILTER (WHERE recipient = $2)
+         FROM reminder_deliveries
+         WHERE sent_at > now() - interval '1 hour' AND (user_id = $1 OR recipient = $2)",
+    )
+    .bind(user_id)
+    .bind(recipient)
+    .fetch_one(conn)
+    .await?;
+    Ok(RecentSends { account, recipient })
 }
 
 /// A live task's delivery history, newest reminder first. Empty for another user's task: the
@@ -309,6 +360,8 @@ mod tests {
             S::ReminderCleared,
             S::RemindersOff,
             S::NoEmailAddress,
+            S::Unverified,
+            S::RateLimited,
         ] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }

@@ -13,11 +13,16 @@ pub struct User {
     pub name: Option<String>,
     pub timezone: String,
     pub email_reminders: bool,
+    /// Whether `email` was confirmed through a link sent to it; no reminder goes out until then.
+    pub email_verified: bool,
+    /// An address the user asked to change to, waiting for its verification.
+    pub pending_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const USER_COLUMNS: &str = "id, email, name, timezone, email_reminders, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, email, name, timezone, email_reminders, email_verified, pending_email, created_at, updated_at";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -93,6 +98,17 @@ pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, s
         .await
 }
 
+/// The user behind an external issuer's `sub`, if the row exists.
+pub async fn find_external(
+    conn: impl PgExecutor<'_>,
+    external_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM users WHERE external_id = $1")
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// Finds the user behind an external issuer's `sub`, creating the row on first sight. The email
 /// is kept only when no other account has it, so a token can never take over a local account.
 ///
@@ -100,10 +116,9 @@ pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>, s
 /// when it was issued): the deletion sticks until the issuer's older tokens have expired.
 pub async fn find_or_create_external(
     conn: &mut PgConnection,
-    external_id: &str,
-    email: Option<&str>,
-    issued_at: Option<DateTime<Utc>>,
-) -> Result<Option<Uuid>, sqlx::Error> {
+    external: ExternalIdentity<'_>,
+) -> Result<Option<ExternalAccount>, sqlx::Error> {
+    let ExternalIdentity { external_id, email, email_verified, issued_at } = external;
     // The common case, a known user, is one read and no write.
     let (id, deleted_at): (Option<Uuid>, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT (SELECT id FROM users WHERE external_id = $1),
@@ -113,46 +128,71 @@ pub async fn find_or_create_external(
     .bind(external_id)
     .fetch_one(&mut *conn)
     .await?;
-    if id.is_some() {
-        return Ok(id);
+    if let Some(id) = id {
+        return Ok(Some(ExternalAccount { id, unverified_email: None }));
     }
     if deleted_at.is_some_and(|deleted| issued_at.is_none_or(|issued| issued <= deleted)) {
         return Ok(None);
     }
-    let created = match insert_external(conn, external_id, email).await {
+    let created = match insert_external(conn, external_id, email, email_verified).await {
         // A registration took the email between our check and insert: keep the account, drop the email.
         Err(sqlx::Error::Database(db)) if db.constraint() == Some("users_email_key") => {
-            insert_external(conn, external_id, None).await
+            insert_external(conn, external_id, None, false).await
         }
         other => other,
     }?;
     match created {
-        Some(id) => Ok(Some(id)),
-        // A concurrent first request created the row: use it.
+        Some((id, kept_email, verified)) => {
+            Ok(Some(ExternalAccount { id, unverified_email: kept_email.filter(|_| !verified) }))
+        }
+        // A concurrent first request created the row (and asked for any verification): use it.
         None => {
-            sqlx::query_scalar("SELECT id FROM users WHERE external_id = $1")
+            let id = sqlx::query_scalar("SELECT id FROM users WHERE external_id = $1")
                 .bind(external_id)
                 .fetch_optional(conn)
-                .await
+                .await?;
+            Ok(id.map(|id| ExternalAccount { id, unverified_email: None }))
         }
     }
+}
+
+/// Who an external issuer's token says the caller is.
+#[derive(Debug, Clone, Copy)]
+pub struct ExternalIdentity<'a> {
+    pub external_id: &'a str,
+    pub email: Option<&'a str>,
+    /// The issuer's `email_verified` claim: such an address is trusted as verified.
+    pub email_verified: bool,
+    /// The `iat` claim, when the issuer sets one.
+    pub issued_at: Option<DateTime<Utc>>,
+}
+
+/// The local account behind an external identity.
+#[derive(Debug, Clone)]
+pub struct ExternalAccount {
+    pub id: Uuid,
+    /// Set when this call created the account with an address the issuer did not vouch for:
+    /// the caller asks for its verification in the same transaction.
+    pub unverified_email: Option<String>,
 }
 
 async fn insert_external(
     conn: &mut PgConnection,
     external_id: &str,
     email: Option<&str>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO users (id, external_id, email)
+    email_verified: bool,
+) -> Result<Option<(Uuid, Option<String>, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO users (id, external_id, email, email_verified)
          VALUES ($1, $2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($3))
-                              THEN NULL ELSE $3 END)
+                              THEN NULL ELSE $3 END, $4)
          ON CONFLICT (external_id) DO NOTHING
-         RETURNING id",
+         RETURNING id, email, email_verified",
     )
     .bind(Uuid::now_v7())
     .bind(external_id)
     .bind(email)
+    .bind(email_verified)
     .fetch_optional(conn)
     .await
 }

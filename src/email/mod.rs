@@ -2,7 +2,8 @@
 //!
 //! Production sends through SMTP (`SMTP_URL`) with pooled connections and timeouts. Elsewhere,
 //! without an `SMTP_URL`, each message is written as an `.eml` file under `email.outbox_dir`,
-//! so reminders visibly work on a machine with no mail server.
+//! so reminders visibly work on a machine with no mail server. With DKIM configured, [`Mailer::send`]
+//! signs every message, whatever its kind.
 
 use std::time::Duration;
 
@@ -14,7 +15,10 @@ use secrecy::ExposeSecret;
 
 use crate::config::{EmailSettings, Environment};
 
+pub mod dkim;
+pub mod headers;
 pub mod reminder;
+pub mod verification;
 
 /// Why a message was not accepted, split the way a retry policy needs it.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,7 @@ enum Transport {
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    dkim: Option<dkim::Signer>,
 }
 
 impl Mailer {
@@ -48,6 +53,20 @@ impl Mailer {
                 settings.from
             )
         })?;
+        let dkim = dkim::signer(&settings.dkim)?;
+        if dkim.is_some() {
+            let (selector, domain) = (settings.dkim.selector.trim(), settings.dkim.domain.trim());
+            let sender = from.email.domain();
+            // DMARC passes on DKIM only when d= is the sender's domain or a parent of it.
+            if sender != domain && !sender.ends_with(&format!(".{domain}")) {
+                tracing::warn!(
+                    domain,
+                    sender,
+                    "DKIM_DOMAIN is not the MAIL_FROM domain: DMARC will not count the signature"
+                );
+            }
+            tracing::info!(selector, domain, "outgoing mail is DKIM-signed");
+        }
         let url = settings.smtp_url.expose_secret().trim();
         let transport = if !url.is_empty() {
             let pool = PoolConfig::new()
@@ -69,14 +88,18 @@ impl Mailer {
             tracing::info!(outbox = %settings.outbox_dir, "no SMTP_URL: reminder emails are written as .eml files");
             Transport::Files(AsyncFileTransport::new(&settings.outbox_dir))
         };
-        Ok(Self { transport, from })
+        Ok(Self { transport, from, dkim })
     }
 
     pub fn from_address(&self) -> &Mailbox {
         &self.from
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+    /// Signs (when DKIM is on) and sends. Signing is last, so it covers every header set before.
+    pub async fn send(&self, mut message: Message) -> Result<(), SendError> {
+        if let Some(dkim) = &self.dkim {
+            dkim.sign(&mut message);
+        }
         match &self.transport {
             Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
                 if e.is_permanent() {
@@ -105,6 +128,14 @@ mod tests {
             outbox_dir: outbox_dir.into(),
             timeout_secs: 5,
             pool_max_connections: 2,
+            verification_per_hour: 5,
+            dkim: crate::config::DkimSettings {
+                selector: String::new(),
+                domain: String::new(),
+                private_key: SecretString::from(""),
+                private_key_file: String::new(),
+            },
+            caps: crate::config::ReminderCaps { per_account_per_hour: 0, per_recipient_per_hour: 0 },
         }
     }
 

@@ -15,9 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 
-use crate::config::WorkerSettings;
+use crate::config::{PublicUrl, ReminderCaps, WorkerSettings};
 use crate::db::maintenance::Retention;
 use crate::email::Mailer;
+use crate::links::LinkKeys;
 
 mod enqueue;
 pub mod maintenance;
@@ -25,6 +26,7 @@ mod outcome;
 pub mod recurrence;
 pub mod reminder;
 pub mod task_jobs;
+pub mod verification;
 
 pub use enqueue::{EnqueueError, Schedule, cancel_for_owner, enqueue};
 pub use outcome::{AttemptInfo, Handled, JobError};
@@ -34,6 +36,7 @@ pub fn for_each_kind(kinds: &mut impl Kinds) {
     kinds.add::<reminder::Reminder>();
     kinds.add::<recurrence::NextOccurrence>();
     kinds.add::<maintenance::Maintenance>();
+    kinds.add::<verification::Verification>();
 }
 
 /// A job kind: a payload that knows its queue, how to run, and how many may run at once.
@@ -83,4 +86,9 @@ pub struct Context {
     /// Tasks one account may hold; new occurrences obey it too.
     pub max_tasks: u32,
     pub retention: Retention,
+    /// Signs the links emails carry.
+    pub links: LinkKeys,
+    /// The origin those links point at.
+    pub public_url: PublicUrl,
+    pub reminder_caps: ReminderCaps,
 }

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue};
-use crate::config::WorkerSettings;
+use crate::config::{Cap, ReminderCaps, WorkerSettings};
 use crate::db::queue::cancel_for_task;
 use crate::db::reminders::{self, Attempted, SkipReason};
 use crate::db::tasks::Task;
@@ -37,7 +37,7 @@ impl Job for Reminder {
     }
 
     async fn handle(&self, ctx: &Context, attempt: AttemptInfo) -> Result<Handled, JobError> {
-        deliver(&ctx.pool, &ctx.mailer, self, attempt).await
+        deliver(&ctx.pool, &ctx.mailer, ctx.reminder_caps, self, attempt).await
     }
 }
 
@@ -128,6 +128,7 @@ fn not_before(at: DateTime<Utc>) -> std::time::SystemTime {
 pub async fn deliver(
     pool: &PgPool,
     mailer: &Mailer,
+    caps: ReminderCaps,
     job: &Reminder,
     attempt: AttemptInfo,
 ) -> Result<Handled, JobError> {
@@ -161,6 +162,8 @@ pub async fn deliver(
         Some(SkipReason::RemindersOff)
     } else if user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
         Some(SkipReason::NoEmailAddress)
+    } else if !user.email_verified {
+        Some(SkipReason::Unverified)
     } else {
         None
     };
@@ -182,6 +185,15 @@ pub async fn deliver(
             return Err(JobError::Permanent(error));
         }
     };
+    let recipient = to.email.to_string().to_lowercase();
+    if let Some(cap) = over_cap(&mut tx, caps, job.user_id, &recipient).await? {
+        let reason = SkipReason::RateLimited;
+        reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Skipped { reason }).await?;
+        tx.commit().await?;
+        metrics::counter!(crate::metrics::REMINDERS_RATE_LIMITED, "cap" => cap.as_str()).increment(1);
+        tracing::warn!(cap = cap.as_str(), "reminder skipped: the hourly cap is reached");
+        return Ok(Handled::Cancelled(reason.as_str()));
+    }
     let content = Content {
         task_id: job.task_id,
         reminder_at: job.reminder_at,
@@ -190,6 +202,9 @@ pub async fn deliver(
         due_at: task.due_at,
         timezone: TimeZone::parse("timezone", &user.timezone).unwrap_or(TimeZone::UTC),
         recipient_name: user.name.as_deref(),
+        // The one-click unsubscribe endpoint and its signed token are not built yet (issue 20);
+        // until they are, reminders carry no List-Unsubscribe rather than a URL that does nothing.
+        unsubscribe_url: None,
     };
     let email = match message::build(mailer.from_address(), to, &content) {
         Ok(email) => email,
@@ -205,7 +220,7 @@ pub async fn deliver(
     match mailer.send(email).await {
         Ok(()) => {
             let message_id = message::message_id(job.task_id, job.reminder_at, mailer.from_address());
-            let sent = Attempted::Sent { message_id: &message_id };
+            let sent = Attempted::Sent { message_id: &message_id, recipient: &recipient };
             reminders::record(&mut tx, job.task_id, job.reminder_at, sent).await?;
             tx.commit().await?;
             let lateness = (Utc::now() - job.reminder_at).num_milliseconds() as f64 / 1000.0;
@@ -229,4 +244,20 @@ pub async fn deliver(
             Err(JobError::Permanent(error))
         }
     }
+}
+
+/// The cap this reminder would break, if any. The count runs under locks held until the outcome
+/// commits, so concurrent workers cannot overshoot (see `reminders::lock_and_count_recent_sends`);
+/// with both caps off nothing is locked and sends for one account run in parallel.
+async fn over_cap(
+    conn: &mut PgConnection,
+    caps: ReminderCaps,
+    user_id: Uuid,
+    recipient: &str,
+) -> Result<Option<Cap>, sqlx::Error> {
+    if !caps.enabled() {
+        return Ok(None);
+    }
+    let sent = reminders::lock_and_count_recent_sends(conn, user_id, recipient).await?;
+    Ok(caps.exceeded(sent.account, sent.recipient))
 }

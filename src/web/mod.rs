@@ -10,6 +10,7 @@ pub mod json;
 mod listener;
 mod methods;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod query;
 pub mod rate_limit;

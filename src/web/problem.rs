@@ -45,6 +45,7 @@ pub enum ProblemCode {
     NotFound,
     MethodNotAllowed,
     EmailTaken,
+    NothingToVerify,
     ProjectNameTaken,
     TaskLimitReached,
     ProjectLimitReached,
@@ -113,6 +114,10 @@ pub enum ApiError {
     /// A rate limit of `limit` requests a minute was reached.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64, limit: u32 },
+    /// A limit counted in the database over a longer window than a minute, such as
+    /// verification emails per hour.
+    #[error("throttled: {detail}")]
+    Throttled { retry_after_secs: u64, detail: String },
     /// The client's position in the change feed cannot be followed; it must start again.
     #[error("gone: {detail}")]
     Gone { code: ProblemCode, detail: String },
@@ -181,7 +186,7 @@ impl ApiError {
             Self::UnsupportedEncoding => ProblemCode::UnsupportedContentEncoding,
             Self::RequestTimeout { .. } => ProblemCode::RequestTimeout,
             Self::Validation(_) => ProblemCode::ValidationFailed,
-            Self::TooManyRequests { .. } => ProblemCode::RateLimited,
+            Self::TooManyRequests { .. } | Self::Throttled { .. } => ProblemCode::RateLimited,
             Self::TooManyStreams { .. } => ProblemCode::TooManyStreams,
             Self::Unavailable { reason, .. } => *reason,
             Self::InOperation { error, .. } => error.code(),
@@ -200,7 +205,8 @@ impl ApiError {
             }
             Self::Conflict { detail, .. }
             | Self::Unprocessable { detail, .. }
-            | Self::Gone { detail, .. } => detail.clone(),
+            | Self::Gone { detail, .. }
+            | Self::Throttled { detail, .. } => detail.clone(),
             Self::TooManyStreams { limit } => {
                 format!("At most {limit} event streams per user are open at once; close one first.")
             }
@@ -244,9 +250,9 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::TooManyRequests { retry_after_secs, .. } | Self::Unavailable { retry_after_secs, .. } => {
-                Some(*retry_after_secs)
-            }
+            Self::TooManyRequests { retry_after_secs, .. }
+            | Self::Throttled { retry_after_secs, .. }
+            | Self::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
             Self::TooManyStreams { .. } => Some(5),
             _ => None,
         }
@@ -285,7 +291,9 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType | Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests { .. } | Self::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::TooManyStreams { .. } | Self::Throttled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Gone { .. } => StatusCode::GONE,
             Self::InOperation { error, .. } => error.status_code(),
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -12,6 +12,10 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
     img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
+/// Pages behind links in emails (`web::pages`): plain HTML whose only active part is a form
+/// posting back to this origin. No script, style, image or frame.
+const PAGES_CSP: &str = "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// Every other answer is JSON or plain text: nothing in it may run, load or be framed.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
@@ -20,12 +24,17 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
     hsts: Option<HeaderValue>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let docs = req.path() == "/docs" || req.path().starts_with("/docs/");
+    let csp = if req.path() == "/docs" || req.path().starts_with("/docs/") {
+        DOCS_CSP
+    } else if req.path().starts_with(super::pages::PREFIX) {
+        PAGES_CSP
+    } else {
+        API_CSP
+    };
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    let csp = if docs { DOCS_CSP } else { API_CSP };
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     if let Some(hsts) = hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);

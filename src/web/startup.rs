@@ -114,6 +114,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(move |req, next| security_headers::middleware(req, next, hsts.clone())))
             .wrap(from_fn(request_id::middleware))
             .configure(routes::ops::configure)
+            // Pages behind links in emails: HTML for people, outside the JSON API.
+            .configure(super::pages::configure)
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", openapi.clone()))
             // API answers carry tokens and personal data: no shared or browser cache may keep them.

@@ -4,6 +4,7 @@ use sqlx::PgPool;
 
 use crate::commands::CommandSettings;
 use crate::config::Settings;
+use crate::links::LinkKeys;
 use crate::web::actors::ActorRegistry;
 use crate::web::auth::cache::TokenCache;
 use crate::web::auth::{PasswordHashing, TokenKeys};
@@ -15,6 +16,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
+    /// Opens the tokens of links in emails.
+    pub links: LinkKeys,
     pub passwords: PasswordHashing,
     pub actors: Arc<ActorRegistry>,
     pub rate_limits: RateLimits,
@@ -27,6 +30,7 @@ impl AppState {
     pub fn new(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         Ok(Self {
             tokens: TokenKeys::new(&settings.auth),
+            links: LinkKeys::new(&settings.auth),
             passwords: PasswordHashing::new(&settings.auth)?,
             actors: ActorRegistry::new(
                 pool.clone(),

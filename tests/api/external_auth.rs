@@ -168,3 +168,30 @@ async fn requests_of_a_known_external_user_do_not_write_the_users_row() {
     }
     assert_eq!(version().await, before, "the row was rewritten by a read");
 }
+
+#[tokio::test]
+async fn an_external_address_is_verified_only_when_the_issuer_says_so() {
+    let app = app_trusting_external_issuer().await;
+    let me = |claims: Value| {
+        let app = &app;
+        async move {
+            let response = app.get_as(&external_token(claims), "/api/v1/users/me").await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let mut vouched = claims("ext-vouched", Some("vouched@example.com"));
+    vouched["email_verified"] = json!(true);
+    assert_eq!(me(vouched).await["email_verified"], true);
+    assert!(app.jobs("todo.verification").await.is_empty(), "no email for a vouched address");
+
+    let mut unsure = claims("ext-unsure", Some("unsure@example.com"));
+    unsure["email_verified"] = json!("true");
+    let body = me(unsure).await;
+    assert_eq!(body["email_verified"], false, "only the boolean true vouches");
+    let queued = app.jobs("todo.verification").await;
+    assert_eq!(queued.len(), 1, "the same verification email as a registration: {queued:?}");
+    // Seen again: no second email.
+    me(claims("ext-unsure", Some("unsure@example.com"))).await;
+    assert_eq!(app.jobs("todo.verification").await.len(), 1);
+}

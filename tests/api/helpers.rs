@@ -117,9 +117,12 @@ impl TestApp {
         Self::start(settings, pool, database)
     }
 
-    fn start(settings: Settings, pool: PgPool, database: TestDatabase) -> Self {
+    fn start(mut settings: Settings, pool: PgPool, database: TestDatabase) -> Self {
         let app = Application::build_with_pool(settings.clone(), pool.clone()).expect("build app");
         let port = app.port();
+        // Bound to port 0, so only now is the address known that emailed links (minted by
+        // workers started from these settings) must point at.
+        settings.server.public_url = format!("http://127.0.0.1:{port}");
         let state = app.state();
         tokio::spawn(app.run_until_stopped());
         let address = format!("http://127.0.0.1:{port}");
@@ -149,8 +152,16 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
-    /// Registers a user and returns their access token and id.
+    /// Registers a user and verifies their address, as someone who clicked the emailed link
+    /// would have: the user gets reminders. Their token and id.
     pub async fn register(&self, email: &str) -> TestUser {
+        let user = self.register_unverified(email).await;
+        self.verify_address(user.id, email).await;
+        user
+    }
+
+    /// Registers a user whose address awaits verification (its email is queued, not sent).
+    pub async fn register_unverified(&self, email: &str) -> TestUser {
         let body = serde_json::json!({"email": email, "password": TEST_PASSWORD});
         let response = self.post_json("/api/v1/auth/register", &body).await;
         assert_eq!(response.status(), 201, "registering {email}");
@@ -160,6 +171,31 @@ impl TestApp {
             id: body["user"]["id"].as_str().expect("user id").parse().expect("uuid"),
             email: email.to_owned(),
         }
+    }
+
+    /// A verification link for `address`, signed as the worker signs the one it emails.
+    pub fn verification_token(&self, user_id: Uuid, address: &str) -> String {
+        let keys = todo::links::LinkKeys::new(&self.settings.auth);
+        let claims = todo::links::Claims::new(
+            todo::links::Purpose::VerifyEmail,
+            user_id,
+            todo::links::address_digest(address),
+            chrono::Utc::now(),
+        );
+        keys.sign(&claims)
+    }
+
+    /// Presses the button of a verification link's page: `POST /email/verify`.
+    pub async fn post_verification(&self, token: &str) -> reqwest::Response {
+        let response = self.client.post(self.url("/email/verify")).form(&[("token", token)]).send().await;
+        response.expect("request sent")
+    }
+
+    /// Verifies `address` through the page its emailed link opens. Verifying also drops the
+    /// verification email still queued, so a worker started afterwards sends only reminders.
+    pub async fn verify_address(&self, user_id: Uuid, address: &str) {
+        let response = self.post_verification(&self.verification_token(user_id, address)).await;
+        assert_eq!(response.status(), 200, "verifying {address}");
     }
 
     /// Creates a task and returns its body.

@@ -73,9 +73,10 @@ async fn complete(app: &TestApp, user: &TestUser, task: &Value) -> Value {
 #[tokio::test]
 async fn completing_a_weekly_task_creates_exactly_one_next_occurrence_through_the_worker() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     let worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let task = app
         .create_task(
             &user,
@@ -123,9 +124,10 @@ async fn re_completing_an_occurrence_anchored_on_completion_makes_no_second_succ
     // Each completion is a different instant, so only the occurrence's own flag can stop a
     // second successor: the series key would not.
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     let worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let task = app
         .create_task(
             &user,

@@ -50,7 +50,6 @@ async fn jobs_with_status(app: &TestApp, status: &str) -> i64 {
 async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_local_time() {
     let app = TestApp::spawn().await;
     let smtp = SmtpSink::start().await.unwrap();
-    let worker = app.spawn_worker(&smtp).await;
     let email = format!("ann-{}@example.com", Uuid::new_v4().simple());
     let registered = app
         .post_json(
@@ -64,6 +63,8 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
         id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
         email: email.clone(),
     };
+    app.verify_address(user.id, &email).await;
+    let worker = app.spawn_worker(&smtp).await;
     let task = app
         .create_task(
             &user,
@@ -78,8 +79,14 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
     let mail = &received[0];
     assert_eq!(mail.to, vec![email.clone()]);
     assert_eq!(mail.from, "todo@localhost");
+    assert_eq!(
+        mail.header("Auto-Submitted").as_deref(),
+        Some("auto-generated"),
+        "auto-responders stay quiet"
+    );
+    assert_eq!(mail.header("List-Unsubscribe"), None, "no unsubscribe URL until its endpoint exists");
     let parsed = MessageParser::default().parse(&mail.data).expect("a parseable message");
-    let local = "Monday 4 March 2030, 09:00 (Europe/Paris)";
+    let local = "Monday 4 March 2030, 09:00 CET (Europe/Paris)";
     let subject = parsed.subject().unwrap();
     assert!(subject.contains("Team <standup>") && subject.contains(local), "subject: {subject}");
     let text = parsed.body_text(0).expect("a plain-text part");
@@ -95,7 +102,7 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
     );
     // The zone's slash is escaped too (`&#x2f;`), which a mail client shows as `/`.
     assert!(
-        html.contains("Bring notes &amp; coffee") && html.contains("Monday 4 March 2030, 09:00 (Europe"),
+        html.contains("Bring notes &amp; coffee") && html.contains("Monday 4 March 2030, 09:00 CET (Europe"),
         "{html}"
     );
     let task_id: Uuid = id_of(&task).parse().unwrap();
@@ -196,9 +203,10 @@ async fn nothing_is_sent_for_a_reminder_that_is_no_longer_wanted_and_a_moved_one
 #[tokio::test]
 async fn a_user_who_turned_reminders_off_gets_no_email() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     let worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let off = app
         .send_as(&user.token, Method::PATCH, "/api/v1/users/me", Some(&json!({"email_reminders": false})))
         .await;
@@ -219,6 +227,8 @@ async fn a_user_who_turned_reminders_off_gets_no_email() {
 #[tokio::test]
 async fn a_temporary_smtp_failure_is_retried_with_growing_delays_until_the_server_recovers() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     smtp.set_mode(Mode::TempFail);
     let worker = app
@@ -228,7 +238,6 @@ async fn a_temporary_smtp_failure_is_retried_with_growing_delays_until_the_serve
             s.worker.max_attempts = 8;
         })
         .await;
-    let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Flaky", "reminder_at": past(1)})).await;
 
     // Time each refusal as the server saw it.
@@ -264,6 +273,8 @@ async fn a_temporary_smtp_failure_is_retried_with_growing_delays_until_the_serve
 #[tokio::test]
 async fn reminders_due_while_the_smtp_server_is_down_are_sent_once_it_returns() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     let addr = smtp.addr();
     smtp.stop();
@@ -274,7 +285,6 @@ async fn reminders_due_while_the_smtp_server_is_down_are_sent_once_it_returns() 
             s.worker.max_attempts = 20;
         })
         .await;
-    let user = app.new_user().await;
     let mut tasks = Vec::new();
     for i in 0..3 {
         tasks.push(
@@ -311,10 +321,11 @@ async fn reminders_due_while_the_smtp_server_is_down_are_sent_once_it_returns() 
 #[tokio::test]
 async fn a_permanent_smtp_failure_is_recorded_and_not_retried() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     smtp.set_mode(Mode::PermFail);
     let worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Bounced", "reminder_at": past(1)})).await;
 
     let history = eventually("the failure to be recorded", WAIT, || async {
@@ -336,6 +347,8 @@ async fn a_permanent_smtp_failure_is_recorded_and_not_retried() {
 #[tokio::test]
 async fn the_last_failed_attempt_leaves_the_job_failed_and_the_history_says_so() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     smtp.set_mode(Mode::TempFail);
     let worker = app
@@ -344,7 +357,6 @@ async fn the_last_failed_attempt_leaves_the_job_failed_and_the_history_says_so()
             s.worker.max_attempts = 3;
         })
         .await;
-    let user = app.new_user().await;
     let task = app.create_task(&user, json!({"title": "Doomed", "reminder_at": past(1)})).await;
 
     let history = eventually("the last attempt to fail", WAIT, || async {

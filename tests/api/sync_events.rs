@@ -61,9 +61,10 @@ async fn a_write_through_one_process_reaches_a_stream_on_another_within_200_ms()
 #[tokio::test]
 async fn a_worker_created_occurrence_appears_on_the_stream() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     let _worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let task = app
         .create_task(&user, json!({"title": "water plants", "due_at": "2030-03-04T09:00:00Z", "recurrence_rule": "FREQ=WEEKLY"}))
         .await;

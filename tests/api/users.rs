@@ -15,8 +15,14 @@ async fn me_returns_the_profile_without_secrets() {
     assert_eq!(body["timezone"], "UTC");
     assert_eq!(body["email_reminders"], true);
     assert!(body["name"].is_null());
+    assert_eq!(body["email_verified"], true, "the helper followed the verification link");
+    assert!(body["pending_email"].is_null());
     let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 6, "only id, email, name, timezone, email_reminders, created_at: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        8,
+        "only id, email, name, timezone, email_reminders, email_verified, pending_email, created_at: {keys:?}"
+    );
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ async fn worker_registers_a_unique_name_per_queue_runs_maintenance_and_stops_on_
     let mut names: Vec<String> =
         sqlx::query_scalar("SELECT id FROM apalis.workers").fetch_all(&app.pool).await.unwrap();
     names.sort();
-    let expected: Vec<String> = ["todo.maintenance", "todo.recurrence", "todo.reminder"]
+    let expected: Vec<String> = ["todo.maintenance", "todo.recurrence", "todo.reminder", "todo.verification"]
         .iter()
         .map(|queue| format!("{}:{queue}", worker.name))
         .collect();
@@ -66,6 +66,10 @@ async fn the_worker_serves_health_and_metrics_with_every_series_from_the_start()
         }
     }
     assert!(text.contains("reminder_lateness_seconds"), "lateness histogram registered:\n{text}");
+    for cap in ["account", "recipient"] {
+        let series = format!("reminders_rate_limited_total{{cap=\"{cap}\"}}");
+        assert!(text.contains(&series), "{series} is registered:\n{text}");
+    }
     let missing = app.client.get(format!("{base}/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let post = app.client.post(format!("{base}/metrics")).send().await.unwrap();
@@ -76,9 +80,10 @@ async fn the_worker_serves_health_and_metrics_with_every_series_from_the_start()
 #[tokio::test]
 async fn a_sent_reminder_is_counted_and_its_lateness_observed() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     let worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
     app.create_task(&user, json!({"title": "Counted", "reminder_at": soon})).await;
     assert_eq!(smtp.wait_for(1, Duration::from_secs(20)).await.len(), 1);
@@ -101,10 +106,11 @@ async fn a_sent_reminder_is_counted_and_its_lateness_observed() {
 #[tokio::test]
 async fn on_shutdown_a_running_job_finishes_and_nothing_stays_running() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     smtp.set_delay(Duration::from_millis(1500));
     let worker = app.spawn_worker(&smtp).await;
-    let user = app.new_user().await;
     let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
     app.create_task(&user, json!({"title": "In flight", "reminder_at": past})).await;
     eventually("the job to start", Duration::from_secs(20), || async {
@@ -131,10 +137,11 @@ async fn on_shutdown_a_running_job_finishes_and_nothing_stays_running() {
 #[tokio::test]
 async fn jobs_still_running_after_the_grace_period_are_returned_to_the_queue() {
     let app = TestApp::spawn().await;
+    // Registered (and verified) before the worker starts, so it only ever sees reminders.
+    let user = app.new_user().await;
     let smtp = SmtpSink::start().await.unwrap();
     smtp.set_delay(Duration::from_secs(5));
     let worker = app.spawn_worker_with(&smtp, |s| s.server.shutdown_timeout_secs = 1).await;
-    let user = app.new_user().await;
     let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
     app.create_task(&user, json!({"title": "Too slow", "reminder_at": past})).await;
     eventually("the job to start", Duration::from_secs(20), || async {

@@ -59,6 +59,8 @@ pub struct Worker {
 impl Worker {
     pub async fn build(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
         let mailer = Arc::new(Mailer::from_settings(&settings.email, settings.environment)?);
+        // Refused here, in the process that sends email: links to nowhere are worse than none.
+        let public_url = settings.public_url()?;
         let (host, port) = (&settings.worker.metrics_host, settings.worker.metrics_port);
         let metrics = match MetricsServer::bind(host, port).await {
             // Several workers on one host share a config: the second one still runs and says
@@ -84,6 +86,9 @@ impl Worker {
             mailer,
             max_tasks: settings.tasks.max_per_user,
             retention: Retention::new(&settings),
+            links: todo::links::LinkKeys::new(&settings.auth),
+            public_url,
+            reminder_caps: settings.email.caps,
         };
         let deps = Deps { context, retry };
         Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })

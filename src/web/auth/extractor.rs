@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::tokens::{Subject, TokenError};
-use crate::db::users::{self, TokenStanding};
+use crate::commands::accounts;
+use crate::db::users::{self, ExternalIdentity, TokenStanding};
 use crate::web::problem::{ApiError, ProblemCode};
 use crate::web::state::AppState;
 
@@ -45,14 +46,18 @@ impl FromRequest for AuthUser {
                     state.rate_limits.check_user(id, &method)?;
                     id
                 }
-                Subject::External { external_id, email, issued_at } => {
-                    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
-                    let id =
-                        users::find_or_create_external(&mut conn, &external_id, email.as_deref(), issued_at)
-                            .await
-                            .map_err(ApiError::from_db)?
-                            // Deleted after this token was issued: the deletion stands.
-                            .ok_or(unauthorized(ProblemCode::TokenRevoked))?;
+                Subject::External { external_id, email, email_verified, issued_at } => {
+                    let identity = ExternalIdentity {
+                        external_id: &external_id,
+                        email: email.as_deref(),
+                        email_verified,
+                        issued_at,
+                    };
+                    let limit = state.settings.email.verification_per_hour;
+                    let id = accounts::resolve_external(&state.pool, identity, limit)
+                        .await?
+                        // Deleted after this token was issued: the deletion stands.
+                        .ok_or(unauthorized(ProblemCode::TokenRevoked))?;
                     state.rate_limits.check_user(id, &method)?;
                     id
                 }

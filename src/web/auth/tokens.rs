@@ -29,6 +29,10 @@ struct ExternalClaims {
     jti: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// Whether the issuer checked the address (OpenID Connect's claim); anything but `true`
+    /// means it did not.
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
     #[serde(default)]
     iat: Option<i64>,
 }
@@ -41,6 +45,8 @@ pub enum Subject {
     External {
         external_id: String,
         email: Option<String>,
+        /// The issuer vouches for `email` (`email_verified: true`).
+        email_verified: bool,
         /// The `iat` claim, when the issuer sets one.
         issued_at: Option<DateTime<Utc>>,
     },
@@ -155,6 +161,7 @@ impl TokenKeys {
             subject: Subject::External {
                 external_id: claims.sub,
                 email: claims.email.and_then(|e| Email::parse(&e).ok()).map(|e| e.as_str().to_owned()),
+                email_verified: claims.email_verified == Some(serde_json::Value::Bool(true)),
                 issued_at: claims.iat.map(timestamp),
             },
             token_id,

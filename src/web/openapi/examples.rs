@@ -109,7 +109,7 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
             "user": user(),
         }),
         "UserView" => user(),
-        "ProfileUpdate" => json!({"timezone": "America/New_York", "email_reminders": false}),
+        "ProfileUpdate" => json!({"timezone": "America/New_York", "email": "ann@example.org"}),
         "Export" => json!({
             "exported_at": "2027-01-20T10:00:00Z",
             "user": user(),
@@ -178,6 +178,8 @@ fn user() -> Value {
         "name": "Ann",
         "timezone": "Europe/Paris",
         "email_reminders": true,
+        "email_verified": true,
+        "pending_email": null,
         "created_at": "2027-01-01T09:00:00Z",
     })
 }

@@ -27,7 +27,7 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
     paths(
         ops::health, ops::ready, ops::prometheus,
         auth::register, auth::login, auth::logout,
-        users::me, users::update_me, users::delete_me, users::export,
+        users::me, users::update_me, users::delete_me, users::export, users::resend_verification,
         tasks::list::list, tasks::create, tasks::list::trash, tasks::get_task, tasks::update, tasks::replace,
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
         tasks::bulk::bulk,

@@ -60,3 +60,32 @@ impl From<WriteError> for ApiError {
         }
     }
 }
+
+impl From<crate::commands::accounts::AccountError> for ApiError {
+    fn from(err: crate::commands::accounts::AccountError) -> Self {
+        use crate::commands::accounts::AccountError as E;
+        match err {
+            E::EmailTaken => Self::Conflict {
+                code: ProblemCode::EmailTaken,
+                detail: "An account with this email already exists.".into(),
+            },
+            E::TooManyVerifications { until } => Self::Throttled {
+                retry_after_secs: u64::try_from((until - chrono::Utc::now()).num_seconds().max(1))
+                    .unwrap_or(1),
+                detail: "Too many verification emails for this account; retry after Retry-After seconds."
+                    .into(),
+            },
+            E::NothingToVerify => Self::Conflict {
+                code: ProblemCode::NothingToVerify,
+                detail: "The account's email is verified and no change of address is waiting.".into(),
+            },
+            // The token's account was deleted while this request ran.
+            E::AccountGone => Self::Unauthorized { code: ProblemCode::TokenInvalid },
+            E::Request(crate::jobs::verification::RequestError::Enqueue(
+                crate::jobs::EnqueueError::Database(err),
+            )) => Self::from_db(err),
+            E::Request(err) => Self::internal(err),
+            E::Database(err) => Self::from_db(err),
+        }
+    }
+}

@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::users::{self, CreateUserError, NewUser, User};
+use crate::commands::accounts;
+use crate::db::users::{self, NewUser, User};
 use crate::domain::{DisplayName, Email, Invalid, Password, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp, email_digest};
 use crate::web::json::Json;
@@ -102,7 +103,8 @@ fn audit_ip_and_request(ip: &ClientIp) -> (String, String) {
 ///
 /// Creates an account and signs it in: the answer carries an access token, as `loginUser` gives.
 /// The email must not be registered yet (`409 email_taken`); the password needs at least 8
-/// characters; `timezone` is an IANA name and defaults to UTC.
+/// characters; `timezone` is an IANA name and defaults to UTC. A verification email goes to the
+/// address; until its link is followed, `email_verified` is false and no reminder is emailed.
 #[utoipa::path(
     context_path = "/api/v1/auth", operation_id = "registerUser", tag = "auth",
     request_body = RegisterRequest,
@@ -128,13 +130,8 @@ pub async fn register(
         name: name.as_deref(),
         timezone: registration.timezone.name(),
     };
-    let user = users::insert(&state.pool, new_user).await.map_err(|e| match e {
-        CreateUserError::EmailTaken => ApiError::Conflict {
-            code: ProblemCode::EmailTaken,
-            detail: "An account with this email already exists.".into(),
-        },
-        CreateUserError::Database(e) => ApiError::from_db(e),
-    })?;
+    let limit = state.settings.email.verification_per_hour;
+    let user = accounts::register(&state.pool, new_user, limit).await?;
     let (ip, request_id) = audit_ip_and_request(&ip);
     tracing::info!(target: "audit", event = "registered", user_id = %user.id, %ip, %request_id);
     Ok(HttpResponse::Created().json(TokenResponse::issue(&state, user)?))

@@ -198,6 +198,12 @@ pub struct UserView {
     name: Option<String>,
     timezone: String,
     email_reminders: bool,
+    /// Whether `email` was confirmed through the link emailed to it. Reminders go only to a
+    /// verified address.
+    email_verified: bool,
+    /// An address asked for through `updateCurrentUser`, waiting for its verification; it
+    /// replaces `email` once its link is followed.
+    pending_email: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -209,6 +215,8 @@ impl From<User> for UserView {
             name: u.name,
             timezone: u.timezone,
             email_reminders: u.email_reminders,
+            email_verified: u.email_verified,
+            pending_email: u.pending_email,
             created_at: u.created_at,
         }
     }

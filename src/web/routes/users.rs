@@ -1,16 +1,17 @@
 //! The caller's own account: profile, export and deletion.
 
-use actix_web::{HttpResponse, delete, get, patch, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::commands::Command;
+use crate::commands::accounts;
 use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task};
 use crate::db::users::{self, ProfileChange};
-use crate::domain::{DisplayName, Invalid, Patch, TimeZone};
+use crate::domain::{DisplayName, Email, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem, ProblemCode};
@@ -19,7 +20,7 @@ use crate::web::routes::shared::{UserView, keep};
 use crate::web::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(me).service(update_me).service(delete_me).service(export);
+    cfg.service(me).service(update_me).service(delete_me).service(export).service(resend_verification);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -36,11 +37,27 @@ pub struct ProfileUpdate {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     email_reminders: Patch<bool>,
+    /// A new address. It takes effect once the link emailed to it is followed; until then it is
+    /// `pending_email`, and reminders keep going to the current (verified) address.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Email)]
+    email: Patch<String>,
+}
+
+/// A parsed profile update: the columns it sets, and the address it asks to change to.
+struct ProfileRequest {
+    change: ProfileChange,
+    email: Option<Email>,
 }
 
 impl ProfileUpdate {
-    fn parse(self) -> Result<ProfileChange, ApiError> {
+    fn parse(self) -> Result<ProfileRequest, ApiError> {
         let mut errors = Vec::new();
+        let email = match self.email {
+            Patch::Absent => None,
+            Patch::Null => keep(&mut errors, Err(Invalid::new("email", "cannot be null"))),
+            Patch::Value(raw) => keep(&mut errors, Email::parse(&raw)),
+        };
         let name = match self.name {
             Patch::Absent => None,
             Patch::Null => Some(None),
@@ -61,14 +78,14 @@ impl ProfileUpdate {
         if !errors.is_empty() {
             return Err(ApiError::invalid(errors));
         }
-        Ok(ProfileChange { name, timezone, email_reminders })
+        Ok(ProfileRequest { change: ProfileChange { name, timezone, email_reminders }, email })
     }
 }
 
 /// Get the caller's account
 ///
-/// The account the presented token belongs to: id, email, name, time zone and whether reminder
-/// emails are on.
+/// The account the presented token belongs to: id, email, name, time zone, whether reminder
+/// emails are on, whether the email is verified, and any address change waiting for verification.
 #[utoipa::path(
     context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
@@ -82,15 +99,20 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
 
 /// Update the caller's account
 ///
-/// Changes `name`, `timezone` or `email_reminders`. Left-out fields stay as they are; `null`
-/// clears `name`. A new time zone applies to tasks created afterwards.
+/// Changes `name`, `timezone`, `email_reminders` or `email`. Left-out fields stay as they are;
+/// `null` clears `name`. A new time zone applies to tasks created afterwards. A new `email` is
+/// not applied at once: a verification email goes to it, the answer shows it as `pending_email`,
+/// and it replaces `email` when its link is followed. An address another account has is a
+/// `409 email_taken`; too many verification emails in an hour, a `429`.
 #[utoipa::path(
     context_path = "/api/v1", operation_id = "updateCurrentUser", tag = "users", security(("bearer" = [])),
     request_body = ProfileUpdate,
     responses(
-        (status = 200, body = UserView),
+        (status = 200, description = "The account, with any new address as `pending_email`", body = UserView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`: another account has this address", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many verification emails for this account this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/users/me")]
@@ -100,9 +122,39 @@ pub async fn update_me(
     user: AuthUser,
     body: Json<ProfileUpdate>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let change = body.into_inner().parse()?;
-    let updated = users::update_profile(&state.pool, user.id, change).await.map_err(ApiError::from_db)?;
-    Ok(web::Json(updated.ok_or(ApiError::Unauthorized { code: ProblemCode::TokenInvalid })?.into()))
+    let ProfileRequest { change, email } = body.into_inner().parse()?;
+    let email = email.as_ref().map(Email::as_str);
+    let limit = state.settings.email.verification_per_hour;
+    let updated = accounts::update_profile(&state.pool, user.id, change, email, limit).await?;
+    Ok(web::Json(updated.into()))
+}
+
+/// Send the verification email again
+///
+/// Queues another verification email for the address that awaits one: the `pending_email` if an
+/// address change waits, else an unverified `email`. Its link works once, within 48 hours; older
+/// links keep working until then. At most `verification_per_hour` (5 by default) verification
+/// emails per account per hour, registration and address changes included; past that, `429`
+/// with `Retry-After`. An account whose address is verified and has no change waiting gets
+/// `409 nothing_to_verify`.
+#[utoipa::path(
+    post, path = "/users/me/verification",
+    context_path = "/api/v1", operation_id = "resendVerification", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A verification email is queued"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`nothing_to_verify`: the address is verified and no change waits", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many verification emails for this account this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/users/me/verification")]
+#[tracing::instrument(skip_all)]
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    accounts::resend(&state.pool, user.id, state.settings.email.verification_per_hour).await?;
+    Ok(HttpResponse::Accepted().finish())
 }
 
 /// Delete the caller's account

@@ -285,6 +285,10 @@ impl CheckedClient {
         self.request(Method::POST, url)
     }
 
+    pub fn put(&self, url: impl IntoUrl) -> CheckedRequest {
+        self.request(Method::PUT, url)
+    }
+
     pub fn patch(&self, url: impl IntoUrl) -> CheckedRequest {
         self.request(Method::PATCH, url)
     }
@@ -339,6 +343,10 @@ impl CheckedRequest {
 
     pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
         self.map(|r| r.json(json))
+    }
+
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+        self.map(|r| r.form(form))
     }
 
     /// Leaves this request's answer unchecked, for the few the document rightly says nothing

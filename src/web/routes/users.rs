@@ -11,7 +11,7 @@ use crate::commands::accounts;
 use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task};
 use crate::db::users::{self, ProfileChange};
-use crate::domain::{DisplayName, Email, Invalid, Patch, TimeZone};
+use crate::domain::{AgendaTime, DisplayName, Email, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem, ProblemCode};
@@ -42,6 +42,11 @@ pub struct ProfileUpdate {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Email)]
     email: Patch<String>,
+    /// The local time of the daily agenda email, `HH:MM` (24-hour) in the account's time zone,
+    /// or `null` to turn it off. Changing it, or `timezone`, queues the next agenda.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "07:30")]
+    agenda_time: Patch<String>,
 }
 
 /// A parsed profile update: the columns it sets, and the address it asks to change to.
@@ -75,10 +80,18 @@ impl ProfileUpdate {
             Patch::Null => keep(&mut errors, Err(Invalid::new("email_reminders", "cannot be null"))),
             Patch::Value(on) => Some(on),
         };
+        let agenda_time = match self.agenda_time {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(raw) => {
+                keep(&mut errors, AgendaTime::parse("agenda_time", &raw)).map(|t| Some(t.time()))
+            }
+        };
         if !errors.is_empty() {
             return Err(ApiError::invalid(errors));
         }
-        Ok(ProfileRequest { change: ProfileChange { name, timezone, email_reminders }, email })
+        let change = ProfileChange { name, timezone, email_reminders, agenda_time };
+        Ok(ProfileRequest { change, email })
     }
 }
 

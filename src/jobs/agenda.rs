@@ -95,13 +95,17 @@ async fn run(ctx: &Context, job: &Agenda, attempt: AttemptInfo) -> Result<Handle
     if account.agenda_time != Some(job.agenda_time) || account.recipient.timezone != job.timezone {
         return Ok(Handled::Cancelled("agenda_moved"));
     }
-    if agenda::handled(&mut tx, job.user_id, job.date).await? {
-        return Ok(Handled::Cancelled("already_handled"));
-    }
-    // The next day's job, committed with this day's record: the chain never breaks, and a run
-    // that rolls back (to retry) takes its follow-up with it.
+    // The next day's job, committed with this day's outcome: the chain never breaks, and a run
+    // that rolls back (to retry) takes its follow-up with it. Replacing the pending job keeps it
+    // one, however many runs this day gets.
     let tomorrow = job.date.checked_add_days(Days::new(1));
     reschedule(&mut tx, job.user_id, Some(job.agenda_time), &job.timezone, tomorrow).await?;
+    if agenda::handled(&mut tx, job.user_id, job.date).await? {
+        // A second worker, a retry after a crash, or the job a time-zone change queued for a
+        // day already handled: nothing more to send.
+        tx.commit().await?;
+        return Ok(Handled::Cancelled("already_handled"));
+    }
 
     let recipient = &account.recipient;
     if let Some(reason) = recipient.refusal() {

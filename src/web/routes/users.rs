@@ -98,7 +98,8 @@ impl ProfileUpdate {
 /// Get the caller's account
 ///
 /// The account the presented token belongs to: id, email, name, time zone, whether reminder
-/// emails are on, whether the email is verified, and any address change waiting for verification.
+/// emails are on, whether the email is verified, any address change waiting for verification,
+/// and the local time of the daily agenda email.
 #[utoipa::path(
     context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
@@ -112,8 +113,9 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
 
 /// Update the caller's account
 ///
-/// Changes `name`, `timezone`, `email_reminders` or `email`. Left-out fields stay as they are;
-/// `null` clears `name`. A new time zone applies to tasks created afterwards. A new `email` is
+/// Changes `name`, `timezone`, `email_reminders`, `agenda_time` or `email`. Left-out fields stay
+/// as they are; `null` clears `name` and turns the daily agenda off. A new time zone applies to
+/// tasks created afterwards, and to the agenda from its next day (one agenda per local day). A new `email` is
 /// not applied at once: a verification email goes to it, the answer shows it as `pending_email`,
 /// and it replaces `email` when its link is followed. An address another account has is a
 /// `409 email_taken`; too many verification emails in an hour, a `429`.

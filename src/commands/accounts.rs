@@ -12,6 +12,7 @@ use crate::db::users::{
     self, CreateUserError, ExternalAccount, ExternalIdentity, NewUser, ProfileChange, User,
 };
 use crate::db::verification::{self, ApplyError};
+use crate::jobs::agenda;
 use crate::jobs::verification::{self as job, RequestError};
 use crate::links::{Claims, address_digest};
 
@@ -106,7 +107,15 @@ pub async fn update_profile(
             job::request(&mut tx, user_id, email, limit).await?;
         }
     }
+    let moves_agenda = change.moves_agenda();
     let user = users::update_profile(&mut *tx, user_id, change).await?.ok_or(AccountError::AccountGone)?;
+    if moves_agenda {
+        // The UPDATE holds the account row, which orders this with any agenda run (see
+        // `jobs::agenda`); the next agenda is queued in the same transaction.
+        agenda::reschedule(&mut tx, user_id, user.agenda_time, &user.timezone, None)
+            .await
+            .map_err(|e| AccountError::Request(RequestError::Enqueue(e)))?;
+    }
     tx.commit().await?;
     Ok(user)
 }

@@ -5,6 +5,10 @@ use sqlx::PgPool;
 /// Finished jobs are kept this long for inspection, then removed so the queue table stays small.
 const FINISHED_JOB_RETENTION_DAYS: u32 = 7;
 
+/// A day's agenda record is needed only while a job may still ask for that day: its own job and
+/// retries within hours, one queued after a time-zone change within a day. A week is ample.
+const AGENDA_RECORD_RETENTION_DAYS: u32 = 7;
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub finished_jobs: u64,
@@ -77,6 +81,15 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     keep(
         "used_link_tokens",
         batches("used_link_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+    );
+    keep(
+        "agenda_sends",
+        batches(
+            "agenda_sends",
+            "recorded_at < now() - make_interval(secs => $1)",
+            days(AGENDA_RECORD_RETENTION_DAYS),
+        )
+        .await,
     );
     keep(
         "event_tickets",

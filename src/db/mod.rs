@@ -10,6 +10,7 @@ use sqlx::{PgPool, Postgres};
 
 use crate::config::DatabaseSettings;
 
+pub mod agenda;
 pub mod changes;
 pub mod event_tickets;
 pub mod idempotency;

@@ -161,6 +161,22 @@ pub struct Recipient {
     pub email_verified: bool,
 }
 
+impl Recipient {
+    /// Why no email may go to this account, if none may: the checks every reminder and agenda
+    /// email passes (email on, an address, verified).
+    pub fn refusal(&self) -> Option<SkipReason> {
+        if !self.email_reminders {
+            Some(SkipReason::RemindersOff)
+        } else if self.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+            Some(SkipReason::NoEmailAddress)
+        } else if !self.email_verified {
+            Some(SkipReason::Unverified)
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct SubjectRow {
     title: String,

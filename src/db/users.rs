@@ -1,6 +1,6 @@
 //! Queries on accounts and revoked tokens.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -17,12 +17,13 @@ pub struct User {
     pub email_verified: bool,
     /// An address the user asked to change to, waiting for its verification.
     pub pending_email: Option<String>,
+    /// The local wall time of the daily agenda email; `None` when it is off.
+    pub agenda_time: Option<NaiveTime>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const USER_COLUMNS: &str =
-    "id, email, name, timezone, email_reminders, email_verified, pending_email, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, name, timezone, email_reminders, email_verified, pending_email, agenda_time, created_at, updated_at";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -247,6 +248,15 @@ pub struct ProfileChange {
     pub name: Option<Option<String>>,
     pub timezone: Option<String>,
     pub email_reminders: Option<bool>,
+    /// `Some(None)` turns the agenda off.
+    pub agenda_time: Option<Option<NaiveTime>>,
+}
+
+impl ProfileChange {
+    /// Whether the change moves the daily agenda: its time or the zone that time is read in.
+    pub fn moves_agenda(&self) -> bool {
+        self.agenda_time.is_some() || self.timezone.is_some()
+    }
 }
 
 pub async fn update_profile(
@@ -259,6 +269,7 @@ pub async fn update_profile(
              name = CASE WHEN $2 THEN $3 ELSE name END,
              timezone = COALESCE($4, timezone),
              email_reminders = COALESCE($5, email_reminders),
+             agenda_time = CASE WHEN $6 THEN $7 ELSE agenda_time END,
              updated_at = now()
          WHERE id = $1
          RETURNING {USER_COLUMNS}"
@@ -268,6 +279,8 @@ pub async fn update_profile(
     .bind(change.name.flatten())
     .bind(change.timezone)
     .bind(change.email_reminders)
+    .bind(change.agenda_time.is_some())
+    .bind(change.agenda_time.flatten())
     .fetch_optional(conn)
     .await
 }

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 mod account;
+mod agenda;
 pub mod fields;
 #[cfg(test)]
 mod fuzz;
@@ -15,6 +16,7 @@ mod timezone;
 mod view;
 
 pub use account::{DisplayName, Email, Password};
+pub use agenda::AgendaTime;
 pub use fields::{TaskChanges, TaskFields};
 pub use patch::Patch;
 pub use project::{Color, Position, ProjectName};

@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{EmailSettings, Environment};
 
+pub mod agenda;
 pub mod dkim;
 pub mod headers;
 pub mod reminder;

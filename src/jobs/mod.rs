@@ -20,6 +20,7 @@ use crate::db::maintenance::Retention;
 use crate::email::Mailer;
 use crate::links::LinkKeys;
 
+pub mod agenda;
 mod enqueue;
 pub mod maintenance;
 mod outcome;
@@ -37,6 +38,7 @@ pub fn for_each_kind(kinds: &mut impl Kinds) {
     kinds.add::<recurrence::NextOccurrence>();
     kinds.add::<maintenance::Maintenance>();
     kinds.add::<verification::Verification>();
+    kinds.add::<agenda::Agenda>();
 }
 
 /// A job kind: a payload that knows its queue, how to run, and how many may run at once.

@@ -115,7 +115,7 @@ pub(super) async fn sync(
 }
 
 /// The queue stores whole seconds; round up so a job never runs before its time.
-fn not_before(at: DateTime<Utc>) -> std::time::SystemTime {
+pub(super) fn not_before(at: DateTime<Utc>) -> std::time::SystemTime {
     let whole = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(whole).unwrap_or(0))
 }
@@ -156,17 +156,7 @@ pub async fn deliver(
     };
 
     let wanted = Wanted { reminder_at: task.reminder_at, completed: task.completed, deleted: task.deleted };
-    let skip = if let Some(reason) = wanted.refusal(job.reminder_at) {
-        Some(reason)
-    } else if !user.email_reminders {
-        Some(SkipReason::RemindersOff)
-    } else if user.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
-        Some(SkipReason::NoEmailAddress)
-    } else if !user.email_verified {
-        Some(SkipReason::Unverified)
-    } else {
-        None
-    };
+    let skip = wanted.refusal(job.reminder_at).or_else(|| user.refusal());
     if let Some(reason) = skip {
         reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Skipped { reason }).await?;
         tx.commit().await?;

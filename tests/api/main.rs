@@ -1,5 +1,6 @@
 //! One integration test binary, so the crate graph links once.
 
+mod agenda;
 mod audit;
 mod auth;
 mod bulk;

@@ -135,7 +135,14 @@ async fn an_address_gets_no_more_than_its_hourly_cap_whichever_account_sends_to_
         [("sent".to_owned(), None)],
         "the new address has its own cap"
     );
-    assert_eq!(smtp.count(), 3);
+    // The second account's verification email may or may not beat the click that cancels it
+    // (the worker is running), so only reminders are counted.
+    let reminders = smtp
+        .messages()
+        .iter()
+        .filter(|m| m.header("Subject").is_some_and(|s| s.starts_with("Reminder:")))
+        .count();
+    assert_eq!(reminders, 3);
     assert_eq!(rate_limited(&app, &worker, "recipient").await - before, 1);
     worker.stop().await.unwrap();
 }

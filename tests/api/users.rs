@@ -17,11 +17,12 @@ async fn me_returns_the_profile_without_secrets() {
     assert!(body["name"].is_null());
     assert_eq!(body["email_verified"], true, "the helper followed the verification link");
     assert!(body["pending_email"].is_null());
+    assert!(body["agenda_time"].is_null(), "no daily agenda until asked for");
     let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys.len(),
-        8,
-        "only id, email, name, timezone, email_reminders, email_verified, pending_email, created_at: {keys:?}"
+        9,
+        "only id, email, name, timezone, email_reminders, email_verified, pending_email, agenda_time, created_at: {keys:?}"
     );
 }
 

@@ -109,7 +109,9 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
             "user": user(),
         }),
         "UserView" => user(),
-        "ProfileUpdate" => json!({"timezone": "America/New_York", "email": "ann@example.org"}),
+        "ProfileUpdate" => {
+            json!({"timezone": "America/New_York", "email": "ann@example.org", "agenda_time": "07:30"})
+        }
         "Export" => json!({
             "exported_at": "2027-01-20T10:00:00Z",
             "user": user(),
@@ -180,6 +182,7 @@ fn user() -> Value {
         "email_reminders": true,
         "email_verified": true,
         "pending_email": null,
+        "agenda_time": "07:30",
         "created_at": "2027-01-01T09:00:00Z",
     })
 }

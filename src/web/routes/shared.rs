@@ -204,6 +204,10 @@ pub struct UserView {
     /// An address asked for through `updateCurrentUser`, waiting for its verification; it
     /// replaces `email` once its link is followed.
     pending_email: Option<String>,
+    /// The local time (`HH:MM`, in `timezone`) of the daily agenda email, or `null` when it is
+    /// off (the default).
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "07:30")]
+    agenda_time: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -217,6 +221,7 @@ impl From<User> for UserView {
             email_reminders: u.email_reminders,
             email_verified: u.email_verified,
             pending_email: u.pending_email,
+            agenda_time: u.agenda_time.map(|t| crate::domain::AgendaTime::from_time(t).to_hhmm()),
             created_at: u.created_at,
         }
     }

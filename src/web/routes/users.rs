@@ -11,7 +11,7 @@ use crate::commands::accounts;
 use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task};
 use crate::db::users::{self, ProfileChange};
-use crate::domain::{DisplayName, Email, Invalid, Patch, TimeZone};
+use crate::domain::{AgendaTime, DisplayName, Email, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem, ProblemCode};
@@ -42,6 +42,11 @@ pub struct ProfileUpdate {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Email)]
     email: Patch<String>,
+    /// The local time of the daily agenda email, `HH:MM` (24-hour) in the account's time zone,
+    /// or `null` to turn it off. Changing it, or `timezone`, queues the next agenda.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "07:30")]
+    agenda_time: Patch<String>,
 }
 
 /// A parsed profile update: the columns it sets, and the address it asks to change to.
@@ -75,17 +80,26 @@ impl ProfileUpdate {
             Patch::Null => keep(&mut errors, Err(Invalid::new("email_reminders", "cannot be null"))),
             Patch::Value(on) => Some(on),
         };
+        let agenda_time = match self.agenda_time {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(raw) => {
+                keep(&mut errors, AgendaTime::parse("agenda_time", &raw)).map(|t| Some(t.time()))
+            }
+        };
         if !errors.is_empty() {
             return Err(ApiError::invalid(errors));
         }
-        Ok(ProfileRequest { change: ProfileChange { name, timezone, email_reminders }, email })
+        let change = ProfileChange { name, timezone, email_reminders, agenda_time };
+        Ok(ProfileRequest { change, email })
     }
 }
 
 /// Get the caller's account
 ///
 /// The account the presented token belongs to: id, email, name, time zone, whether reminder
-/// emails are on, whether the email is verified, and any address change waiting for verification.
+/// emails are on, whether the email is verified, any address change waiting for verification,
+/// and the local time of the daily agenda email.
 #[utoipa::path(
     context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
@@ -99,8 +113,9 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
 
 /// Update the caller's account
 ///
-/// Changes `name`, `timezone`, `email_reminders` or `email`. Left-out fields stay as they are;
-/// `null` clears `name`. A new time zone applies to tasks created afterwards. A new `email` is
+/// Changes `name`, `timezone`, `email_reminders`, `agenda_time` or `email`. Left-out fields stay
+/// as they are; `null` clears `name` and turns the daily agenda off. A new time zone applies to
+/// tasks created afterwards, and to the agenda from its next day (one agenda per local day). A new `email` is
 /// not applied at once: a verification email goes to it, the answer shows it as `pending_email`,
 /// and it replaces `email` when its link is followed. An address another account has is a
 /// `409 email_taken`; too many verification emails in an hour, a `429`.

@@ -1,0 +1,308 @@
+//! The daily agenda against a real worker and SMTP server. Time is controlled through the job's
+//! scheduled instant: a test queues the agenda of a chosen local date (as a profile change would
+//! on that day) and moves the job's run time to now, instead of sleeping until 02:30.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use mail_parser::MessageParser;
+use reqwest::Method;
+use serde_json::{Value, json};
+use smtp_sink::{Received, SmtpSink};
+use todo::jobs::agenda::{self, Agenda};
+use todo::jobs::{Job, Schedule, enqueue};
+
+use crate::helpers::{TestApp, TestUser, assert_problem, eventually};
+
+const WAIT: Duration = Duration::from_secs(20);
+const QUEUE: &str = Agenda::QUEUE;
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn instant(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+async fn patch_me(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
+    app.send_as(&user.token, Method::PATCH, "/api/v1/users/me", Some(&body)).await
+}
+
+/// A verified user whose agenda goes out at `time` in `zone`.
+async fn agenda_user(app: &TestApp, time: &str, zone: &str) -> TestUser {
+    let user = app.new_user().await;
+    let response = patch_me(app, &user, json!({"agenda_time": time, "timezone": zone})).await;
+    assert_eq!(response.status(), 200);
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["agenda_time"], time);
+    user
+}
+
+/// Queues the agenda of `day`, as the account's own settings ask, in place of the pending one.
+async fn queue_day(app: &TestApp, user: &TestUser, day: NaiveDate) {
+    let (time, zone): (NaiveTime, String) =
+        sqlx::query_as("SELECT agenda_time, timezone FROM users WHERE id = $1")
+            .bind(user.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let mut tx = app.pool.begin().await.unwrap();
+    agenda::reschedule(&mut tx, user.id, Some(time), &zone, Some(day)).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The pending agenda jobs, as (local date, run time).
+async fn pending(app: &TestApp) -> Vec<(NaiveDate, DateTime<Utc>)> {
+    let rows: Vec<(Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT job, run_at FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending' ORDER BY run_at",
+    )
+    .bind(QUEUE)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    rows.into_iter().map(|(job, at)| (serde_json::from_slice::<Agenda>(&job).unwrap().date, at)).collect()
+}
+
+/// Runs every agenda job now and waits until none is left to run.
+async fn run_due(app: &TestApp) {
+    app.make_due(QUEUE).await;
+    eventually("the agenda jobs to finish", WAIT, || async {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = $1
+               AND (status IN ('Running', 'Queued') OR (status = 'Pending' AND run_at <= now()))",
+        )
+        .bind(QUEUE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (busy == 0).then_some(())
+    })
+    .await;
+}
+
+/// The recorded outcome of the user's agenda for `day`.
+async fn outcome(app: &TestApp, user: &TestUser, day: NaiveDate) -> Option<String> {
+    sqlx::query_scalar("SELECT outcome FROM agenda_sends WHERE user_id = $1 AND local_date = $2")
+        .bind(user.id)
+        .bind(day)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+}
+
+fn parts(mail: &Received) -> (String, String, String) {
+    let parsed = MessageParser::default().parse(&mail.data).expect("a parseable message");
+    let subject = parsed.subject().unwrap_or_default().to_owned();
+    (subject, parsed.body_text(0).unwrap().into_owned(), parsed.body_html(0).unwrap().into_owned())
+}
+
+#[tokio::test]
+async fn agenda_time_is_validated_shown_and_off_by_default() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let me: Value = app.get_as(&user.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(me["agenda_time"], Value::Null, "off by default");
+    for bad in ["7:30", "24:00", "07:60", "07:30:00", "noon"] {
+        let response = patch_me(&app, &user, json!({"agenda_time": bad, "name": "Ann"})).await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "agenda_time", "{bad}: {problem}");
+    }
+    let me: Value = app.get_as(&user.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(me["name"], Value::Null, "a refused change changes nothing");
+    assert!(pending(&app).await.is_empty(), "nothing queued for a refused change");
+}
+
+#[tokio::test]
+async fn setting_queues_the_next_agenda_and_turning_it_off_cancels_it() {
+    let app = TestApp::spawn().await;
+    let user = agenda_user(&app, "07:30", "America/New_York").await;
+    let queued = pending(&app).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let (day, at) = queued[0];
+    assert!(at > Utc::now() && at <= Utc::now() + chrono::Duration::days(1) + chrono::Duration::hours(1));
+    let zone: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let local = at.with_timezone(&zone);
+    assert_eq!((local.date_naive(), local.format("%H:%M").to_string()), (day, "07:30".to_owned()));
+
+    // Moving it replaces the job rather than adding one.
+    assert_eq!(patch_me(&app, &user, json!({"agenda_time": "18:00"})).await.status(), 200);
+    assert_eq!(pending(&app).await.len(), 1);
+    assert_eq!(patch_me(&app, &user, json!({"timezone": "Asia/Tokyo"})).await.status(), 200);
+    assert_eq!(pending(&app).await.len(), 1);
+
+    let response = patch_me(&app, &user, json!({"agenda_time": null})).await;
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["agenda_time"], Value::Null);
+    assert!(pending(&app).await.is_empty(), "turning it off cancels the pending agenda");
+}
+
+#[tokio::test]
+async fn once_per_local_day_across_both_dst_changes_and_a_second_run_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "02:30", "Europe/Paris").await;
+    // Paris springs forward on 28 March 2027 (02:00 → 03:00) and falls back on 31 October.
+    app.create_task(&user, json!({"title": "Late <b>report</b>", "due_at": "2027-03-26T09:00:00Z"})).await;
+    app.create_task(&user, json!({"title": "Spring dentist", "due_at": "2027-03-28T14:00:00+02:00"})).await;
+    app.create_task(&user, json!({"title": "Autumn dentist", "due_at": "2027-10-31T15:00:00+01:00"})).await;
+    app.create_task(&user, json!({"title": "Autumn call", "due_at": "2027-10-31T08:00:00+01:00"})).await;
+    let worker = app.spawn_worker(&smtp).await;
+
+    queue_day(&app, &user, date("2027-03-27")).await;
+    assert_eq!(pending(&app).await, vec![(date("2027-03-27"), instant("2027-03-27T01:30:00Z"))]);
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &user, date("2027-03-27")).await.as_deref(), Some("sent"));
+    // 02:30 does not exist on the 28th: the agenda goes out once, at 03:30 CEST.
+    assert_eq!(pending(&app).await, vec![(date("2027-03-28"), instant("2027-03-28T01:30:00Z"))]);
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &user, date("2027-03-28")).await.as_deref(), Some("sent"));
+    assert_eq!(pending(&app).await, vec![(date("2027-03-29"), instant("2027-03-29T00:30:00Z"))]);
+
+    let mails = smtp.wait_for(2, WAIT).await;
+    assert_eq!(mails.len(), 2);
+    let (subject, text, html) = parts(&mails[1]);
+    assert_eq!(subject, "Your agenda for Sunday 28 March");
+    let (overdue, today) = (text.find("Late <b>report</b>").unwrap(), text.find("Spring dentist").unwrap());
+    assert!(text.find("Overdue").unwrap() < overdue && overdue < text.find("Due today").unwrap(), "{text}");
+    assert!(text.find("Due today").unwrap() < today, "{text}");
+    assert!(text.contains("Sunday 28 March 2027, 14:00 CEST (Europe/Paris)"), "{text}");
+    assert!(html.contains("Late &lt;b&gt;report") && !html.contains("<b>report"), "{html}");
+    assert!(text.contains(&app.settings.public_url().unwrap().join("/")), "a link to the app: {text}");
+    assert!(mails[1].header("Auto-Submitted").is_some());
+    assert_eq!(parts(&mails[0]).0, "Your agenda for Saturday 27 March");
+
+    // Another worker, or a retry, running the 28th again: the day is recorded, nothing is sent.
+    let again = Agenda {
+        user_id: user.id,
+        date: date("2027-03-28"),
+        agenda_time: NaiveTime::from_hms_opt(2, 30, 0).unwrap(),
+        timezone: "Europe/Paris".into(),
+    };
+    let mut conn = app.pool.acquire().await.unwrap();
+    enqueue(&mut conn, &again, Schedule { owner: Some(user.id), ..Schedule::default() }).await.unwrap();
+    drop(conn);
+    eventually("the repeated run to finish", WAIT, || async {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Done'")
+                .bind(QUEUE)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (done >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(smtp.count(), 2, "the same day twice sends once");
+    assert_eq!(pending(&app).await.len(), 1, "and queues no second follow-up");
+
+    // Fall back: 02:30 happens twice on 31 October; the first one counts, and the next job is
+    // the 1st of November, not the second 02:30.
+    queue_day(&app, &user, date("2027-10-31")).await;
+    assert_eq!(pending(&app).await, vec![(date("2027-10-31"), instant("2027-10-31T00:30:00Z"))]);
+    run_due(&app).await;
+    assert_eq!(pending(&app).await, vec![(date("2027-11-01"), instant("2027-11-01T01:30:00Z"))]);
+    let mails = smtp.wait_for(3, WAIT).await;
+    assert_eq!(mails.len(), 3);
+    let (subject, text, _) = parts(&mails[2]);
+    assert_eq!(subject, "Your agenda for Sunday 31 October");
+    let positions: Vec<usize> = ["Late <b>report", "Spring dentist", "Autumn call", "Autumn dentist"]
+        .iter()
+        .map(|title| text.find(title).unwrap_or_else(|| panic!("{title} in {text}")))
+        .collect();
+    assert!(positions.is_sorted(), "overdue first, then due today, each in due order: {text}");
+    assert!(text.contains("08:00 CET"), "after the change, winter time: {text}");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_due_sends_nothing_and_is_recorded() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "07:00", "America/New_York").await;
+    app.create_task(&user, json!({"title": "Next week", "due_at": "2027-06-09T12:00:00Z"})).await;
+    app.create_task(&user, json!({"title": "Someday"})).await;
+    let done = app.create_task(&user, json!({"title": "Done", "due_at": "2027-06-01T12:00:00Z"})).await;
+    let path = format!("/api/v1/tasks/{}/toggle", done["id"].as_str().unwrap());
+    assert_eq!(app.send_as(&user.token, Method::POST, &path, None).await.status(), 200);
+    let worker = app.spawn_worker(&smtp).await;
+
+    queue_day(&app, &user, date("2027-06-02")).await;
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &user, date("2027-06-02")).await.as_deref(), Some("empty"));
+    assert_eq!(pending(&app).await[0].0, date("2027-06-03"), "the chain goes on");
+
+    // An unverified address gets no agenda either; the day is recorded as skipped.
+    let unverified = app.register_unverified("agenda-unverified@example.com").await;
+    assert_eq!(patch_me(&app, &unverified, json!({"agenda_time": "07:00"})).await.status(), 200);
+    app.create_task(&unverified, json!({"title": "Due", "due_at": "2027-06-02T12:00:00Z"})).await;
+    queue_day(&app, &unverified, date("2027-06-02")).await;
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &unverified, date("2027-06-02")).await.as_deref(), Some("skipped"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let agendas =
+        smtp.messages().iter().filter(|m| m.header("Subject").is_some_and(|s| s.contains("agenda"))).count();
+    assert_eq!(agendas, 0);
+    worker.stop().await.unwrap();
+
+    // The records are bounded: the maintenance job purges them after a week.
+    sqlx::query("UPDATE agenda_sends SET recorded_at = now() - interval '8 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.purge(None).await;
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM agenda_sends").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn the_list_stops_at_fifty_with_how_many_more() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "08:00", "Europe/Paris").await;
+    let operations: Vec<Value> = (0..53)
+        .map(|i| {
+            let due = format!("2027-05-10T{:02}:{:02}:00+02:00", 9 + i / 60, i % 60);
+            json!({"op": "create", "task": {"title": format!("Task {i:02}"), "due_at": due}})
+        })
+        .collect();
+    let response = app
+        .send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&json!({"operations": operations})))
+        .await;
+    assert_eq!(response.status(), 200);
+    let worker = app.spawn_worker(&smtp).await;
+
+    queue_day(&app, &user, date("2027-05-10")).await;
+    run_due(&app).await;
+    let mails = smtp.wait_for(1, WAIT).await;
+    let (_, text, html) = parts(&mails[0]);
+    assert!(text.contains("Task 49") && !text.contains("Task 50"), "the first fifty in due order: {text}");
+    assert!(text.contains("and 3 more"), "{text}");
+    assert!(html.contains("and 3 more"), "{html}");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_time_zone_change_the_same_day_still_sends_at_most_one() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "07:00", "Europe/Paris").await;
+    app.create_task(&user, json!({"title": "Flight", "due_at": "2027-06-01T20:00:00Z"})).await;
+    let worker = app.spawn_worker(&smtp).await;
+
+    queue_day(&app, &user, date("2027-06-01")).await;
+    run_due(&app).await;
+    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+
+    // Later that day the user flies to New York, where 07:00 on 1 June is still ahead: the
+    // change queues that day's agenda again, in the new zone.
+    assert_eq!(patch_me(&app, &user, json!({"timezone": "America/New_York"})).await.status(), 200);
+    queue_day(&app, &user, date("2027-06-01")).await;
+    assert_eq!(pending(&app).await, vec![(date("2027-06-01"), instant("2027-06-01T11:00:00Z"))]);
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &user, date("2027-06-01")).await.as_deref(), Some("sent"));
+    assert_eq!(pending(&app).await[0].0, date("2027-06-02"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count(), 1, "one agenda for the 1st of June");
+    worker.stop().await.unwrap();
+}

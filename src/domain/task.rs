@@ -400,6 +400,7 @@ mod tests {
             project_id: None,
         };
         assert_eq!(fields.check().unwrap_err()[0].field, "reminder_at");
+        assert!(fields.check_with(LateReminder::Allowed).is_ok(), "a snooze may pass the due time");
         fields.reminder_at = Some(due);
         assert!(fields.check().is_ok(), "a reminder at the due time is allowed");
         fields.due_at = None;

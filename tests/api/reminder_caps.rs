@@ -135,7 +135,11 @@ async fn an_address_gets_no_more_than_its_hourly_cap_whichever_account_sends_to_
         [("sent".to_owned(), None)],
         "the new address has its own cap"
     );
-    assert_eq!(smtp.count(), 3);
+    // The worker runs while the second account registers, so its verification email may go out
+    // before the test verifies the address itself: count the reminders only.
+    let received = smtp.wait_for(0, Duration::from_millis(1)).await;
+    let subjects = received.iter().filter_map(|m| m.header("Subject"));
+    assert_eq!(subjects.filter(|s| s.starts_with("Reminder:")).count(), 3);
     assert_eq!(rate_limited(&app, &worker, "recipient").await - before, 1);
     worker.stop().await.unwrap();
 }

@@ -29,18 +29,14 @@ pub(super) async fn apply(
         Command::Update { id, changes, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             let fields = changes.clone().apply(&current)?;
-            {
-                let late = late_reminder(&current, &fields);
-                rewrite(conn, &current, fields, late).await
-            }
+            let late = late_reminder(&current, &fields);
+            rewrite(conn, &current, fields, late).await
         }
         Command::Replace { id, task, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             let fields = task.clone().with_default_timezone(default_timezone(conn, user, zone).await?);
-            {
-                let late = late_reminder(&current, &fields);
-                rewrite(conn, &current, fields, late).await
-            }
+            let late = late_reminder(&current, &fields);
+            rewrite(conn, &current, fields, late).await
         }
         Command::Snooze { id, reminder_at, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;

@@ -1,5 +1,5 @@
-//! Signed, single-purpose tokens for links in emails: verifying an address now, and (later)
-//! completing or snoozing a task from a reminder.
+//! Signed, single-purpose tokens for links in emails: verifying an address, completing or
+//! snoozing a task from its reminder, and the one-click unsubscribe.
 //!
 //! A token is `base64url(claims) "." base64url(tag)`, where the claims are a small binary record
 //! (version, purpose, token id, user id, expiry, subject) and the tag is HMAC-SHA256 over them,
@@ -37,6 +37,11 @@ pub enum Purpose {
     /// Confirms that the person reading the mailbox owns the address. Subject:
     /// [`address_digest`] of the address.
     VerifyEmail,
+    /// Completes or snoozes a task from its reminder email. Subject: [`TaskAction::subject`]
+    /// (the task, the reminder it came from, and the action).
+    TaskAction,
+    /// Turns one kind of email off (RFC 8058). Subject: [`EmailKind::subject`].
+    Unsubscribe,
     /// Only for the tests of purpose binding, until a second real purpose exists.
     #[cfg(test)]
     Test,
@@ -46,6 +51,8 @@ impl Purpose {
     fn code(self) -> u8 {
         match self {
             Self::VerifyEmail => 1,
+            Self::TaskAction => 2,
+            Self::Unsubscribe => 3,
             #[cfg(test)]
             Self::Test => 255,
         }
@@ -54,6 +61,8 @@ impl Purpose {
     fn from_code(code: u8) -> Option<Self> {
         match code {
             1 => Some(Self::VerifyEmail),
+            2 => Some(Self::TaskAction),
+            3 => Some(Self::Unsubscribe),
             #[cfg(test)]
             255 => Some(Self::Test),
             _ => None,
@@ -64,6 +73,8 @@ impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
+            Self::TaskAction => "task_action",
+            Self::Unsubscribe => "unsubscribe",
             #[cfg(test)]
             Self::Test => "test",
         }
@@ -73,6 +84,12 @@ impl Purpose {
     pub fn lifetime(self) -> Duration {
         match self {
             Self::VerifyEmail => Duration::hours(48),
+            // A reminder is acted on within days or not at all.
+            Self::TaskAction => Duration::days(7),
+            // RFC 8058 clients may POST long after the mail arrived, and an unsubscribe link that
+            // stopped working would push the reader to the spam button: a year, and reusable
+            // (turning a kind of email off twice is harmless), so it is never recorded as used.
+            Self::Unsubscribe => Duration::days(365),
             #[cfg(test)]
             Self::Test => Duration::hours(1),
         }
@@ -197,6 +214,131 @@ fn decode(body: &[u8]) -> Option<Claims> {
     Some(Claims { id, purpose, user_id, subject: body[FIXED_BYTES..].to_vec(), expires_at })
 }
 
+/// What a reminder's link does to its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Complete,
+    Snooze(Snooze),
+}
+
+/// How far a snooze moves the reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snooze {
+    TenMinutes,
+    OneHour,
+    /// 09:00 on the next day, in the user's zone.
+    TomorrowMorning,
+}
+
+impl Action {
+    /// Every action a reminder offers, in the order the email lists them.
+    pub const ALL: [Self; 4] = [
+        Self::Complete,
+        Self::Snooze(Snooze::TenMinutes),
+        Self::Snooze(Snooze::OneHour),
+        Self::Snooze(Snooze::TomorrowMorning),
+    ];
+
+    fn code(self) -> u8 {
+        match self {
+            Self::Complete => 1,
+            Self::Snooze(Snooze::TenMinutes) => 2,
+            Self::Snooze(Snooze::OneHour) => 3,
+            Self::Snooze(Snooze::TomorrowMorning) => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.code() == code)
+    }
+
+    /// The words of the email's link and of the page's button.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Complete => "Mark as done",
+            Self::Snooze(Snooze::TenMinutes) => "Snooze 10 minutes",
+            Self::Snooze(Snooze::OneHour) => "Snooze 1 hour",
+            Self::Snooze(Snooze::TomorrowMorning) => "Snooze until tomorrow 09:00",
+        }
+    }
+}
+
+impl Snooze {
+    /// The new reminder time for a snooze pressed at `now` by a user in `zone`. "Tomorrow 09:00"
+    /// is the local wall time; on a DST change that skips it, the first instant after the gap.
+    pub fn until(self, now: DateTime<Utc>, zone: crate::domain::TimeZone) -> DateTime<Utc> {
+        use chrono::TimeZone as _;
+        match self {
+            Self::TenMinutes => now + Duration::minutes(10),
+            Self::OneHour => now + Duration::hours(1),
+            Self::TomorrowMorning => {
+                let tz = zone.tz();
+                let tomorrow = now.with_timezone(&tz).date_naive() + Duration::days(1);
+                let nine = tomorrow.and_hms_opt(9, 0, 0).expect("09:00 exists");
+                (0..=3)
+                    .find_map(|h| tz.from_local_datetime(&(nine + Duration::hours(h))).earliest())
+                    .map_or(now + Duration::days(1), |at| at.with_timezone(&Utc))
+            }
+        }
+    }
+}
+
+/// The subject of a [`Purpose::TaskAction`] token: the task, the reminder the email was sent
+/// for (so a link from an old reminder stops working once the reminder moves) and the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskAction {
+    pub task_id: Uuid,
+    /// To the microsecond, as stored.
+    pub reminder_at: DateTime<Utc>,
+    pub action: Action,
+}
+
+impl TaskAction {
+    pub fn subject(&self) -> Vec<u8> {
+        let mut subject = Vec::with_capacity(25);
+        subject.extend_from_slice(self.task_id.as_bytes());
+        subject.extend_from_slice(&self.reminder_at.timestamp_micros().to_be_bytes());
+        subject.push(self.action.code());
+        subject
+    }
+
+    pub fn from_subject(subject: &[u8]) -> Option<Self> {
+        if subject.len() != 25 {
+            return None;
+        }
+        let task_id = Uuid::from_slice(&subject[..16]).ok()?;
+        let reminder_at =
+            DateTime::from_timestamp_micros(i64::from_be_bytes(subject[16..24].try_into().ok()?))?;
+        Some(Self { task_id, reminder_at, action: Action::from_code(subject[24])? })
+    }
+}
+
+/// A kind of email a user can turn off from the email itself. Signed into unsubscribe tokens, so
+/// the daily agenda gets its own kind and its link turns off only the agenda.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    Reminders,
+    /// Reserved for the daily agenda email (issue 20); nothing mints it yet.
+    Agenda,
+}
+
+impl EmailKind {
+    pub fn subject(self) -> Vec<u8> {
+        vec![match self {
+            Self::Reminders => 1,
+            Self::Agenda => 2,
+        }]
+    }
+
+    pub fn from_subject(subject: &[u8]) -> Option<Self> {
+        match subject {
+            [1] => Some(Self::Reminders),
+            [2] => Some(Self::Agenda),
+            _ => None,
+        }
+    }
+}
+
 /// The subject of an address link: a digest of the address as compared (case-insensitively),
 /// so the link binds the address without writing it into URLs and access logs.
 pub fn address_digest(address: &str) -> Vec<u8> {
@@ -267,6 +409,38 @@ mod tests {
         let later = now + Purpose::VerifyEmail.lifetime() + Duration::seconds(1);
         assert_eq!(keys().open(&fresh, Purpose::VerifyEmail, later), Err(LinkError::Expired));
         assert!(keys().open(&fresh, Purpose::VerifyEmail, now + Duration::hours(47)).is_ok());
+    }
+
+    #[test]
+    fn task_action_and_unsubscribe_subjects_round_trip_and_refuse_garbage() {
+        for action in Action::ALL {
+            let subject = TaskAction {
+                task_id: Uuid::now_v7(),
+                reminder_at: "2030-03-04T07:45:00.123456Z".parse().unwrap(),
+                action,
+            };
+            assert_eq!(TaskAction::from_subject(&subject.subject()), Some(subject));
+        }
+        let mut bad =
+            TaskAction { task_id: Uuid::nil(), reminder_at: Utc::now(), action: Action::Complete }.subject();
+        bad[24] = 99;
+        assert_eq!(TaskAction::from_subject(&bad), None);
+        assert_eq!(TaskAction::from_subject(&bad[..10]), None);
+        for kind in [EmailKind::Reminders, EmailKind::Agenda] {
+            assert_eq!(EmailKind::from_subject(&kind.subject()), Some(kind));
+        }
+        assert_eq!(EmailKind::from_subject(&[9]), None);
+    }
+
+    #[test]
+    fn tomorrow_morning_is_nine_local_time_the_next_day_even_across_a_dst_change() {
+        let paris = crate::domain::TimeZone::parse("timezone", "Europe/Paris").unwrap();
+        // Saturday 29 March 2031, 23:30 in Paris; clocks go forward that night.
+        let now: DateTime<Utc> = "2031-03-29T22:30:00Z".parse().unwrap();
+        let until = Snooze::TomorrowMorning.until(now, paris);
+        assert_eq!(until, "2031-03-30T07:00:00Z".parse::<DateTime<Utc>>().unwrap(), "09:00 CEST");
+        assert_eq!(Snooze::TenMinutes.until(now, paris), now + Duration::minutes(10));
+        assert_eq!(Snooze::OneHour.until(now, paris), now + Duration::hours(1));
     }
 
     #[test]

@@ -47,7 +47,6 @@ impl From<sqlx::Error> for WriteError {
                 Some("tasks_title_length") => Some(("title", "must be 1–200 characters")),
                 Some("tasks_description_length") => Some(("description", "must be at most 2000 characters")),
                 Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
-                Some("tasks_reminder_not_after_due") => Some(("reminder_at", "must not be after due_at")),
                 Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
                 Some("tasks_project_fkey") => Some(("project_id", "is not one of your projects")),
                 Some("tasks_recurrence_rule_length") => {

@@ -98,6 +98,13 @@ pub enum Command {
         completed: bool,
         if_match: IfMatch,
     },
+    /// Moves an open task's reminder, as the snooze links of a reminder email do. Unlike an
+    /// update it may put the reminder after the due time, which stays as it was.
+    Snooze {
+        id: Uuid,
+        reminder_at: chrono::DateTime<chrono::Utc>,
+        if_match: IfMatch,
+    },
     /// Removes the account with its tasks and queued jobs.
     DeleteAccount,
     CreateProject {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Command, CommandSettings, IfMatch, Outcome, WriteError};
 use crate::db::tasks::{self, Derived, NewTask, Series};
 use crate::db::users;
-use crate::domain::{Invalid, Task, TaskFields, TimeZone};
+use crate::domain::{Invalid, LateReminder, Patch, Task, TaskChanges, TaskFields, TimeZone};
 use crate::jobs::{self, task_jobs};
 use crate::stepping;
 
@@ -29,12 +29,26 @@ pub(super) async fn apply(
         Command::Update { id, changes, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             let fields = changes.clone().apply(&current)?;
-            rewrite(conn, &current, fields).await
+            let late = late_reminder(&current, &fields);
+            rewrite(conn, &current, fields, late).await
         }
         Command::Replace { id, task, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             let fields = task.clone().with_default_timezone(default_timezone(conn, user, zone).await?);
-            rewrite(conn, &current, fields).await
+            let late = late_reminder(&current, &fields);
+            rewrite(conn, &current, fields, late).await
+        }
+        Command::Snooze { id, reminder_at, if_match } => {
+            let current = locked_live(conn, user, *id, if_match).await?;
+            if current.completed {
+                return Err(WriteError::Invalid(vec![Invalid::new(
+                    "completed",
+                    "a completed task has no reminder to snooze",
+                )]));
+            }
+            let changes = TaskChanges { reminder_at: Patch::Value(*reminder_at), ..TaskChanges::default() };
+            let fields = changes.apply(&current)?;
+            rewrite(conn, &current, fields, LateReminder::Allowed).await
         }
         Command::Delete { id, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
@@ -226,9 +240,23 @@ async fn locked_live(
     Ok(current)
 }
 
+/// A client may not set a reminder after the due time, but may leave one a snooze put there: a
+/// write that keeps both times as they are (a snoozed task's title edited) passes.
+fn late_reminder(current: &Task, fields: &TaskFields) -> LateReminder {
+    match fields.reminder_at == current.reminder_at && fields.due_at == current.due_at {
+        true => LateReminder::Allowed,
+        false => LateReminder::Refused,
+    }
+}
+
 /// Writes a full new state over `current`, keeping its place in a series.
-async fn rewrite(conn: &mut PgConnection, current: &Task, fields: TaskFields) -> Result<Outcome, WriteError> {
-    fields.check().map_err(WriteError::Invalid)?;
+async fn rewrite(
+    conn: &mut PgConnection,
+    current: &Task,
+    fields: TaskFields,
+    late: LateReminder,
+) -> Result<Outcome, WriteError> {
+    fields.check_with(late).map_err(WriteError::Invalid)?;
     if fields.project_id != current.project_id {
         lock_target_project(conn, current.user_id, fields.project_id).await?;
     }

@@ -20,7 +20,9 @@ pub use agenda::AgendaTime;
 pub use fields::{TaskChanges, TaskFields};
 pub use patch::Patch;
 pub use project::{Color, Position, ProjectName};
-pub use task::{Description, Priority, RecurrenceAnchor, RecurrenceRule, Tags, Title, check_instant};
+pub use task::{
+    Description, LateReminder, Priority, RecurrenceAnchor, RecurrenceRule, Tags, Title, check_instant,
+};
 pub use timezone::TimeZone;
 pub use view::Task;
 

@@ -251,12 +251,27 @@ fn invalid_rule(err: &impl fmt::Display) -> Invalid {
     Invalid::new("recurrence_rule", format!("not a valid RFC 5545 RRULE: {err}"))
 }
 
+/// Whether a reminder after the due time is accepted. A client may not set one (it is almost
+/// always a mistake), but a snooze from the reminder email may move the reminder past the due
+/// time, and a task so snoozed must stay editable while it keeps that reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateReminder {
+    Refused,
+    Allowed,
+}
+
 impl TaskFields {
     /// The rules that span fields, checked after a patch is merged so the answer names the field.
     pub fn check(&self) -> Result<(), Vec<Invalid>> {
+        self.check_with(LateReminder::Refused)
+    }
+
+    /// [`check`](Self::check), with the reminder-after-due rule as `late` says.
+    pub fn check_with(&self, late: LateReminder) -> Result<(), Vec<Invalid>> {
         let mut errors = Vec::new();
         if let (Some(reminder), Some(due)) = (self.reminder_at, self.due_at)
             && reminder > due
+            && late == LateReminder::Refused
         {
             errors.push(Invalid::new("reminder_at", "must not be after due_at"));
         }
@@ -385,6 +400,7 @@ mod tests {
             project_id: None,
         };
         assert_eq!(fields.check().unwrap_err()[0].field, "reminder_at");
+        assert!(fields.check_with(LateReminder::Allowed).is_ok(), "a snooze may pass the due time");
         fields.reminder_at = Some(due);
         assert!(fields.check().is_ok(), "a reminder at the due time is allowed");
         fields.due_at = None;

@@ -30,8 +30,17 @@ pub struct Reminder<'a> {
     /// The recipient's zone: times are shown the way they read their clock.
     pub timezone: TimeZone,
     pub recipient_name: Option<&'a str>,
+    /// One-click links to complete or snooze the task, under `public_url`.
+    pub actions: &'a [ActionLink],
     /// The one-click unsubscribe URL (RFC 8058): `None` sends neither the headers nor the link.
     pub unsubscribe_url: Option<&'a str>,
+}
+
+/// A link in the reminder that acts on its task.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActionLink {
+    pub label: &'static str,
+    pub url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +86,7 @@ pub fn build(from: &Mailbox, to: Mailbox, reminder: &Reminder<'_>) -> Result<Mes
         description => reminder.description.filter(|d| !d.trim().is_empty()),
         due => reminder.due_at.map(|due| human_time(due, reminder.timezone)),
         name => reminder.recipient_name.filter(|n| !n.trim().is_empty()),
+        actions => reminder.actions,
         unsubscribe_url => reminder.unsubscribe_url,
     };
     let text = env.get_template("reminder.txt")?.render(&values)?;
@@ -104,6 +114,7 @@ mod tests {
             due_at: Some("2030-03-04T08:00:00Z".parse().unwrap()),
             timezone: TimeZone::parse("timezone", "Europe/Paris").unwrap(),
             recipient_name: Some("Ann"),
+            actions: &[],
             unsubscribe_url: None,
         }
     }
@@ -163,6 +174,18 @@ mod tests {
         assert!(raw.contains("Auto-Submitted: auto-generated\r\n"), "always automated: {raw}");
         assert!(!raw.contains("List-Unsubscribe"), "{raw}");
         assert!(!text.contains("nsubscribe") && !html.contains("nsubscribe"), "no link without a URL");
+    }
+
+    #[test]
+    fn action_links_are_listed_in_both_parts() {
+        let actions = [
+            ActionLink { label: "Mark as done", url: "https://todo.example.com/email/task?token=a".into() },
+            ActionLink { label: "Snooze 1 hour", url: "https://todo.example.com/email/task?token=b".into() },
+        ];
+        let (_, text, html) = parsed(&Reminder { actions: &actions, ..sample("Standup") });
+        assert!(text.contains("Mark as done: https://todo.example.com/email/task?token=a\r\n"), "{text}");
+        assert!(text.contains("Snooze 1 hour: https://todo.example.com/email/task?token=b\r\n"), "{text}");
+        assert!(html.contains("task?token=b\"") && html.contains(">Snooze 1 hour</a>"), "{html}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use lettre::Address;
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue};
@@ -14,8 +14,10 @@ use crate::db::queue::cancel_for_task;
 use crate::db::reminders::{self, Attempted, SkipReason};
 use crate::db::tasks::Task;
 use crate::domain::TimeZone;
-use crate::email::reminder::{self as message, Reminder as Content};
-use crate::email::{Mailer, SendError};
+use crate::email::SendError;
+use crate::email::reminder::{self as message, ActionLink, Reminder as Content};
+use crate::links::{Action, Claims, EmailKind, Purpose, TaskAction};
+use crate::web::pages;
 
 /// Email the owner about a task. The handler must re-read the task and send only if it is still
 /// open, not trashed, and its `reminder_at` still equals this one: a reminder moved or cancelled
@@ -37,7 +39,7 @@ impl Job for Reminder {
     }
 
     async fn handle(&self, ctx: &Context, attempt: AttemptInfo) -> Result<Handled, JobError> {
-        deliver(&ctx.pool, &ctx.mailer, ctx.reminder_caps, self, attempt).await
+        deliver(ctx, self, attempt).await
     }
 }
 
@@ -125,13 +127,8 @@ pub(super) fn not_before(at: DateTime<Utc>) -> std::time::SystemTime {
 /// reminder never both send it. Only a crash between the server accepting the message and that
 /// commit can lead to a second copy, which then carries the same Message-ID.
 #[tracing::instrument(skip_all, fields(task_id = %job.task_id, reminder_at = %job.reminder_at, attempt = attempt.number))]
-pub async fn deliver(
-    pool: &PgPool,
-    mailer: &Mailer,
-    caps: ReminderCaps,
-    job: &Reminder,
-    attempt: AttemptInfo,
-) -> Result<Handled, JobError> {
+pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Result<Handled, JobError> {
+    let (pool, mailer, caps) = (&ctx.pool, &*ctx.mailer, ctx.reminder_caps);
     let mut tx = pool.begin().await?;
     let exists = reminders::ensure(&mut tx, job.user_id, job.task_id, job.reminder_at).await?;
     tx.commit().await?;
@@ -184,6 +181,7 @@ pub async fn deliver(
         tracing::warn!(cap = cap.as_str(), "reminder skipped: the hourly cap is reached");
         return Ok(Handled::Cancelled(reason.as_str()));
     }
+    let links = Links::mint(ctx, job, Utc::now());
     let content = Content {
         task_id: job.task_id,
         reminder_at: job.reminder_at,
@@ -192,9 +190,8 @@ pub async fn deliver(
         due_at: task.due_at,
         timezone: TimeZone::parse("timezone", &user.timezone).unwrap_or(TimeZone::UTC),
         recipient_name: user.name.as_deref(),
-        // The one-click unsubscribe endpoint and its signed token are not built yet (issue 20);
-        // until they are, reminders carry no List-Unsubscribe rather than a URL that does nothing.
-        unsubscribe_url: None,
+        actions: &links.actions,
+        unsubscribe_url: Some(&links.unsubscribe),
     };
     let email = match message::build(mailer.from_address(), to, &content) {
         Ok(email) => email,
@@ -233,6 +230,32 @@ pub async fn deliver(
             tx.commit().await?;
             Err(JobError::Permanent(error))
         }
+    }
+}
+
+/// The links one reminder email carries, each with its own signed token.
+struct Links {
+    actions: Vec<ActionLink>,
+    unsubscribe: String,
+}
+
+impl Links {
+    /// Action tokens name this reminder (`job.reminder_at`), so they stop working once it moves.
+    fn mint(ctx: &Context, job: &Reminder, now: DateTime<Utc>) -> Self {
+        let actions = Action::ALL
+            .into_iter()
+            .map(|action| {
+                let subject = TaskAction { task_id: job.task_id, reminder_at: job.reminder_at, action };
+                let claims = Claims::new(Purpose::TaskAction, job.user_id, subject.subject(), now);
+                let url =
+                    ctx.public_url.join(&format!("{}?token={}", pages::TASK_PATH, ctx.links.sign(&claims)));
+                ActionLink { label: action.label(), url }
+            })
+            .collect();
+        let claims = Claims::new(Purpose::Unsubscribe, job.user_id, EmailKind::Reminders.subject(), now);
+        let unsubscribe =
+            ctx.public_url.join(&format!("{}?token={}", pages::UNSUBSCRIBE_PATH, ctx.links.sign(&claims)));
+        Self { actions, unsubscribe }
     }
 }
 

@@ -7,6 +7,7 @@ mod bulk;
 mod contract;
 mod crashes;
 mod dkim;
+mod email_actions;
 mod errors;
 mod external_auth;
 mod hardening;

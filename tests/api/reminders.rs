@@ -84,7 +84,9 @@ async fn a_due_reminder_is_delivered_once_with_recipient_subject_both_parts_and_
         Some("auto-generated"),
         "auto-responders stay quiet"
     );
-    assert_eq!(mail.header("List-Unsubscribe"), None, "no unsubscribe URL until its endpoint exists");
+    let unsubscribe = mail.header("List-Unsubscribe").expect("a one-click unsubscribe URL");
+    assert!(unsubscribe.starts_with(&format!("<{}/email/unsubscribe?token=", app.address)), "{unsubscribe}");
+    assert_eq!(mail.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
     let parsed = MessageParser::default().parse(&mail.data).expect("a parseable message");
     let local = "Monday 4 March 2030, 09:00 CET (Europe/Paris)";
     let subject = parsed.subject().unwrap();

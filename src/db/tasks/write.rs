@@ -201,8 +201,12 @@ pub fn occurrence(
     next: Occurrence,
     next_occurrence_at: Option<DateTime<Utc>>,
 ) -> NewTask {
-    let reminder_at =
-        source.reminder_at.zip(source.due_at).map(|(reminder, due)| next.due_at - (due - reminder));
+    // A reminder snoozed past the due time was a one-off: the next occurrence is reminded at
+    // its due time, never after it.
+    let reminder_at = source
+        .reminder_at
+        .zip(source.due_at)
+        .map(|(reminder, due)| next.due_at - (due - reminder).max(chrono::TimeDelta::zero()));
     // The completion anchor restarts the series at each completion; the due anchor keeps it.
     let start = match source.recurrence_anchor {
         RecurrenceAnchor::Due => source.series_start.or(source.due_at).unwrap_or(next.due_at),

@@ -7,13 +7,18 @@
 //! **A new kind of link** is a module here with its routes, a [`Purpose`](crate::links::Purpose),
 //! and a line in [`configure`].
 
+mod task;
+mod unsubscribe;
 mod verify;
+
+pub use task::PATH as TASK_PATH;
+pub use unsubscribe::PATH as UNSUBSCRIBE_PATH;
 
 use std::sync::LazyLock;
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header::{self, ContentType, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use minijinja::context;
 use serde::Serialize;
@@ -24,7 +29,7 @@ use crate::links::LinkError;
 pub const PREFIX: &str = "/email/";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(verify::configure);
+    cfg.configure(verify::configure).configure(task::configure).configure(unsubscribe::configure);
 }
 
 const PAGE_TEMPLATE: &str = include_str!("../../../templates/pages/page.html");
@@ -147,4 +152,13 @@ pub fn not_a_form() -> Page {
         "Not a form",
         &["Use the button on the page the link opens."],
     )
+}
+
+/// Whether the request body is an HTML form's (`application/x-www-form-urlencoded`).
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }

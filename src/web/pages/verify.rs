@@ -2,11 +2,10 @@
 //! the button's POST verifies it.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, web};
 use chrono::Utc;
 
-use super::{Form, Page, not_a_form, token_in};
+use super::{Form, Page, is_form, not_a_form, token_in};
 use crate::commands::accounts::{self, LinkTarget, Verified};
 use crate::links::{Claims, Purpose};
 use crate::web::auth::ClientIp;
@@ -89,12 +88,4 @@ fn refused(target: LinkTarget) -> Page {
             ],
         ),
     }
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }

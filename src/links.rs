@@ -318,7 +318,7 @@ impl TaskAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailKind {
     Reminders,
-    /// Reserved for the daily agenda email (issue 20); nothing mints it yet.
+    /// The daily agenda: its link turns `agenda_time` off.
     Agenda,
 }
 

@@ -23,6 +23,7 @@ use crate::db::queue::cancel_for_owner_on;
 use crate::domain::{AgendaTime, TimeZone};
 use crate::email::SendError;
 use crate::email::agenda::{self as message, Agenda as Content, Item};
+use crate::links::EmailKind;
 
 /// Tasks one agenda lists at most; the rest are counted in an "and N more" line. Bounds the
 /// query, the memory and the size of the message.
@@ -130,6 +131,8 @@ async fn run(ctx: &Context, job: &Agenda, attempt: AttemptInfo) -> Result<Handle
     };
     let (overdue, due_today): (Vec<_>, Vec<_>) = tasks.iter().partition(|task| task.due_at < start);
     let app_url = ctx.public_url.join("/");
+    // Its own kind: the link turns off the agenda only, not the reminders.
+    let unsubscribe = ctx.unsubscribe_url(job.user_id, EmailKind::Agenda, Utc::now());
     let content = Content {
         user_id: job.user_id,
         date: job.date,
@@ -139,8 +142,7 @@ async fn run(ctx: &Context, job: &Agenda, attempt: AttemptInfo) -> Result<Handle
         due_today: due_today.into_iter().map(item).collect(),
         more: u64::try_from(total).unwrap_or(0).saturating_sub(tasks.len() as u64),
         app_url: &app_url,
-        // Like reminders: no List-Unsubscribe until the one-click endpoint exists (issue 20).
-        unsubscribe_url: None,
+        unsubscribe_url: Some(&unsubscribe),
     };
     let email = match message::build(ctx.mailer.from_address(), to, &content) {
         Ok(email) => email,

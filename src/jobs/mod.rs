@@ -94,3 +94,18 @@ pub struct Context {
     pub public_url: PublicUrl,
     pub reminder_caps: ReminderCaps,
 }
+
+impl Context {
+    /// The one-click unsubscribe URL (RFC 8058) for one kind of email to `user_id`.
+    pub fn unsubscribe_url(
+        &self,
+        user_id: uuid::Uuid,
+        kind: crate::links::EmailKind,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let claims =
+            crate::links::Claims::new(crate::links::Purpose::Unsubscribe, user_id, kind.subject(), now);
+        let token = self.links.sign(&claims);
+        self.public_url.join(&format!("{}?token={token}", crate::web::pages::UNSUBSCRIBE_PATH))
+    }
+}

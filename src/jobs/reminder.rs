@@ -252,9 +252,7 @@ impl Links {
                 ActionLink { label: action.label(), url }
             })
             .collect();
-        let claims = Claims::new(Purpose::Unsubscribe, job.user_id, EmailKind::Reminders.subject(), now);
-        let unsubscribe =
-            ctx.public_url.join(&format!("{}?token={}", pages::UNSUBSCRIBE_PATH, ctx.links.sign(&claims)));
+        let unsubscribe = ctx.unsubscribe_url(job.user_id, EmailKind::Reminders, now);
         Self { actions, unsubscribe }
     }
 }

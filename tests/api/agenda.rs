@@ -306,3 +306,38 @@ async fn a_time_zone_change_the_same_day_still_sends_at_most_one() {
     assert_eq!(smtp.count(), 1, "one agenda for the 1st of June");
     worker.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_agendas_one_click_unsubscribe_turns_the_agenda_off_and_leaves_reminders_on() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "08:00", "Europe/Paris").await;
+    app.create_task(&user, json!({"title": "Call the bank", "due_at": "2027-05-10T10:00:00+02:00"})).await;
+    let worker = app.spawn_worker(&smtp).await;
+    queue_day(&app, &user, date("2027-05-10")).await;
+    run_due(&app).await;
+    let mails = smtp.wait_for(1, WAIT).await;
+    let mail = &mails[0];
+    assert_eq!(mail.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+    let header = mail.header("List-Unsubscribe").expect("a List-Unsubscribe header");
+    let url = header.trim().strip_prefix('<').and_then(|h| h.strip_suffix('>')).expect("<url>").to_owned();
+    assert!(url.starts_with(&format!("{}/email/unsubscribe?token=", app.address)), "{url}");
+    let (_, text, _) = parts(mail);
+    assert!(text.contains(&url), "the body shows the link too: {text}");
+
+    // What a mailbox provider sends (RFC 8058): no session, the token in the URL.
+    let one_click = app
+        .client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 200);
+    let me: Value = app.get_as(&user.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!(me["agenda_time"], Value::Null, "the agenda is off");
+    assert_eq!(me["email_reminders"], true, "reminders are another kind of email");
+    assert!(pending(&app).await.is_empty(), "and no agenda is queued any more");
+    worker.stop().await.unwrap();
+}

@@ -52,8 +52,7 @@ async fn unsubscribe(state: web::Data<AppState>, req: HttpRequest, body: web::By
     };
     let change = match kind {
         EmailKind::Reminders => ProfileChange { email_reminders: Some(false), ..ProfileChange::default() },
-        // No agenda email exists yet, so there is nothing to turn off; its setting arrives with it.
-        EmailKind::Agenda => ProfileChange::default(),
+        EmailKind::Agenda => ProfileChange { agenda_time: Some(None), ..ProfileChange::default() },
     };
     // The account update `PATCH /users/me` runs; no address change, so no verification email.
     let limit = state.settings.email.verification_per_hour;

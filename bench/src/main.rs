@@ -133,6 +133,7 @@ impl Service {
             ("JWT_SECRET", secret.clone()),
             ("PORT", port.to_string()),
             ("SMTP_URL", smtp.url()),
+            ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
             ("APP__SERVER__HOST", "127.0.0.1".into()),
             ("APP__WORKER__METRICS_PORT", "0".into()),
             // A load test is many requests from one address and a few users: measure the
@@ -608,6 +609,11 @@ async fn reminders(service: &Service, count: usize) -> anyhow::Result<String> {
         anyhow::ensure!(response.status() == 200, "creating reminders: {}", response.status());
     }
     let delivered = service.smtp.wait_for_count(before + count, Duration::from_secs(300)).await - before;
+    // A figure over missing mail would read as a fast worker: a run that lost any fails instead.
+    anyhow::ensure!(
+        delivered == count,
+        "only {delivered} of {count} reminders arrived; see the worker's log"
+    );
     let due = SystemTime::from(due_at);
     let mut lateness: Vec<f64> = service
         .smtp

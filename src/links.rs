@@ -37,8 +37,8 @@ pub enum Purpose {
     /// Confirms that the person reading the mailbox owns the address. Subject:
     /// [`address_digest`] of the address.
     VerifyEmail,
-    /// Completes or snoozes a task from its reminder email. Subject: [`TaskAction::subject`]
-    /// (the task, the reminder it came from, and the action).
+    /// Completes or snoozes a task from its reminder or agenda email. Subject:
+    /// [`TaskAction::subject`] (the task, the email it came from, and the action).
     TaskAction,
     /// Turns one kind of email off (RFC 8058). Subject: [`EmailKind::subject`].
     Unsubscribe,
@@ -283,33 +283,53 @@ impl Snooze {
     }
 }
 
-/// The subject of a [`Purpose::TaskAction`] token: the task, the reminder the email was sent
-/// for (so a link from an old reminder stops working once the reminder moves) and the action.
+/// What an action link was sent for. The link works only while the task still has this
+/// instant, so a link from an old email stops working once the task moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// A reminder email, for the task's `reminder_at` (to the microsecond, as stored).
+    Reminder(DateTime<Utc>),
+    /// A daily agenda, which lists the task by its `due_at`.
+    Due(DateTime<Utc>),
+}
+
+/// The subject of a [`Purpose::TaskAction`] token: the task, the email it came from (its
+/// [`Anchor`]) and the action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskAction {
     pub task_id: Uuid,
-    /// To the microsecond, as stored.
-    pub reminder_at: DateTime<Utc>,
+    pub anchor: Anchor,
     pub action: Action,
 }
 
+/// The subject's byte length for a reminder's link (the first format, still accepted from
+/// emails already sent) and for an agenda's, which appends its anchor's tag.
+const REMINDER_SUBJECT_BYTES: usize = 25;
+const DUE_TAG: u8 = 2;
+
 impl TaskAction {
     pub fn subject(&self) -> Vec<u8> {
-        let mut subject = Vec::with_capacity(25);
+        let (at, tag) = match self.anchor {
+            Anchor::Reminder(at) => (at, None),
+            Anchor::Due(at) => (at, Some(DUE_TAG)),
+        };
+        let mut subject = Vec::with_capacity(REMINDER_SUBJECT_BYTES + 1);
         subject.extend_from_slice(self.task_id.as_bytes());
-        subject.extend_from_slice(&self.reminder_at.timestamp_micros().to_be_bytes());
+        subject.extend_from_slice(&at.timestamp_micros().to_be_bytes());
         subject.push(self.action.code());
+        subject.extend(tag);
         subject
     }
 
     pub fn from_subject(subject: &[u8]) -> Option<Self> {
-        if subject.len() != 25 {
-            return None;
-        }
+        let anchor: fn(DateTime<Utc>) -> Anchor = match subject.get(REMINDER_SUBJECT_BYTES..)? {
+            [] => Anchor::Reminder,
+            [DUE_TAG] => Anchor::Due,
+            _ => return None,
+        };
         let task_id = Uuid::from_slice(&subject[..16]).ok()?;
-        let reminder_at =
-            DateTime::from_timestamp_micros(i64::from_be_bytes(subject[16..24].try_into().ok()?))?;
-        Some(Self { task_id, reminder_at, action: Action::from_code(subject[24])? })
+        let at = DateTime::from_timestamp_micros(i64::from_be_bytes(subject[16..24].try_into().ok()?))?;
+        Some(Self { task_id, anchor: anchor(at), action: Action::from_code(subject[24])? })
     }
 }
 
@@ -413,19 +433,23 @@ mod tests {
 
     #[test]
     fn task_action_and_unsubscribe_subjects_round_trip_and_refuse_garbage() {
-        for action in Action::ALL {
-            let subject = TaskAction {
-                task_id: Uuid::now_v7(),
-                reminder_at: "2030-03-04T07:45:00.123456Z".parse().unwrap(),
-                action,
-            };
-            assert_eq!(TaskAction::from_subject(&subject.subject()), Some(subject));
+        let at: DateTime<Utc> = "2030-03-04T07:45:00.123456Z".parse().unwrap();
+        for anchor in [Anchor::Reminder(at), Anchor::Due(at)] {
+            for action in Action::ALL {
+                let subject = TaskAction { task_id: Uuid::now_v7(), anchor, action };
+                assert_eq!(TaskAction::from_subject(&subject.subject()), Some(subject));
+            }
         }
-        let mut bad =
-            TaskAction { task_id: Uuid::nil(), reminder_at: Utc::now(), action: Action::Complete }.subject();
+        let reminder =
+            TaskAction { task_id: Uuid::nil(), anchor: Anchor::Reminder(at), action: Action::Complete };
+        assert_eq!(reminder.subject().len(), 25, "links already emailed keep their meaning");
+        let mut bad = reminder.subject();
         bad[24] = 99;
         assert_eq!(TaskAction::from_subject(&bad), None);
         assert_eq!(TaskAction::from_subject(&bad[..10]), None);
+        let mut unknown_anchor = reminder.subject();
+        unknown_anchor.push(7);
+        assert_eq!(TaskAction::from_subject(&unknown_anchor), None);
         for kind in [EmailKind::Reminders, EmailKind::Agenda] {
             assert_eq!(EmailKind::from_subject(&kind.subject()), Some(kind));
         }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::headers;
-use super::reminder::{BuildError, human_time};
+use super::reminder::{ActionLink, BuildError, human_time};
 use crate::domain::TimeZone;
 
 /// A title's share of one line in the list; the text part shows the title, not its description.
@@ -20,20 +20,12 @@ const ITEM_TITLE_CHARS: usize = 200;
 const TEXT_TEMPLATE: &str = include_str!("../../templates/agenda.txt");
 const HTML_TEMPLATE: &str = include_str!("../../templates/agenda.html");
 
-/// A link a listed task offers, such as "Complete" or "Snooze 1 hour". Built by the caller from
-/// `public_url` only.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActionLink {
-    pub label: String,
-    pub url: String,
-}
-
 /// One task in the agenda.
 #[derive(Debug, Clone)]
 pub struct Item<'a> {
     pub title: &'a str,
     pub due_at: DateTime<Utc>,
-    /// The task's one-click links; empty until the email-actions work provides signed ones.
+    /// The task's one-click links, under `public_url`.
     pub actions: Vec<ActionLink>,
 }
 
@@ -162,9 +154,7 @@ mod tests {
     #[test]
     fn the_cap_line_and_action_and_unsubscribe_seams() {
         let mut listed = item("Pay rent", "2030-03-04T08:00:00Z");
-        listed
-            .actions
-            .push(ActionLink { label: "Complete".into(), url: "https://todo.example.com/a/1".into() });
+        listed.actions.push(ActionLink { label: "Complete", url: "https://todo.example.com/a/1".into() });
         let url = "https://todo.example.com/u/abc";
         let agenda = Agenda { unsubscribe_url: Some(url), ..sample(Vec::new(), vec![listed], 7) };
         let (raw, text, html) = parsed(&agenda);

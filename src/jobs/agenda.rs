@@ -23,7 +23,7 @@ use crate::db::queue::cancel_for_owner_on;
 use crate::domain::{AgendaTime, TimeZone};
 use crate::email::SendError;
 use crate::email::agenda::{self as message, Agenda as Content, Item};
-use crate::links::EmailKind;
+use crate::links::{Anchor, EmailKind};
 
 /// Tasks one agenda lists at most; the rest are counted in an "and N more" line. Bounds the
 /// query, the memory and the size of the message.
@@ -70,13 +70,13 @@ pub async fn reschedule(
     enqueue(conn, &job, schedule).await
 }
 
-fn item(task: &DueTask) -> Item<'_> {
+/// One listed task, with links bound to its due time: once the task is rescheduled, the links of
+/// an older agenda stop working.
+fn item<'a>(ctx: &Context, user_id: Uuid, task: &'a DueTask, now: DateTime<Utc>) -> Item<'a> {
     Item {
         title: &task.title,
         due_at: task.due_at,
-        // The one-click complete and snooze links come with the email-actions work (issue 20);
-        // until their signed tokens exist, tasks carry no links rather than ones that do nothing.
-        actions: Vec::new(),
+        actions: ctx.action_links(user_id, task.id, Anchor::Due(task.due_at), now),
     }
 }
 
@@ -132,7 +132,9 @@ async fn run(ctx: &Context, job: &Agenda, attempt: AttemptInfo) -> Result<Handle
     let (overdue, due_today): (Vec<_>, Vec<_>) = tasks.iter().partition(|task| task.due_at < start);
     let app_url = ctx.public_url.join("/");
     // Its own kind: the link turns off the agenda only, not the reminders.
-    let unsubscribe = ctx.unsubscribe_url(job.user_id, EmailKind::Agenda, Utc::now());
+    let now = Utc::now();
+    let unsubscribe = ctx.unsubscribe_url(job.user_id, EmailKind::Agenda, now);
+    let item = |task| item(ctx, job.user_id, task, now);
     let content = Content {
         user_id: job.user_id,
         date: job.date,

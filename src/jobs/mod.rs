@@ -96,6 +96,28 @@ pub struct Context {
 }
 
 impl Context {
+    /// The complete and snooze links an email offers for one task, each with its own signed,
+    /// single-use token naming the email's `anchor`.
+    pub fn action_links(
+        &self,
+        user_id: uuid::Uuid,
+        task_id: uuid::Uuid,
+        anchor: crate::links::Anchor,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::email::reminder::ActionLink> {
+        use crate::links::{Action, Claims, Purpose, TaskAction};
+        Action::ALL
+            .into_iter()
+            .map(|action| {
+                let subject = TaskAction { task_id, anchor, action };
+                let token =
+                    self.links.sign(&Claims::new(Purpose::TaskAction, user_id, subject.subject(), now));
+                let url = self.public_url.join(&format!("{}?token={token}", crate::web::pages::TASK_PATH));
+                crate::email::reminder::ActionLink { label: action.label(), url }
+            })
+            .collect()
+    }
+
     /// The one-click unsubscribe URL (RFC 8058) for one kind of email to `user_id`.
     pub fn unsubscribe_url(
         &self,

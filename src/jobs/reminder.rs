@@ -16,8 +16,7 @@ use crate::db::tasks::Task;
 use crate::domain::TimeZone;
 use crate::email::SendError;
 use crate::email::reminder::{self as message, ActionLink, Reminder as Content};
-use crate::links::{Action, Claims, EmailKind, Purpose, TaskAction};
-use crate::web::pages;
+use crate::links::{Anchor, EmailKind};
 
 /// Email the owner about a task. The handler must re-read the task and send only if it is still
 /// open, not trashed, and its `reminder_at` still equals this one: a reminder moved or cancelled
@@ -242,16 +241,7 @@ struct Links {
 impl Links {
     /// Action tokens name this reminder (`job.reminder_at`), so they stop working once it moves.
     fn mint(ctx: &Context, job: &Reminder, now: DateTime<Utc>) -> Self {
-        let actions = Action::ALL
-            .into_iter()
-            .map(|action| {
-                let subject = TaskAction { task_id: job.task_id, reminder_at: job.reminder_at, action };
-                let claims = Claims::new(Purpose::TaskAction, job.user_id, subject.subject(), now);
-                let url =
-                    ctx.public_url.join(&format!("{}?token={}", pages::TASK_PATH, ctx.links.sign(&claims)));
-                ActionLink { label: action.label(), url }
-            })
-            .collect();
+        let actions = ctx.action_links(job.user_id, job.task_id, Anchor::Reminder(job.reminder_at), now);
         let unsubscribe = ctx.unsubscribe_url(job.user_id, EmailKind::Reminders, now);
         Self { actions, unsubscribe }
     }

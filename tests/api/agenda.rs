@@ -13,6 +13,7 @@ use todo::jobs::agenda::{self, Agenda};
 use todo::jobs::{Job, Schedule, enqueue};
 
 use crate::helpers::{TestApp, TestUser, assert_problem, eventually};
+use crate::mail_links::{assert_page, links_in, list_unsubscribe_url, press, token_of};
 
 const WAIT: Duration = Duration::from_secs(20);
 const QUEUE: &str = Agenda::QUEUE;
@@ -319,8 +320,7 @@ async fn the_agendas_one_click_unsubscribe_turns_the_agenda_off_and_leaves_remin
     let mails = smtp.wait_for(1, WAIT).await;
     let mail = &mails[0];
     assert_eq!(mail.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
-    let header = mail.header("List-Unsubscribe").expect("a List-Unsubscribe header");
-    let url = header.trim().strip_prefix('<').and_then(|h| h.strip_suffix('>')).expect("<url>").to_owned();
+    let url = list_unsubscribe_url(mail);
     assert!(url.starts_with(&format!("{}/email/unsubscribe?token=", app.address)), "{url}");
     let (_, text, _) = parts(mail);
     assert!(text.contains(&url), "the body shows the link too: {text}");
@@ -340,4 +340,76 @@ async fn the_agendas_one_click_unsubscribe_turns_the_agenda_off_and_leaves_remin
     assert_eq!(me["email_reminders"], true, "reminders are another kind of email");
     assert!(pending(&app).await.is_empty(), "and no agenda is queued any more");
     worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn each_listed_task_carries_working_complete_and_snooze_links_bound_to_its_due_time() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "08:00", "Europe/Paris").await;
+    let mut ids = Vec::new();
+    for (title, due) in [
+        ("Pay rent", "2027-05-10T10:00:00+02:00"),
+        ("Call the bank", "2027-05-10T11:00:00+02:00"),
+        ("Book the dentist", "2027-05-10T12:00:00+02:00"),
+    ] {
+        let task = app.create_task(&user, json!({"title": title, "due_at": due})).await;
+        ids.push(task["id"].as_str().unwrap().to_owned());
+    }
+    let worker = app.spawn_worker(&smtp).await;
+    queue_day(&app, &user, date("2027-05-10")).await;
+    run_due(&app).await;
+    let mail = smtp.wait_for(1, WAIT).await[0].clone();
+    worker.stop().await.unwrap();
+
+    // Each task lists the reminder's four links, under `public_url`, in due order.
+    let links = links_in(&mail);
+    let of =
+        |label: &str| links.iter().filter(|(l, _)| l == label).map(|(_, u)| u.clone()).collect::<Vec<_>>();
+    let (complete, snooze) = (of("Mark as done"), of("Snooze 1 hour"));
+    assert_eq!((complete.len(), snooze.len(), of("Snooze 10 minutes").len()), (3, 3, 3), "{links:?}");
+    let under = format!("{}/email/task?token=", app.address);
+    assert!(complete.iter().chain(&snooze).all(|url| url.starts_with(&under)), "{links:?}");
+    let (_, _, html) = parts(&mail);
+    assert!(complete.iter().all(|url| html.contains(&token_of(url))), "the HTML part links them too: {html}");
+    let get = |id: &str| {
+        let path = format!("/api/v1/tasks/{id}");
+        let (app, token) = (&app, user.token.clone());
+        async move { app.get_as(&token, &path).await.json::<Value>().await.unwrap() }
+    };
+
+    // A GET shows the task and changes nothing; the POST completes it as the API would.
+    let before = get(&ids[0]).await;
+    let page = assert_page(app.client.get(&complete[0]).send().await.unwrap(), 200).await;
+    assert!(page.contains("Pay rent") && page.matches("<button").count() == 1, "{page}");
+    assert_eq!(get(&ids[0]).await["version"], before["version"], "a GET changes nothing");
+    let done = assert_page(press(&app, &token_of(&complete[0])).await, 200).await;
+    assert!(done.contains("Task done"), "{done}");
+    let after = get(&ids[0]).await;
+    assert_eq!(
+        (after["completed"].clone(), after["version"].as_i64()),
+        (json!(true), before["version"].as_i64().map(|v| v + 1))
+    );
+    let replay = assert_page(press(&app, &token_of(&complete[0])).await, 410).await;
+    assert!(replay.contains("already used"), "{replay}");
+
+    // A snooze from the agenda sets a reminder; the due time stays.
+    let pressed = Utc::now();
+    let snoozed = assert_page(press(&app, &token_of(&snooze[1])).await, 200).await;
+    assert!(snoozed.contains("Reminder snoozed"), "{snoozed}");
+    let bank = get(&ids[1]).await;
+    let reminder = instant(bank["reminder_at"].as_str().expect("a reminder now"));
+    let hour = chrono::Duration::hours(1);
+    assert!(reminder >= pressed + hour && reminder <= Utc::now() + hour, "{reminder}");
+    assert_eq!(instant(bank["due_at"].as_str().unwrap()), instant("2027-05-10T09:00:00Z"));
+
+    // Links name the due time the agenda listed: once the task is rescheduled they are stale.
+    let path = format!("/api/v1/tasks/{}", ids[2]);
+    let moved = app
+        .send_as(&user.token, Method::PATCH, &path, Some(&json!({"due_at": "2027-05-11T12:00:00+02:00"})))
+        .await;
+    assert_eq!(moved.status(), 200);
+    let stale = assert_page(press(&app, &token_of(&complete[2])).await, 410).await;
+    assert!(stale.contains("rescheduled"), "{stale}");
+    assert_eq!(get(&ids[2]).await["completed"], false, "a stale link changes nothing");
 }

@@ -9,53 +9,14 @@ use mail_parser::MessageParser;
 use reqwest::Method;
 use serde_json::{Value, json};
 use smtp_sink::{Received, SmtpSink};
-use todo::links::{Action, Claims, LinkKeys, Purpose, Snooze, TaskAction};
+use todo::links::{Action, Anchor, Claims, LinkKeys, Purpose, Snooze, TaskAction};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, eventually};
+use crate::mail_links::{assert_page, link, links_in, list_unsubscribe_url, press, token_of};
 
 const WAIT: Duration = Duration::from_secs(20);
 const REMINDER: &str = "todo.reminder";
-
-/// The links of a reminder, as the text part lists them: (label, URL).
-fn links_in(mail: &Received) -> Vec<(String, String)> {
-    let parsed = MessageParser::default().parse(&mail.data).expect("a parseable message");
-    let text = parsed.body_text(0).expect("a plain-text part").into_owned();
-    text.lines()
-        .filter_map(|line| line.split_once(": http"))
-        .map(|(label, rest)| (label.trim().to_owned(), format!("http{}", rest.trim())))
-        .collect()
-}
-
-fn link(mail: &Received, label: &str) -> String {
-    let links = links_in(mail);
-    links
-        .iter()
-        .find(|(l, _)| l == label)
-        .map(|(_, url)| url.clone())
-        .unwrap_or_else(|| panic!("{label} in {links:?}"))
-}
-
-fn token_of(url: &str) -> String {
-    url.split_once("token=").expect("a token parameter").1.to_owned()
-}
-
-/// Asserts an HTML page with this status and the strict page CSP; returns its text.
-async fn assert_page(response: reqwest::Response, status: u16) -> String {
-    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    assert_eq!(header("content-type").as_deref(), Some("text/html; charset=utf-8"));
-    let csp = header("content-security-policy").unwrap();
-    assert!(csp.starts_with("default-src 'none'") && csp.contains("form-action 'self'"), "{csp}");
-    let body = response.text().await.unwrap();
-    assert!(!body.contains("<script"), "no script: {body}");
-    body
-}
-
-/// Presses a task page's button.
-async fn press(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client.post(app.url("/email/task")).form(&[("token", token)]).send().await.unwrap()
-}
 
 async fn task(app: &TestApp, user: &TestUser, id: &str) -> (Value, String) {
     let response = app.get_as(&user.token, &format!("/api/v1/tasks/{id}")).await;
@@ -96,7 +57,7 @@ fn mint(
 ) -> String {
     let link = TaskAction {
         task_id: id_of(task).parse().unwrap(),
-        reminder_at: instant(&task["reminder_at"]),
+        anchor: Anchor::Reminder(instant(&task["reminder_at"])),
         action,
     };
     let mut claims = Claims::new(Purpose::TaskAction, user, link.subject(), Utc::now());
@@ -292,8 +253,7 @@ async fn the_one_click_unsubscribe_post_turns_reminders_off_without_a_session() 
     let (_, mail) =
         reminded(&app, &smtp, &user, json!({"title": "First", "reminder_at": Utc::now().to_rfc3339()})).await;
 
-    let header = mail.header("List-Unsubscribe").expect("a List-Unsubscribe header");
-    let url = header.trim().strip_prefix('<').and_then(|h| h.strip_suffix('>')).expect("<url>").to_owned();
+    let url = list_unsubscribe_url(&mail);
     assert!(url.starts_with(&format!("{}/email/unsubscribe?token=", app.address)), "{url}");
     assert_eq!(mail.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
     assert_eq!(link(&mail, "Unsubscribe"), url, "the body shows the same link");

@@ -16,6 +16,7 @@ mod hostile_input;
 mod http_methods;
 mod json_bodies;
 mod lock_order;
+mod mail_links;
 mod memory_bounds;
 mod ops;
 mod private_pg;

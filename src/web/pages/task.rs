@@ -1,9 +1,10 @@
-//! `/email/task`: the complete and snooze links of a reminder email. GET shows the task and one
+//! `/email/task`: the complete and snooze links of reminder and agenda emails. GET shows the task and one
 //! button; the button's POST runs the same command the API would, through the user's actor, so
 //! version, ETag, change feed, live events, recurrence and jobs follow as for any write.
 //!
-//! The link names the reminder it came from: once the task is done, deleted, or its reminder
-//! moved (by a snooze from this email, too), every link of that email is stale.
+//! The link names the email it came from: a reminder's links name the reminder, and go stale once
+//! it moves (by a snooze from this email, too); an agenda's name the task's due time, and go stale
+//! once the task is rescheduled. Once the task is done or deleted, every link is stale.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -14,7 +15,7 @@ use crate::commands::{Command, IfMatch, Outcome, WriteError};
 use crate::db::{links, tasks, users};
 use crate::domain::{Task, TimeZone};
 use crate::email::reminder::human_time;
-use crate::links::{Action, Claims, Purpose, TaskAction};
+use crate::links::{Action, Anchor, Claims, Purpose, TaskAction};
 use crate::web::actors::ActorError;
 use crate::web::state::AppState;
 
@@ -137,14 +138,18 @@ async fn current(state: &AppState, claims: &Claims, link: &TaskAction) -> Result
         )
         .with_paragraph(task.title));
     }
-    if task.reminder_at != Some(link.reminder_at) {
-        return Err(Page::new(
-            StatusCode::GONE,
+    let moved = match link.anchor {
+        Anchor::Reminder(at) => (task.reminder_at != Some(at)).then_some((
             "This reminder has moved",
-            &[
-                "The task's reminder was changed after this email was sent. Use the links in its latest reminder, or the app.",
-            ],
-        ));
+            "The task's reminder was changed after this email was sent. Use the links in its latest reminder, or the app.",
+        )),
+        Anchor::Due(at) => (task.due_at != Some(at)).then_some((
+            "This task has been rescheduled",
+            "The task's due date was changed after this agenda was sent. Use the links in a newer email, or the app.",
+        )),
+    };
+    if let Some((title, why)) = moved {
+        return Err(Page::new(StatusCode::GONE, title, &[why]));
     }
     Ok(task)
 }

@@ -199,16 +199,25 @@ async fn insert_external(
 }
 
 /// Whether the token's user still exists and the token has not been revoked, in one round trip.
+/// An API token (`pat:<id>`) is revoked when its row says so, or it expired.
 pub async fn token_standing(
     conn: impl PgExecutor<'_>,
     user_id: Uuid,
     token_id: &str,
 ) -> Result<TokenStanding, sqlx::Error> {
+    let api_token = token_id.strip_prefix("pat:").map(|id| id.parse::<Uuid>().unwrap_or_default());
     let row: Option<(bool,)> = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2) FROM users WHERE id = $1",
+        "SELECT CASE WHEN $3::uuid IS NULL
+                     THEN EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2)
+                     ELSE NOT EXISTS (SELECT 1 FROM api_tokens
+                                       WHERE id = $3 AND user_id = $1 AND revoked_at IS NULL
+                                         AND (expires_at IS NULL OR expires_at > now()))
+                END
+           FROM users WHERE id = $1",
     )
     .bind(user_id)
     .bind(token_id)
+    .bind(api_token)
     .fetch_optional(conn)
     .await?;
     Ok(match row {

@@ -251,6 +251,25 @@ pub async fn revoke_token(
     Ok(())
 }
 
+/// The account's password hash: `None` when the account is gone, `Some(None)` when it signs in
+/// only through an external issuer.
+pub async fn password_hash(
+    conn: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(id).fetch_optional(conn).await
+}
+
+/// Replaces the password hash; false when the account is gone.
+pub async fn set_password_hash(conn: impl PgExecutor<'_>, id: Uuid, hash: &str) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// A profile change: `None` leaves a column as it is; `Some(None)` clears `name`.
 #[derive(Debug, Default)]
 pub struct ProfileChange {

@@ -210,7 +210,7 @@ impl ApiError {
                 format!("This API token lacks the `{scope}` scope this route needs.")
             }
             Self::InsufficientScope { needs: None } => {
-                "API tokens cannot call this route; use the access token from signing in.".into()
+                "API tokens cannot call this route: it takes a login token, from signing in.".into()
             }
             Self::NotFound => "No such resource.".into(),
             Self::MethodNotAllowed { method, allow } => {

@@ -1,18 +1,17 @@
 use std::future::{Ready, ready};
 use std::pin::Pin;
 
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::HttpMessage;
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::api_token;
 use super::scope::{self, Needs};
 use super::tokens::{Subject, TokenError};
+use super::{api_auth, api_token};
 use crate::commands::accounts;
-use crate::db::api_tokens::{self, StoredToken};
 use crate::db::users::{self, ExternalIdentity, TokenStanding};
-use crate::domain::Scopes;
 use crate::web::problem::{ApiError, ProblemCode};
 use crate::web::state::AppState;
 
@@ -30,7 +29,7 @@ pub struct AuthUser {
     pub expires_at: DateTime<Utc>,
 }
 
-fn unauthorized(code: ProblemCode) -> ApiError {
+pub(super) fn unauthorized(code: ProblemCode) -> ApiError {
     ApiError::Unauthorized { code }
 }
 
@@ -43,11 +42,16 @@ impl FromRequest for AuthUser {
         let token = bearer_token(req).map(str::to_owned);
         let method = req.method().clone();
         let needs = scope::needs(&method, req.match_pattern().as_deref());
+        let authenticated = req.extensions().get::<AuthUser>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let token = token.ok_or(unauthorized(ProblemCode::TokenMissing))?;
             if api_token::looks_like_one(&token) {
-                return api_token_user(&state, &token, &method, needs).await;
+                // Normally done already, by `api_auth::guard`, before any other extractor ran.
+                if let Some(user) = authenticated {
+                    return Ok(user);
+                }
+                return api_auth::authenticate(&state, &token, &method, needs.unwrap_or(Needs::Login)).await;
             }
             let verified = state.tokens.verify(&token).map_err(|e| match e {
                 TokenError::Expired => unauthorized(ProblemCode::TokenExpired),
@@ -94,50 +98,13 @@ impl FromRequest for AuthUser {
     }
 }
 
-/// Authenticates a personal API token and checks it carries the scope the route needs.
-async fn api_token_user(
-    state: &AppState,
-    token: &str,
-    method: &actix_web::http::Method,
-    needs: Needs,
-) -> Result<AuthUser, ApiError> {
-    let selector = api_token::selector(token).ok_or(unauthorized(ProblemCode::TokenInvalid))?;
-    let stored = api_tokens::find_by_selector(&state.pool, selector).await.map_err(ApiError::from_db)?;
-    let stored: StoredToken = stored
-        .filter(|stored| api_token::matches(token, &stored.digest))
-        .ok_or(unauthorized(ProblemCode::TokenInvalid))?;
-    if stored.revoked {
-        return Err(unauthorized(ProblemCode::TokenRevoked));
-    }
-    let now = Utc::now();
-    if stored.expires_at.is_some_and(|at| at <= now) {
-        return Err(unauthorized(ProblemCode::TokenExpired));
-    }
-    tracing::Span::current().record("user_id", tracing::field::display(stored.user_id));
-    // A token's requests are its user's: they share one budget, refused ones included.
-    state.rate_limits.check_user(stored.user_id, method)?;
-    match needs {
-        Needs::Login => return Err(ApiError::InsufficientScope { needs: None }),
-        Needs::Scope(scope) if !Scopes::from_stored(&stored.scopes).contains(scope) => {
-            return Err(ApiError::InsufficientScope { needs: Some(scope) });
-        }
-        Needs::Scope(_) => {}
-    }
-    // At most one write a minute per token, however busy it is.
-    if stored.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
-        if let Err(err) = api_tokens::touch(&state.pool, stored.id).await {
-            tracing::warn!(%err, "could not record an API token's use");
-        }
-    }
-    Ok(AuthUser {
-        id: stored.user_id,
-        token_id: api_tokens::token_key(stored.id),
-        expires_at: stored.expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
-    })
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    bearer(req.headers())
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+/// The credential of an `Authorization: Bearer` header.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

@@ -1,6 +1,7 @@
 //! Authentication: login tokens (JWT), personal API tokens and their scopes, password hashing,
 //! and the extractor every protected route takes.
 
+pub mod api_auth;
 pub mod api_token;
 pub mod cache;
 mod extractor;

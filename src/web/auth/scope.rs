@@ -22,6 +22,8 @@ pub enum Needs {
     Scope(Scope),
     /// No API token will do: the route takes a login (JWT) only.
     Login,
+    /// The route takes no credentials at all.
+    Public,
 }
 
 pub struct RouteScopes {
@@ -29,9 +31,8 @@ pub struct RouteScopes {
     routes: HashMap<(String, String), Needs>,
 }
 
-static ROUTES: LazyLock<RouteScopes> = LazyLock::new(|| {
-    RouteScopes::from_document(&serde_json::to_value(super::super::openapi::annotated()).unwrap_or_default())
-});
+static ROUTES: LazyLock<RouteScopes> =
+    LazyLock::new(|| RouteScopes::from_document(&super::super::openapi::document()));
 
 impl RouteScopes {
     pub fn from_document(doc: &Value) -> Self {
@@ -39,20 +40,24 @@ impl RouteScopes {
         let paths = doc["paths"].as_object().into_iter().flatten();
         for (path, item) in paths {
             for (method, operation) in item.as_object().into_iter().flatten() {
-                let needs = declared(operation).unwrap_or(Needs::Login);
+                // The served document gives public operations an empty list.
+                let public = operation["security"].as_array().is_none_or(Vec::is_empty);
+                let needs = match declared(operation) {
+                    Some(needs) => needs,
+                    None if public => Needs::Public,
+                    None => Needs::Login,
+                };
                 routes.insert((method.to_ascii_uppercase(), path.clone()), needs);
             }
         }
         Self { routes }
     }
 
-    /// What a request to `pattern` (the router's match pattern) needs; HEAD is a GET.
-    pub fn needs(&self, method: &Method, pattern: Option<&str>) -> Needs {
+    /// What a request to `pattern` (the router's match pattern) needs; HEAD is a GET. `None`
+    /// for a route the document does not list.
+    pub fn needs(&self, method: &Method, pattern: Option<&str>) -> Option<Needs> {
         let method = if method == Method::HEAD { "GET" } else { method.as_str() };
-        pattern
-            .and_then(|pattern| self.routes.get(&(method.to_owned(), pattern.to_owned())))
-            .copied()
-            .unwrap_or(Needs::Login)
+        pattern.and_then(|pattern| self.routes.get(&(method.to_owned(), pattern.to_owned()))).copied()
     }
 }
 
@@ -68,7 +73,7 @@ pub fn declared(operation: &Value) -> Option<Needs> {
 }
 
 /// What a request needs, from the document the server serves.
-pub fn needs(method: &Method, pattern: Option<&str>) -> Needs {
+pub fn needs(method: &Method, pattern: Option<&str>) -> Option<Needs> {
     ROUTES.needs(method, pattern)
 }
 
@@ -78,7 +83,7 @@ mod tests {
 
     #[test]
     fn routes_declare_their_scope_and_undeclared_ones_take_a_login() {
-        let scoped = |m: Method, p: &str| needs(&m, Some(p));
+        let scoped = |m: Method, p: &str| needs(&m, Some(p)).unwrap_or(Needs::Login);
         assert_eq!(scoped(Method::GET, "/api/v1/tasks"), Needs::Scope(Scope::TasksRead));
         assert_eq!(scoped(Method::HEAD, "/api/v1/tasks/{id}"), Needs::Scope(Scope::TasksRead));
         assert_eq!(scoped(Method::POST, "/api/v1/tasks"), Needs::Scope(Scope::TasksWrite));
@@ -88,6 +93,7 @@ mod tests {
         assert_eq!(scoped(Method::POST, "/api/v1/tokens"), Needs::Login);
         assert_eq!(scoped(Method::DELETE, "/api/v1/users/me"), Needs::Login);
         assert_eq!(scoped(Method::GET, "/api/v1/no-such-route"), Needs::Login);
-        assert_eq!(needs(&Method::GET, None), Needs::Login);
+        assert_eq!(needs(&Method::GET, None), None);
+        assert_eq!(needs(&Method::POST, Some("/api/v1/auth/login")), Some(Needs::Public));
     }
 }

@@ -128,6 +128,9 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
         }),
         "EventTicket" => json!({"ticket": "Yk3Jq2mW9xR4tZ8vN1pL6sD0", "expires_at": "2027-01-20T10:01:00Z"}),
         "Status" => json!({"status": "ok"}),
+        "PasswordChange" => {
+            json!({"current_password": "correct horse battery staple", "new_password": "battery staple horse correct"})
+        }
         "TokenRequest" => {
             json!({"name": "backup script", "scopes": ["tasks:read", "projects:read"], "expires_at": "2027-06-30T00:00:00Z"})
         }

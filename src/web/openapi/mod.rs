@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use super::auth::scope::{self, Needs};
 use super::problem::{FieldError, Problem};
 use super::routes::tasks::list::{SortOrder, TagMatch, TaskSort};
-use super::routes::{auth, events, ops, projects, sync, tasks, tokens, users};
+use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,7 +29,7 @@ use super::routes::{auth, events, ops, projects, sync, tasks, tokens, users};
         ops::health, ops::ready, ops::prometheus,
         auth::register, auth::login, auth::logout,
         users::me, users::update_me, users::delete_me, users::export, users::resend_verification,
-        tokens::create_token, tokens::list_tokens, tokens::delete_token,
+        password::change_password, tokens::create_token, tokens::list_tokens, tokens::delete_token,
         tasks::list::list, tasks::create, tasks::list::trash, tasks::get_task, tasks::update, tasks::replace,
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
         tasks::bulk::bulk,

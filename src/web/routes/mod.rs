@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod events;
 pub mod ops;
+pub mod password;
 pub mod projects;
 pub mod shared;
 pub mod sync;
@@ -19,6 +20,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     // serves every resource's alias: a request entering a scope never falls through to another.
     cfg.configure(auth::configure)
         .configure(users::configure)
+        .configure(password::configure)
         .configure(tokens::configure)
         .configure(projects::routes)
         .configure(tasks::routes)

@@ -71,10 +71,9 @@ pub async fn authenticate(
         Needs::Login | Needs::Public => return Err(ApiError::InsufficientScope { needs: None }),
     }
     // At most one write a minute per token, however busy it is.
-    if stored.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
-        if let Err(err) = api_tokens::touch(&state.pool, stored.id).await {
-            tracing::warn!(%err, "could not record an API token's use");
-        }
+    let stale = stored.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1));
+    if stale && let Err(err) = api_tokens::touch(&state.pool, stored.id).await {
+        tracing::warn!(%err, "could not record an API token's use");
     }
     Ok(AuthUser {
         id: stored.user_id,

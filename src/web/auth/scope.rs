@@ -4,6 +4,7 @@
 //! ("apiToken" = ["tasks:read"]))`. This table is read from that document, so what clients are
 //! told and what is enforced cannot drift apart, and a route that declares no `apiToken` scope
 //! (a new one, or one that must take a login) refuses API tokens: forgetting fails closed.
+//! `api_auth::guard` applies it to every `/api/v1` request that carries an API token.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

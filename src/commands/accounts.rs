@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::links;
 use crate::db::users::{
     self, CreateUserError, ExternalAccount, ExternalIdentity, NewUser, ProfileChange, User,
 };
 use crate::db::verification::{self, ApplyError};
+use crate::db::{api_tokens, links};
 use crate::jobs::agenda;
 use crate::jobs::verification::{self as job, RequestError};
 use crate::links::{Claims, address_digest};
@@ -128,6 +128,22 @@ pub async fn resend(pool: &PgPool, user_id: Uuid, limit: u32) -> Result<(), Acco
     job::request(&mut tx, user_id, &address, limit).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Sets a new password and revokes every API token of the account, together: a token minted
+/// by whoever knew the old password must not outlive it. False when the account is gone.
+pub async fn change_password(
+    pool: &PgPool,
+    user_id: Uuid,
+    new_hash: &str,
+) -> Result<Option<u64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !users::set_password_hash(&mut *tx, user_id, new_hash).await? {
+        return Ok(None);
+    }
+    let revoked = api_tokens::revoke_all(&mut *tx, user_id).await?;
+    tx.commit().await?;
+    Ok(Some(revoked))
 }
 
 /// What a verification link points at now, read without changing anything.

@@ -4,6 +4,7 @@
 //! and version checks here keep the invariants when several processes write at once.
 
 pub mod accounts;
+pub mod api_tokens;
 mod bulk;
 mod errors;
 mod projects;

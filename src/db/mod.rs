@@ -11,6 +11,7 @@ use sqlx::{PgPool, Postgres};
 use crate::config::DatabaseSettings;
 
 pub mod agenda;
+pub mod api_tokens;
 pub mod changes;
 pub mod event_tickets;
 pub mod idempotency;

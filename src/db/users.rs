@@ -199,16 +199,25 @@ async fn insert_external(
 }
 
 /// Whether the token's user still exists and the token has not been revoked, in one round trip.
+/// An API token (`pat:<id>`) is revoked when its row says so, or it expired.
 pub async fn token_standing(
     conn: impl PgExecutor<'_>,
     user_id: Uuid,
     token_id: &str,
 ) -> Result<TokenStanding, sqlx::Error> {
+    let api_token = token_id.strip_prefix("pat:").map(|id| id.parse::<Uuid>().unwrap_or_default());
     let row: Option<(bool,)> = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2) FROM users WHERE id = $1",
+        "SELECT CASE WHEN $3::uuid IS NULL
+                     THEN EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2)
+                     ELSE NOT EXISTS (SELECT 1 FROM api_tokens
+                                       WHERE id = $3 AND user_id = $1 AND revoked_at IS NULL
+                                         AND (expires_at IS NULL OR expires_at > now()))
+                END
+           FROM users WHERE id = $1",
     )
     .bind(user_id)
     .bind(token_id)
+    .bind(api_token)
     .fetch_optional(conn)
     .await?;
     Ok(match row {
@@ -240,6 +249,25 @@ pub async fn revoke_token(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The account's password hash: `None` when the account is gone, `Some(None)` when it signs in
+/// only through an external issuer.
+pub async fn password_hash(
+    conn: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(id).fetch_optional(conn).await
+}
+
+/// Replaces the password hash; false when the account is gone.
+pub async fn set_password_hash(conn: impl PgExecutor<'_>, id: Uuid, hash: &str) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 /// A profile change: `None` leaves a column as it is; `Some(None)` clears `name`.

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 mod account;
 mod agenda;
+mod api_token;
 pub mod fields;
 #[cfg(test)]
 mod fuzz;
@@ -17,6 +18,7 @@ mod view;
 
 pub use account::{DisplayName, Email, Password};
 pub use agenda::AgendaTime;
+pub use api_token::{Scope, Scopes, TokenName, token_expiry};
 pub use fields::{TaskChanges, TaskFields};
 pub use patch::Patch;
 pub use project::{Color, Position, ProjectName};

@@ -16,6 +16,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::request_id::RequestContext;
+use crate::domain::Scope;
 
 /// One rule a field broke, for 422 answers.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -42,6 +43,7 @@ pub enum ProblemCode {
     TicketInvalid,
     InvalidCredentials,
     Forbidden,
+    InsufficientScope,
     NotFound,
     MethodNotAllowed,
     EmailTaken,
@@ -49,6 +51,7 @@ pub enum ProblemCode {
     ProjectNameTaken,
     TaskLimitReached,
     ProjectLimitReached,
+    TokenLimitReached,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PreconditionFailed,
@@ -89,6 +92,9 @@ pub enum ApiError {
     Unauthorized { code: ProblemCode },
     #[error("forbidden")]
     Forbidden,
+    /// An API token called a route outside its scopes; `None`: the route takes a login only.
+    #[error("insufficient scope")]
+    InsufficientScope { needs: Option<Scope> },
     #[error("not found")]
     NotFound,
     /// A known path asked with a method none of its routes serves; `allow` lists those they do.
@@ -177,6 +183,7 @@ impl ApiError {
             Self::BadRequest(_) => ProblemCode::BadRequest,
             Self::Unauthorized { code } => *code,
             Self::Forbidden => ProblemCode::Forbidden,
+            Self::InsufficientScope { .. } => ProblemCode::InsufficientScope,
             Self::NotFound => ProblemCode::NotFound,
             Self::MethodNotAllowed { .. } => ProblemCode::MethodNotAllowed,
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } | Self::Gone { code, .. } => *code,
@@ -199,6 +206,12 @@ impl ApiError {
             Self::BadRequest(detail) => detail.clone(),
             Self::Unauthorized { .. } => "Missing, invalid, expired or revoked credentials.".into(),
             Self::Forbidden => "You may not act on another user's resources.".into(),
+            Self::InsufficientScope { needs: Some(scope) } => {
+                format!("This API token lacks the `{scope}` scope this route needs.")
+            }
+            Self::InsufficientScope { needs: None } => {
+                "API tokens cannot call this route: it takes a login token, from signing in.".into()
+            }
             Self::NotFound => "No such resource.".into(),
             Self::MethodNotAllowed { method, allow } => {
                 format!("{method} is not served here; this path serves {}.", allow_value(allow))
@@ -275,6 +288,9 @@ pub struct Problem {
     /// For a failed batch: the index of the operation that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<usize>,
+    /// For `insufficient_scope`: the scope the route needs; absent when it takes a login only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<&'static str>,
 }
 
 impl ResponseError for ApiError {
@@ -282,7 +298,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -321,6 +337,10 @@ impl ResponseError for ApiError {
                 Self::InOperation { index, .. } => Some(*index),
                 _ => None,
             },
+            required_scope: match self {
+                Self::InsufficientScope { needs } => needs.map(Scope::as_str),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
@@ -339,6 +359,17 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::Unauthorized { .. }) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Self::InsufficientScope { needs } = self {
+            // RFC 6750 §3.1; `scope` is left out where no scope would do.
+            let challenge = match needs {
+                Some(scope) => format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+                None => r#"Bearer error="insufficient_scope", error_description="a login token is required""#
+                    .to_owned(),
+            };
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.insert_header((header::WWW_AUTHENTICATE, value));
+            }
         }
         response.json(problem)
     }

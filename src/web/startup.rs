@@ -122,6 +122,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .service(
                 web::scope("/api/v1")
                     .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+                    // Scope checks come before any handler's extractors read the request.
+                    .wrap(from_fn(super::auth::api_auth::guard))
                     .configure(routes::configure_api),
             )
             .default_service(web::to(methods::unrouted))

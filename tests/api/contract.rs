@@ -106,7 +106,7 @@ async fn security_headers_and_closed_sets_are_declared_for_generators() {
     }
     assert_eq!(
         op("get", "/api/v1/events")["security"],
-        serde_json::json!([{"bearer": []}, {"ticket": []}]),
+        serde_json::json!([{"bearer": []}, {"apiToken": ["tasks:read"]}, {"ticket": []}]),
         "either credential, never none"
     );
     assert_eq!(doc["components"]["securitySchemes"]["ticket"]["in"], "query");

@@ -27,7 +27,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
             .with_test_writer()
             .with_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
     });
-    let _ = tracing_subscriber::registry().with(AuditCapture).with(print).try_init();
+    let _ = tracing_subscriber::registry().with(AuditCapture).with(LogWatchLayer).with(print).try_init();
 });
 
 /// One captured audit event: field name to its rendered value.
@@ -59,6 +59,99 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditCapture {
         let mut fields = Fields(AuditEvent::new());
         event.record(&mut fields);
         AUDIT.lock().expect("audit log lock").push(fields.0);
+    }
+}
+
+/// Strings being watched for in every log event and span field, at every level, with how often
+/// each was seen.
+static WATCHED: std::sync::Mutex<Vec<(u64, String, usize)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_WATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts the log events and span fields that contain a string, for as long as it lives: a
+/// secret must never be in them, at whatever level, in whatever field.
+pub struct LogWatch(u64);
+
+impl LogWatch {
+    pub fn new(needle: &str) -> Self {
+        LazyLock::force(&TRACING);
+        let id = NEXT_WATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WATCHED.lock().expect("log watch lock").push((id, needle.to_owned(), 0));
+        Self(id)
+    }
+
+    pub fn hits(&self) -> usize {
+        WATCHED.lock().expect("log watch lock").iter().find(|w| w.0 == self.0).map_or(0, |w| w.2)
+    }
+}
+
+impl Drop for LogWatch {
+    fn drop(&mut self) {
+        WATCHED.lock().expect("log watch lock").retain(|w| w.0 != self.0);
+    }
+}
+
+struct LogWatchLayer;
+
+/// Renders every field of an event or span as text, as a formatter would print it.
+#[derive(Default)]
+struct Rendered(String);
+
+impl tracing::field::Visit for Rendered {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, " {}={value:?}", field.name());
+    }
+}
+
+fn watching() -> bool {
+    !WATCHED.lock().expect("log watch lock").is_empty()
+}
+
+fn check_watched(text: &str) {
+    let mut watched = WATCHED.lock().expect("log watch lock");
+    for (_, needle, hits) in watched.iter_mut() {
+        if text.contains(needle.as_str()) {
+            *hits += 1;
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogWatchLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if !watching() {
+            return;
+        }
+        let mut rendered = Rendered::default();
+        event.record(&mut rendered);
+        check_watched(&rendered.0);
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if !watching() {
+            return;
+        }
+        let mut rendered = Rendered::default();
+        attrs.record(&mut rendered);
+        check_watched(&rendered.0);
+    }
+
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if !watching() {
+            return;
+        }
+        let mut rendered = Rendered::default();
+        values.record(&mut rendered);
+        check_watched(&rendered.0);
     }
 }
 

@@ -40,6 +40,8 @@ mod tasks_isolation;
 mod tasks_jobs;
 mod tasks_list;
 mod tasks_validation;
+mod token_scopes;
+mod tokens;
 mod users;
 mod verification;
 mod web_outage;

@@ -1,12 +1,15 @@
 use std::future::{Ready, ready};
 use std::pin::Pin;
 
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::HttpMessage;
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::scope::{self, Needs};
 use super::tokens::{Subject, TokenError};
+use super::{api_auth, api_token};
 use crate::commands::accounts;
 use crate::db::users::{self, ExternalIdentity, TokenStanding};
 use crate::web::problem::{ApiError, ProblemCode};
@@ -14,14 +17,19 @@ use crate::web::state::AppState;
 
 /// The authenticated caller. Taking it as a handler argument is what makes a route protected:
 /// the handler cannot run without a valid, unrevoked token for a user that exists.
+///
+/// The token is a login (JWT), which may do anything the account may, or a personal API token
+/// (`todo_pat_…`), which may call only the routes whose declared scope it carries (see
+/// `auth::scope`).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: Uuid,
+    /// The JWT's `jti`, or `pat:<id>` for an API token: the key revocation names it by.
     pub token_id: String,
     pub expires_at: DateTime<Utc>,
 }
 
-fn unauthorized(code: ProblemCode) -> ApiError {
+pub(super) fn unauthorized(code: ProblemCode) -> ApiError {
     ApiError::Unauthorized { code }
 }
 
@@ -33,9 +41,18 @@ impl FromRequest for AuthUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req).map(str::to_owned);
         let method = req.method().clone();
+        let needs = scope::needs(&method, req.match_pattern().as_deref());
+        let authenticated = req.extensions().get::<AuthUser>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let token = token.ok_or(unauthorized(ProblemCode::TokenMissing))?;
+            if api_token::looks_like_one(&token) {
+                // Normally done already, by `api_auth::guard`, before any other extractor ran.
+                if let Some(user) = authenticated {
+                    return Ok(user);
+                }
+                return api_auth::authenticate(&state, &token, &method, needs.unwrap_or(Needs::Login)).await;
+            }
             let verified = state.tokens.verify(&token).map_err(|e| match e {
                 TokenError::Expired => unauthorized(ProblemCode::TokenExpired),
                 TokenError::Invalid => unauthorized(ProblemCode::TokenInvalid),
@@ -82,7 +99,12 @@ impl FromRequest for AuthUser {
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    bearer(req.headers())
+}
+
+/// The credential of an `Authorization: Bearer` header.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

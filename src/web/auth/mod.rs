@@ -1,8 +1,12 @@
-//! Authentication: tokens, password hashing, and the extractor every protected route takes.
+//! Authentication: login tokens (JWT), personal API tokens and their scopes, password hashing,
+//! and the extractor every protected route takes.
 
+pub mod api_auth;
+pub mod api_token;
 pub mod cache;
 mod extractor;
 pub mod password;
+pub mod scope;
 pub mod tokens;
 
 pub use extractor::{AuthUser, ClientIp};

@@ -128,7 +128,32 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
         }),
         "EventTicket" => json!({"ticket": "Yk3Jq2mW9xR4tZ8vN1pL6sD0", "expires_at": "2027-01-20T10:01:00Z"}),
         "Status" => json!({"status": "ok"}),
+        "PasswordChange" => {
+            json!({"current_password": "correct horse battery staple", "new_password": "battery staple horse correct"})
+        }
+        "TokenRequest" => {
+            json!({"name": "backup script", "scopes": ["tasks:read", "projects:read"], "expires_at": "2027-06-30T00:00:00Z"})
+        }
+        "CreatedToken" => {
+            let mut created = api_token();
+            created["token"] = json!("todo_pat_jxJgKEMEb8E9gXQzd7AVJ_JzblDsUUtz6JzpDXYwSEY");
+            created["last_used_at"] = Value::Null;
+            created
+        }
+        "TokenList" => json!({"items": [api_token()]}),
         _ => return None,
+    })
+}
+
+fn api_token() -> Value {
+    json!({
+        "id": "0193a5f3-2d4e-7a10-b5c6-7d8e9f0a1b2c",
+        "name": "backup script",
+        "scopes": ["projects:read", "tasks:read"],
+        "hint": "todo_pat_…wSEY",
+        "created_at": "2027-01-20T10:00:00Z",
+        "expires_at": "2027-06-30T00:00:00Z",
+        "last_used_at": "2027-01-21T07:30:00Z",
     })
 }
 

@@ -10,9 +10,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::auth::scope::{self, Needs};
 use super::problem::{FieldError, Problem};
 use super::routes::tasks::list::{SortOrder, TagMatch, TaskSort};
-use super::routes::{auth, events, ops, projects, sync, tasks, users};
+use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +29,7 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
         ops::health, ops::ready, ops::prometheus,
         auth::register, auth::login, auth::logout,
         users::me, users::update_me, users::delete_me, users::export, users::resend_verification,
+        password::change_password, tokens::create_token, tokens::list_tokens, tokens::delete_token,
         tasks::list::list, tasks::create, tasks::list::trash, tasks::get_task, tasks::update, tasks::replace,
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
         tasks::bulk::bulk,
@@ -39,6 +41,7 @@ use super::routes::{auth, events, ops, projects, sync, tasks, users};
     tags(
         (name = "auth", description = "Accounts and access tokens"),
         (name = "users", description = "The caller's own account"),
+        (name = "tokens", description = "Personal API tokens for scripts and integrations; managing them takes a login"),
         (name = "tasks", description = "The caller's tasks; also served under /users/{user_id}"),
         (name = "projects", description = "The caller's projects; also served under /users/{user_id}"),
         (name = "sync", description = "The change feed and live events; also served under /users/{user_id}"),
@@ -60,6 +63,7 @@ pub fn document() -> Value {
     secure(&mut doc);
     require_every_property(&mut doc);
     headers::declare(&mut doc);
+    describe_scopes(&mut doc);
     describe_empty_responses(&mut doc);
     examples::attach(&mut doc);
     doc
@@ -79,8 +83,18 @@ fn secure(doc: &mut Value) {
 /// The response schemas whose every property is always sent, `null` included: a generator
 /// then types `due_at` as "a time or null", not as "maybe missing". (The integration tests
 /// check every response against this.)
-const ALWAYS_COMPLETE: &[&str] =
-    &["Task", "Project", "UserView", "Delivery", "TaskPage", "TokenResponse", "EventTicket", "ChangesPage"];
+const ALWAYS_COMPLETE: &[&str] = &[
+    "Task",
+    "Project",
+    "UserView",
+    "Delivery",
+    "TaskPage",
+    "TokenResponse",
+    "EventTicket",
+    "ChangesPage",
+    "ApiToken",
+    "CreatedToken",
+];
 
 fn require_every_property(doc: &mut Value) {
     for name in ALWAYS_COMPLETE {
@@ -88,6 +102,24 @@ fn require_every_property(doc: &mut Value) {
         let Some(properties) = schema["properties"].as_object() else { continue };
         let all: Vec<Value> = properties.keys().map(|k| json!(k)).collect();
         schema["required"] = Value::Array(all);
+    }
+}
+
+/// Says in each secured operation's description what an API token needs to call it, for
+/// readers and generators that do not show security scopes. The scope itself is declared once,
+/// in the operation's `apiToken` requirement.
+fn describe_scopes(doc: &mut Value) {
+    for operation in operations_mut(doc) {
+        if operation["security"].as_array().is_none_or(Vec::is_empty) {
+            continue;
+        }
+        let line = match scope::declared(&Value::Object(operation.clone())) {
+            Some(Needs::Scope(scope)) => format!("**API tokens** need the `{scope}` scope."),
+            _ => "**API tokens** cannot call this operation: it needs a login token.".to_owned(),
+        };
+        let description = operation["description"].as_str().unwrap_or_default();
+        let description = format!("{description}\n\n{line}");
+        operation.insert("description".into(), json!(description));
     }
 }
 
@@ -135,8 +167,9 @@ fn operations_mut(doc: &mut Value) -> impl Iterator<Item = &mut serde_json::Map<
         .filter(|operation| operation.contains_key("responses"))
 }
 
-/// Declares the schemes operations reference: `bearer` (the access token) and `ticket` (a
-/// single-use ticket for the event stream, for clients that cannot send headers).
+/// Declares the schemes operations reference: `bearer` (the access token from signing in),
+/// `apiToken` (a personal API token, limited to its scopes) and `ticket` (a single-use ticket
+/// for the event stream, for clients that cannot send headers).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -149,6 +182,23 @@ impl Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some("The `access_token` from `registerUser` or `loginUser`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            scope::SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("todo_pat_")
+                    .description(Some(
+                        "A personal API token from `createToken`: `todo_pat_` followed by 43 characters \
+                         of base64url, sent as `Authorization: Bearer todo_pat_…`. It carries scopes \
+                         (`tasks:read`, `tasks:write`, `projects:read`, `projects:write`, `webhooks`, \
+                         `account`); each operation lists the one it needs under this scheme, and one \
+                         that lists none takes a login token only. A missing scope is a `403` with \
+                         `WWW-Authenticate: Bearer error=\"insufficient_scope\"`.",
+                    ))
                     .build(),
             ),
         );
@@ -199,6 +249,7 @@ impl Modify for CommonResponses {
                 };
                 if secured {
                     add("401", "Missing, invalid, expired or revoked token");
+                    add("403", "`insufficient_scope`: an API token without the scope this operation needs");
                 }
                 if has_body
                     || has_query
@@ -278,7 +329,9 @@ impl Modify for UserScopedAliases {
             .description(Some("The caller's own id, or `me`"))
             .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String)))
             .build();
-        let forbidden = problem("`user_id` is not the caller");
+        let forbidden = problem(
+            "`user_id` is not the caller (`forbidden`), or an API token lacks the scope (`insufficient_scope`)",
+        );
         for (path, mut item) in task_paths {
             for operation in operations(&mut item) {
                 operation.parameters.get_or_insert_with(Vec::new).insert(0, user_id.clone());

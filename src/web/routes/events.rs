@@ -37,7 +37,7 @@ pub struct EventTicket {
 /// `EventSource` that cannot send `Authorization`. It is good once, within a minute. The stream it
 /// opens ends when the token that made the ticket expires or is revoked.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "createEventTicket", tag = "sync", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "createEventTicket", tag = "sync", security(("bearer" = []), ("apiToken" = ["tasks:read"])),
     responses((status = 201, description = "A ticket, good once within a minute", body = EventTicket))
 )]
 #[post("/events/tickets")]
@@ -97,7 +97,7 @@ pub struct EventsParams {
 /// client fell behind or resumed from too far back: fetch `listChanges` from 0 and reconnect.
 /// Authenticate with the bearer token, or with a `ticket` from `createEventTicket`.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "streamEvents", tag = "sync", security(("bearer" = []), ("ticket" = [])),
+    context_path = "/api/v1", operation_id = "streamEvents", tag = "sync", security(("bearer" = []), ("apiToken" = ["tasks:read"]), ("ticket" = [])),
     params(EventsParams, ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this change number")),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),

@@ -4,10 +4,12 @@
 pub mod auth;
 pub mod events;
 pub mod ops;
+pub mod password;
 pub mod projects;
 pub mod shared;
 pub mod sync;
 pub mod tasks;
+pub mod tokens;
 pub mod users;
 
 use actix_web::web;
@@ -18,6 +20,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     // serves every resource's alias: a request entering a scope never falls through to another.
     cfg.configure(auth::configure)
         .configure(users::configure)
+        .configure(password::configure)
+        .configure(tokens::configure)
         .configure(projects::routes)
         .configure(tasks::routes)
         .configure(sync::routes)

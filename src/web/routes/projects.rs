@@ -141,7 +141,7 @@ pub struct ProjectList {
 /// The caller's projects, lowest `position` first, with counts of their open and live tasks.
 /// `archived` narrows the list to archived or active projects.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "listProjects", tag = "projects", security(("bearer" = [])), params(ProjectQuery),
+    context_path = "/api/v1", operation_id = "listProjects", tag = "projects", security(("bearer" = []), ("apiToken" = ["projects:read"])), params(ProjectQuery),
     responses((status = 200, body = ProjectList))
 )]
 #[get("/projects")]
@@ -161,7 +161,7 @@ pub async fn list(
 /// project_name_taken`). With `Idempotency-Key`, a retry of the same request replays the first
 /// answer instead of creating a second project.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "createProject", tag = "projects", security(("bearer" = [])), request_body = ProjectInput,
+    context_path = "/api/v1", operation_id = "createProject", tag = "projects", security(("bearer" = []), ("apiToken" = ["projects:write"])), request_body = ProjectInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, description = "Created, or the first answer replayed", body = Project, headers(("Location" = String), ("ETag" = String))),
@@ -189,7 +189,7 @@ pub async fn create(
 /// One project, with its `ETag`. Send the ETag back in `If-None-Match` to get `304` while it is
 /// unchanged.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "getProject", tag = "projects", security(("bearer" = [])), params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
+    context_path = "/api/v1", operation_id = "getProject", tag = "projects", security(("bearer" = []), ("apiToken" = ["projects:read"])), params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, description = "The project", body = Project, headers(("ETag" = String))),
         (status = 304, description = "Not modified since the ETag in `If-None-Match`", headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"))
@@ -216,7 +216,7 @@ pub async fn get_project(
 /// Renames, recolors, reorders, archives or unarchives a project. Left-out fields stay; `null`
 /// clears `color`. With `If-Match`, the write happens only over that version.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "updateProject", tag = "projects", security(("bearer" = [])), request_body = ProjectPatch,
+    context_path = "/api/v1", operation_id = "updateProject", tag = "projects", security(("bearer" = []), ("apiToken" = ["projects:write"])), request_body = ProjectPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "The project as it is now", body = Project, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"))
@@ -242,7 +242,7 @@ pub async fn update(
 /// Deletes the project and moves its tasks to the trash, in one transaction. A task restored
 /// later lands in the inbox.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "deleteProject", tag = "projects", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteProject", tag = "projects", security(("bearer" = []), ("apiToken" = ["projects:write"])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Deleted; its tasks are in the trash"),
         (status = 404, body = Problem, content_type = "application/problem+json"))

@@ -73,7 +73,7 @@ pub struct ChangesPage {
 /// false, and keep the last `next_since` for the next sync. A `since` older than the kept
 /// tombstones gets `410 resync_required`: start again from 0.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "listChanges", tag = "sync", security(("bearer" = [])), params(ChangesParams),
+    context_path = "/api/v1", operation_id = "listChanges", tag = "sync", security(("bearer" = []), ("apiToken" = ["tasks:read"])), params(ChangesParams),
     responses(
         (status = 200, body = ChangesPage),
         (status = 410, description = "`since` is older than the kept tombstones (or not from this feed): start again from 0", body = Problem, content_type = "application/problem+json"),

@@ -101,7 +101,7 @@ impl ProfileUpdate {
 /// emails are on, whether the email is verified, any address change waiting for verification,
 /// and the local time of the daily agenda email.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "getCurrentUser", tag = "users", security(("bearer" = []), ("apiToken" = ["account"])),
     responses((status = 200, body = UserView), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me")]
@@ -120,7 +120,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
 /// and it replaces `email` when its link is followed. An address another account has is a
 /// `409 email_taken`; too many verification emails in an hour, a `429`.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "updateCurrentUser", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "updateCurrentUser", tag = "users", security(("bearer" = []), ("apiToken" = ["account"])),
     request_body = ProfileUpdate,
     responses(
         (status = 200, description = "The account, with any new address as `pending_email`", body = UserView),
@@ -154,7 +154,7 @@ pub async fn update_me(
 /// `409 nothing_to_verify`.
 #[utoipa::path(
     post, path = "/users/me/verification",
-    context_path = "/api/v1", operation_id = "resendVerification", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "resendVerification", tag = "users", security(("bearer" = []), ("apiToken" = ["account"])),
     responses(
         (status = 202, description = "A verification email is queued"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -215,7 +215,7 @@ const EXPORT_PAGE: i64 = 200;
 /// task, trashed ones included (the GDPR right of access). The body is streamed, so an account of
 /// any size exports in bounded memory.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "exportCurrentUser", tag = "users", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "exportCurrentUser", tag = "users", security(("bearer" = []), ("apiToken" = ["account"])),
     responses((status = 200, description = "The export, streamed", body = Export, headers(("Content-Disposition" = String, description = "`attachment`, with a file name holding the date"))), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/users/me/export")]

@@ -74,7 +74,7 @@ pub struct BulkResponse {
 /// what the single-task route would have answered. When one fails, the problem names its index in
 /// `operation`. Rate limits count every operation as a write.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "bulkWriteTasks", tag = "tasks", security(("bearer" = [])), request_body = BulkRequest,
+    context_path = "/api/v1", operation_id = "bulkWriteTasks", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])), request_body = BulkRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 200, body = BulkResponse),

@@ -142,7 +142,7 @@ pub struct TaskPage {
 /// Page with `limit` and `offset`, or, for stable pages while tasks change, follow `next_cursor`
 /// with the same other parameters.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "listTasks", tag = "tasks", security(("bearer" = [])), params(ListParams),
+    context_path = "/api/v1", operation_id = "listTasks", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:read"])), params(ListParams),
     responses((status = 200, body = TaskPage), (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
@@ -161,7 +161,7 @@ pub async fn list(
 /// The caller's trash, most recently deleted first. Trashed tasks are purged after the retention
 /// period. Takes `limit`, `offset` and `cursor` only.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "listTrashedTasks", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "listTrashedTasks", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:read"])),
     params(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Tasks per page; 50 by default"),
         ("offset" = Option<i64>, Query, minimum = 0, maximum = 10_000, description = "Tasks to skip; use `cursor` to page further"),

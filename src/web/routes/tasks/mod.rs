@@ -51,7 +51,7 @@ pub struct CompleteRequest {
 /// same request replays the first answer instead of creating a second task. An account holds a
 /// bounded number of tasks (`409 task_limit_reached`).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "createTask", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "createTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])), request_body = TaskInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
     responses(
         (status = 201, description = "Created, or the first answer replayed", body = Task, headers(("Location" = String), ("ETag" = String))),
@@ -79,7 +79,7 @@ pub async fn create(
 /// One task, with its `ETag`. Send the ETag back in `If-None-Match` to get `304` while it is
 /// unchanged. `HEAD` answers the same without the body.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "getTask", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "getTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:read"])),
     params(("id" = Uuid, Path), ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, description = "The task", body = Task, headers(("ETag" = String))), (status = 304, description = "Not modified since the ETag in `If-None-Match`", headers(("ETag" = String))),
         (status = 404, body = Problem, content_type = "application/problem+json"))
@@ -105,7 +105,7 @@ pub async fn get_task(
 /// A merge patch: the fields sent change, left-out fields stay, and `null` clears a field. With
 /// `If-Match`, the write happens only over that version (`412` otherwise).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "updateTask", tag = "tasks", security(("bearer" = [])), request_body = TaskPatch,
+    context_path = "/api/v1", operation_id = "updateTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])), request_body = TaskPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -131,7 +131,7 @@ pub async fn update(
 /// Replaces every field the client can write: left-out fields take their defaults. With
 /// `If-Match`, the write happens only over that version (`412` otherwise).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "replaceTask", tag = "tasks", security(("bearer" = [])), request_body = TaskInput,
+    context_path = "/api/v1", operation_id = "replaceTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])), request_body = TaskInput,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
@@ -157,7 +157,7 @@ pub async fn replace(
 /// Moves the task to the trash: it then answers 404 here until `restoreTask` brings it back, and
 /// is purged after the retention period. Its pending reminder is cancelled.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "deleteTask", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "deleteTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Moved to the trash"), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 412, body = Problem, content_type = "application/problem+json"))
@@ -179,7 +179,7 @@ pub async fn remove(
 ///
 /// Takes a task out of the trash. If its project was deleted meanwhile, it lands in the inbox.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "restoreTask", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "restoreTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, description = "Not in the trash", body = Problem, content_type = "application/problem+json"))
 )]
@@ -203,7 +203,7 @@ pub async fn restore(
 /// Flips `completed`. Completing a recurring task brings its next occurrence; prefer
 /// `completeTask` when a retry must not undo the first call.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "toggleTask", tag = "tasks", security(("bearer" = [])),
+    context_path = "/api/v1", operation_id = "toggleTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])),
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -227,7 +227,7 @@ pub async fn toggle(
 /// Sets `completed` to the value sent; repeating the call changes nothing more. Completing a
 /// recurring task brings its next occurrence.
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "completeTask", tag = "tasks", security(("bearer" = [])), request_body = CompleteRequest,
+    context_path = "/api/v1", operation_id = "completeTask", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:write"])), request_body = CompleteRequest,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "The task as it is now", body = Task, headers(("ETag" = String))), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]

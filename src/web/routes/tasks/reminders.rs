@@ -22,7 +22,7 @@ pub struct DeliveryHistory {
 /// What became of each of the task's reminders, newest first: `sent`, `failed` (with the error),
 /// `skipped` (with why), or `pending` (with the attempts made so far).
 #[utoipa::path(
-    context_path = "/api/v1", operation_id = "listTaskReminders", tag = "tasks", security(("bearer" = [])), params(("id" = uuid::Uuid, Path)),
+    context_path = "/api/v1", operation_id = "listTaskReminders", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:read"])), params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = DeliveryHistory), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 #[get("/tasks/{id}/reminders")]

@@ -28,6 +28,8 @@ pub mod recurrence;
 pub mod reminder;
 pub mod task_jobs;
 pub mod verification;
+pub mod webhook;
+pub mod webhook_notice;
 
 pub use enqueue::{EnqueueError, Schedule, cancel_for_owner, enqueue};
 pub use outcome::{AttemptInfo, Handled, JobError};
@@ -39,6 +41,8 @@ pub fn for_each_kind(kinds: &mut impl Kinds) {
     kinds.add::<maintenance::Maintenance>();
     kinds.add::<verification::Verification>();
     kinds.add::<agenda::Agenda>();
+    kinds.add::<webhook::WebhookSend>();
+    kinds.add::<webhook_notice::WebhookDisabled>();
 }
 
 /// A job kind: a payload that knows its queue, how to run, and how many may run at once.
@@ -93,6 +97,8 @@ pub struct Context {
     /// The origin those links point at.
     pub public_url: PublicUrl,
     pub reminder_caps: ReminderCaps,
+    /// The webhook client, its retry schedule and settings.
+    pub webhooks: crate::webhooks::Outbound,
 }
 
 impl Context {

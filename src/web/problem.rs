@@ -49,6 +49,8 @@ pub enum ProblemCode {
     ProjectNameTaken,
     TaskLimitReached,
     ProjectLimitReached,
+    WebhookLimitReached,
+    WebhookDisabled,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PreconditionFailed,

@@ -9,6 +9,7 @@ pub mod shared;
 pub mod sync;
 pub mod tasks;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -22,6 +23,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(tasks::routes)
         .configure(sync::routes)
         .configure(events::routes)
+        .configure(webhooks::routes)
         .service(
             web::scope("/users/{user_id}")
                 .configure(projects::routes)

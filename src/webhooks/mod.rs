@@ -32,7 +32,7 @@ impl Outbound {
 
     /// How long a sender holds an endpoint without renewing: longer than one send can take.
     pub fn lease_secs(&self) -> f64 {
-        (self.settings.timeout_secs + 15) as f64
+        (self.settings.timeout_secs + 5) as f64
     }
 }
 

@@ -42,5 +42,8 @@ mod tasks_validation;
 mod users;
 mod verification;
 mod web_outage;
+mod webhook_receiver;
+mod webhooks;
+mod webhooks_crash;
 mod worker;
 mod worker_outage;

@@ -204,3 +204,23 @@ mod tests {
         assert!(development.check("http://hooks.example.com/").is_ok());
     }
 }
+
+#[cfg(test)]
+mod resolver_tests {
+    use reqwest::dns::Resolve;
+
+    use super::*;
+
+    /// A name is checked on every resolution, so one that points somewhere private (as a
+    /// rebinding attack's second answer would) is refused at connection time.
+    #[tokio::test]
+    async fn names_resolving_to_loopback_are_refused_unless_allowed() {
+        let strict = GuardedResolver { policy: TargetPolicy { allow_private: false, require_https: false } };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let refused = strict.resolve(name).await.err().expect("refused");
+        assert!(refused.to_string().contains("private"), "{refused}");
+        let open = GuardedResolver { policy: TargetPolicy { allow_private: true, require_https: false } };
+        let addrs: Vec<SocketAddr> = open.resolve("localhost".parse().unwrap()).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
+}

@@ -320,3 +320,104 @@ async fn an_account_holds_at_most_ten_endpoints_however_many_are_created_at_once
     let response = app.send_as(&user.token, Method::DELETE, &format!("/api/v1/webhooks/{id}"), None).await;
     assert_eq!(response.status(), 204);
 }
+
+/// The events of every kind of writer, in one endpoint's order: task routes, projects, the trash
+/// and its purge, the worker's reminder and next occurrence.
+#[tokio::test]
+async fn every_kind_of_change_reaches_a_subscribed_endpoint_in_change_order() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let user = app.new_user().await;
+    let all = todo::webhooks::EVENTS;
+    let (_, secret) = register(&app, &user, &receiver.url("/all"), all).await;
+    receiver.trust(&secret);
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let (app, user) = (&app, &user);
+        async move {
+            let response = app.send_as(&user.token, method, &path, body.as_ref()).await;
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+        }
+    };
+
+    let project: Value = app
+        .send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Home"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let project_id = project["id"].as_str().unwrap().to_owned();
+    send(Method::PATCH, format!("/api/v1/projects/{project_id}"), Some(json!({"color": "#112233"}))).await;
+    let task = app.create_task(&user, json!({"title": "Chores"})).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    send(Method::PATCH, format!("/api/v1/tasks/{id}"), Some(json!({"title": "More chores"}))).await;
+    send(Method::POST, format!("/api/v1/tasks/{id}/toggle"), None).await;
+    send(Method::POST, format!("/api/v1/tasks/{id}/toggle"), None).await;
+    send(Method::DELETE, format!("/api/v1/tasks/{id}"), None).await;
+    send(Method::POST, format!("/api/v1/tasks/{id}/restore"), None).await;
+    send(Method::DELETE, format!("/api/v1/projects/{project_id}"), None).await;
+    let expected_by_web = [
+        "project.created",
+        "project.updated",
+        "task.created",
+        "task.updated",
+        "task.completed",
+        "task.reopened",
+        "task.deleted",
+        "task.restored",
+        "project.deleted",
+    ];
+
+    // The worker's writes: a reminder sent, and a recurring task's next occurrence.
+    let remind = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let reminded =
+        app.create_task(&user, json!({"title": "Call Bo", "due_at": due, "reminder_at": remind})).await;
+    let _worker = fast_worker(&app, &smtp).await;
+    let events = eventually("the reminder's event", WAIT, || async {
+        let events: Vec<String> =
+            receiver.accepted().iter().map(|r| r.body["type"].as_str().unwrap().to_owned()).collect();
+        events.contains(&"reminder.sent".to_owned()).then_some(events)
+    })
+    .await;
+    assert_eq!(&events[..expected_by_web.len()], expected_by_web, "in change order");
+    let accepted = receiver.accepted();
+    let sent = accepted.iter().find(|r| r.body["type"] == "reminder.sent").unwrap();
+    assert_eq!(sent.body["data"]["id"], reminded["id"]);
+
+    let series = app
+        .create_task(
+            &user,
+            json!({"title": "Daily", "due_at": "2030-03-04T09:00:00Z", "recurrence_rule": "FREQ=DAILY"}),
+        )
+        .await;
+    let path = format!("/api/v1/tasks/{}/complete", series["id"].as_str().unwrap());
+    send(Method::PATCH, path, Some(json!({"completed": true}))).await;
+    let next = eventually("the next occurrence's event", WAIT, || async {
+        receiver.accepted().into_iter().find(|r| {
+            r.body["type"] == "task.created"
+                && r.body["data"]["series_id"] == series["series_id"]
+                && r.body["data"]["id"] != series["id"]
+        })
+    })
+    .await;
+    assert_eq!(next.body["data"]["due_at"], "2030-03-05T09:00:00Z");
+
+    // The purge of the trash, by the maintenance job, is a last `task.deleted`.
+    send(Method::DELETE, format!("/api/v1/tasks/{}", reminded["id"].as_str().unwrap()), None).await;
+    app.age_trash().await;
+    app.purge(None).await;
+    eventually("the purge's event", WAIT, || async {
+        let deleted = receiver
+            .accepted()
+            .into_iter()
+            .filter(|r| r.body["type"] == "task.deleted" && r.body["data"]["id"] == reminded["id"])
+            .count();
+        (deleted == 2).then_some(())
+    })
+    .await;
+    let seqs: Vec<i64> =
+        receiver.accepted().iter().filter_map(|r| r.body["data"]["change_seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "change numbers never go back: {seqs:?}");
+    assert!(receiver.received().iter().all(|r| r.verified_by == [0]));
+}

@@ -26,13 +26,17 @@ pub struct Received {
     pub verified_by: Vec<usize>,
     /// What the receiver answered.
     pub answered: u16,
+    /// When the request arrived.
+    pub arrived: std::time::Instant,
 }
 
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
-    /// Statuses to answer, in turn; 200 once they run out.
-    script: VecDeque<u16>,
+    /// Statuses (with a `Retry-After` in seconds) to answer, in turn; 200 once they run out.
+    script: VecDeque<(u16, Option<u64>)>,
+    /// Answered to everything once the script runs out.
+    otherwise: Option<u16>,
     /// The keys (decoded from `whsec_…`) signatures are checked against.
     keys: Vec<Vec<u8>>,
     delay: Duration,
@@ -73,7 +77,17 @@ impl Receiver {
 
     /// Answers these statuses to the next requests, then 200.
     pub fn answer(&self, statuses: &[u16]) {
-        self.state.lock().unwrap().script.extend(statuses);
+        self.state.lock().unwrap().script.extend(statuses.iter().map(|s| (*s, None)));
+    }
+
+    /// Answers `status` with `Retry-After: secs` to the next request.
+    pub fn answer_retry_after(&self, status: u16, secs: u64) {
+        self.state.lock().unwrap().script.push_back((status, Some(secs)));
+    }
+
+    /// Answers `status` to everything once the script runs out.
+    pub fn answer_always(&self, status: u16) {
+        self.state.lock().unwrap().otherwise = Some(status);
     }
 
     pub fn set_delay(&self, delay: Duration) {
@@ -119,12 +133,13 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    let arrived = std::time::Instant::now();
     let body = &buf[head_end..head_end + length];
     let id = header("webhook-id").unwrap_or_default();
     let timestamp: i64 = header("webhook-timestamp").and_then(|v| v.parse().ok()).unwrap_or_default();
     let signatures: Vec<String> =
         header("webhook-signature").unwrap_or_default().split(' ').map(str::to_owned).collect();
-    let (answered, delay, verified_by) = {
+    let ((answered, retry_after), delay, verified_by) = {
         let mut state = state.lock().unwrap();
         let verified_by = state
             .keys
@@ -133,7 +148,8 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
             .filter(|(_, key)| signatures.contains(&expected_signature(key, &id, timestamp, body)))
             .map(|(i, _)| i)
             .collect();
-        (state.script.pop_front().unwrap_or(200), state.delay, verified_by)
+        let otherwise = state.otherwise.unwrap_or(200);
+        (state.script.pop_front().unwrap_or((otherwise, None)), state.delay, verified_by)
     };
     tokio::time::sleep(delay).await;
     let received = Received {
@@ -143,8 +159,12 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         body: serde_json::from_slice(body).unwrap_or(Value::Null),
         verified_by,
         answered,
+        arrived,
     };
-    let reply = format!("HTTP/1.1 {answered} Whatever\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+    let retry_after = retry_after.map(|secs| format!("retry-after: {secs}\r\n")).unwrap_or_default();
+    let reply = format!(
+        "HTTP/1.1 {answered} Whatever\r\n{retry_after}content-length: 2\r\nconnection: close\r\n\r\nok"
+    );
     stream.write_all(reply.as_bytes()).await?;
     stream.shutdown().await?;
     // Recorded once the answer is out, so a delivery counted here was answered.

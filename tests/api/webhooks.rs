@@ -421,3 +421,66 @@ async fn every_kind_of_change_reaches_a_subscribed_endpoint_in_change_order() {
     assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "change numbers never go back: {seqs:?}");
     assert!(receiver.received().iter().all(|r| r.verified_by == [0]));
 }
+
+#[tokio::test]
+async fn retry_after_on_a_429_is_obeyed_instead_of_the_schedule() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer_retry_after(429, 2);
+    let user = app.new_user().await;
+    let (_, secret) = register(&app, &user, &receiver.url("/busy"), &["task.created"]).await;
+    receiver.trust(&secret);
+    let _worker = fast_worker(&app, &smtp).await;
+    app.create_task(&user, json!({"title": "Later, please"})).await;
+    let received = eventually("the retry", WAIT, || async {
+        let received = receiver.received();
+        (received.len() >= 2).then_some(received)
+    })
+    .await;
+    let waited = received[1].arrived - received[0].arrived;
+    assert!(waited >= Duration::from_millis(1900), "waited {waited:?}, not the 300 ms schedule");
+    assert_eq!((received[0].answered, received[1].answered), (429, 200));
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_past_the_limit_is_disabled_and_its_owner_emailed() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer_always(500);
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/down"), &["task.created"]).await;
+    receiver.trust(&secret);
+    // Three days in production; a second here, with more attempts than fit in it.
+    let _worker = app
+        .spawn_worker_with(&smtp, |s| {
+            s.webhooks.allow_private_targets = true;
+            s.webhooks.retry_schedule_ms = vec![400; 7];
+            s.webhooks.disable_after_secs = 1;
+        })
+        .await;
+    app.create_task(&user, json!({"title": "Into the void"})).await;
+    let endpoint = eventually("the endpoint is disabled", WAIT, || async {
+        let endpoint: Value =
+            app.get_as(&user.token, &format!("/api/v1/webhooks/{id}")).await.json().await.unwrap();
+        (endpoint["enabled"] == false).then_some(endpoint)
+    })
+    .await;
+    assert_eq!(endpoint["disabled_reason"], "failing");
+    let attempts = receiver.received().len();
+    assert!((2..8).contains(&attempts), "disabled before the schedule ran out ({attempts} attempts)");
+    let log = deliveries(&app, &user, &id).await;
+    assert_eq!(log[0]["status"], "pending", "kept, to be sent once enabled again");
+    let notice = eventually("the owner is emailed", WAIT, || async {
+        smtp.messages().into_iter().find_map(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(&m.data)?;
+            let text = parsed.body_text(0)?.into_owned();
+            (parsed.subject() == Some("A webhook endpoint was disabled")).then_some(text)
+        })
+    })
+    .await;
+    assert!(notice.contains("three days") && notice.contains(&id), "{notice}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), attempts, "nothing more is sent while disabled");
+}

@@ -107,6 +107,8 @@ async fn deliver(ctx: &Context, endpoint: &Endpoint, message: &Pending) -> Resul
         let age = (now - message.created_at).to_std().unwrap_or_default();
         metrics::histogram!(WEBHOOK_QUEUE_AGE).record(age.as_secs_f64());
     }
+    // Renewed just before the send, so the lease outlasts it however long rendering took.
+    sending::renew_lease(&ctx.pool, endpoint.id, ctx.webhooks.lease_secs()).await?;
     let keys = endpoint.signing_keys(now);
     let keys: Vec<&SigningKey> = keys.iter().collect();
     let id = webhook_id(message.id);

@@ -30,9 +30,10 @@ impl Outbound {
         })
     }
 
-    /// How long a sender holds an endpoint without renewing: longer than one send can take.
+    /// How long a sender holds an endpoint without renewing: one send's timeout plus room for
+    /// rendering and recording it. A sender that dies is replaced after this.
     pub fn lease_secs(&self) -> f64 {
-        (self.settings.timeout_secs + 5) as f64
+        (self.settings.timeout_secs + 20) as f64
     }
 }
 

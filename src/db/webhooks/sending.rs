@@ -245,7 +245,8 @@ pub struct AttemptRecord {
 
 /// Records an attempt on `conn` (the caller's transaction) and keeps the endpoint's run of
 /// failures: a success ends it; a 410 (`gone`) or a run longer than `disable_after_secs`
-/// disables the endpoint. Returns the reason when this attempt disabled it.
+/// disables the endpoint. Returns the reason when this attempt disabled it (not when its owner
+/// had already turned it off).
 pub async fn record(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
@@ -286,15 +287,18 @@ pub async fn record(
     }
     // A 410 disables at once; otherwise only a run of failures longer than the limit does.
     let disabled: Option<String> = sqlx::query_scalar(
-        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now()),
-                enabled = enabled AND NOT $2
-                    AND coalesce(failing_since, now()) > now() - make_interval(secs => $3),
+        "WITH before AS (SELECT enabled AS was FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE)
+         UPDATE webhook_endpoints e SET failing_since = coalesce(e.failing_since, now()),
+                enabled = e.enabled AND NOT $2
+                    AND coalesce(e.failing_since, now()) > now() - make_interval(secs => $3),
                 disabled_reason = CASE
+                    WHEN NOT e.enabled THEN e.disabled_reason
                     WHEN $2 THEN 'gone'
-                    WHEN coalesce(failing_since, now()) <= now() - make_interval(secs => $3) THEN 'failing'
-                    ELSE disabled_reason END
-         WHERE id = $1
-         RETURNING CASE WHEN NOT enabled THEN disabled_reason END",
+                    WHEN coalesce(e.failing_since, now()) <= now() - make_interval(secs => $3) THEN 'failing'
+                    ELSE e.disabled_reason END
+         FROM before
+         WHERE e.id = $1
+         RETURNING CASE WHEN before.was AND NOT e.enabled THEN e.disabled_reason END",
     )
     .bind(endpoint_id)
     .bind(gone)

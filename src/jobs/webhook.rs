@@ -15,8 +15,9 @@ use super::webhook_notice::WebhookDisabled;
 use super::{AttemptInfo, Context, Handled, Job, JobError, Schedule, enqueue};
 use crate::config::WorkerSettings;
 use crate::db::webhooks::Endpoint;
+use crate::db::webhooks::attempts::{self, AttemptRecord, RenderError, Settled};
 use crate::db::webhooks::messages::webhook_id;
-use crate::db::webhooks::sending::{self, AttemptRecord, Lease, Next, Pending, RenderError, Settled};
+use crate::db::webhooks::sending::{self, Lease, Next, Pending};
 use crate::metrics::{WEBHOOK_DELIVERIES, WEBHOOK_ENDPOINTS_DISABLED, WEBHOOK_QUEUE_AGE};
 use crate::webhooks::secret::SigningKey;
 use crate::webhooks::send::{Attempt, Outgoing};
@@ -88,7 +89,7 @@ async fn drain(ctx: &Context, endpoint_id: Uuid) -> Result<Handled, JobError> {
 
 /// One attempt at one message, recorded with what it means for the endpoint.
 async fn deliver(ctx: &Context, endpoint: &Endpoint, message: &Pending) -> Result<(), JobError> {
-    let body = match sending::render_data(&ctx.pool, message).await {
+    let body = match attempts::render_data(&ctx.pool, message).await {
         Ok(data) => serde_json::to_vec(&json!({
             "type": message.event_type,
             "timestamp": message.created_at,
@@ -143,7 +144,7 @@ async fn settle(
     let disable_after = ctx.webhooks.settings.disable_after_secs as f64;
     let mut tx = ctx.pool.begin().await?;
     let disabled =
-        sending::record(&mut tx, endpoint.id, message.id, settled, &record, gone, disable_after).await?;
+        attempts::record(&mut tx, endpoint.id, message.id, settled, &record, gone, disable_after).await?;
     if let Some(reason) = disabled {
         let notice =
             WebhookDisabled { endpoint_id: endpoint.id, user_id: endpoint.user_id, reason: reason.into() };

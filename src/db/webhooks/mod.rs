@@ -2,6 +2,7 @@
 //! triggers of migration `20261210000001_webhooks.sql`; the delivery log and manual sends are in
 //! [`messages`], and what the worker's sender does in [`sending`].
 
+pub mod attempts;
 pub mod messages;
 pub mod sending;
 

@@ -57,6 +57,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub rate_limit: RateLimitSettings,
     pub sync: SyncSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +166,8 @@ pub struct WorkerSettings {
     pub reminder_concurrency: usize,
     /// Next occurrences created at once by one worker process.
     pub recurrence_concurrency: usize,
+    /// Webhook endpoints one worker process sends to at once; each gets one message at a time.
+    pub webhook_concurrency: usize,
     /// Attempts a job gets before it stays failed.
     pub max_attempts: u32,
     /// The first retry's delay; each later one doubles, with jitter, up to `retry_max_secs`.
@@ -281,6 +284,30 @@ pub struct RateLimitSettings {
 }
 
 /// The change feed and event streams.
+/// Webhook delivery. The defaults follow the Standard Webhooks retry schedule; tests shorten it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Lifts the SSRF guard (private, loopback, link-local and metadata targets) and the https
+    /// rule of production. On in development, for receivers on the same machine.
+    pub allow_private_targets: bool,
+    /// One delivery's whole request, connect to last byte.
+    pub timeout_secs: u64,
+    /// The waits before the second, third… attempt (the first is immediate); after the last
+    /// the message is given up. Each wait gets up to ±20 % jitter.
+    pub retry_schedule_ms: Vec<u64>,
+    /// The longest `Retry-After` (on 429 and 503) that is obeyed; longer ones are cut to this.
+    pub retry_after_max_secs: u64,
+    /// An endpoint failing every attempt this long is disabled and its owner emailed.
+    pub disable_after_secs: u64,
+    /// Messages one job sends before handing the endpoint to a fresh job, so a busy endpoint
+    /// takes turns with the others.
+    pub sends_per_job: usize,
+    /// After a rotation, the old secret keeps signing this long.
+    pub rotation_overlap_secs: u64,
+    /// Delivered and given-up messages are kept this long in the delivery log.
+    pub log_retention_days: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SyncSettings {
     /// How long a purged task's tombstone is kept. A client away longer must start again from 0.
@@ -342,7 +369,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.cors_allowed_origins"),
+                    .with_list_parse_key("server.cors_allowed_origins")
+                    .with_list_parse_key("webhooks.retry_schedule_ms"),
             )
             .set_override("environment", environment.as_str())?
             .set_override_option("database.url", env("DATABASE_URL"))?

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod render;
 pub mod stepping;
 pub mod telemetry;
+pub mod webhooks;
 
 #[cfg(feature = "web")]
 pub mod web;

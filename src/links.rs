@@ -30,6 +30,14 @@ pub const MAX_SUBJECT_BYTES: usize = 64;
 /// Longest token text accepted: anything longer is refused before decoding.
 pub const MAX_TOKEN_CHARS: usize = 4 * (FIXED_BYTES + MAX_SUBJECT_BYTES + TAG_BYTES).div_ceil(3) + 1;
 
+/// Where the pages behind emailed links live, under `public_url`. Here rather than in the web
+/// module because the worker, which has no web code, writes the links.
+pub mod paths {
+    pub const VERIFY: &str = "/email/verify";
+    pub const TASK: &str = "/email/task";
+    pub const UNSUBSCRIBE: &str = "/email/unsubscribe";
+}
+
 /// What a link may do; signed into the token, so a token minted for one purpose is refused by
 /// every other. Append new purposes with new numbers; never reuse one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,12 +19,21 @@ pub const REMINDER_LATENESS: &str = "reminder_lateness_seconds";
 /// Reminders skipped by a cap, labelled `cap="account|recipient"`.
 pub const REMINDERS_RATE_LIMITED: &str = "reminders_rate_limited_total";
 
+/// Webhook attempts by outcome: `succeeded`, `retrying`, `failed` (given up), `gone` (410).
+pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
+pub const WEBHOOK_OUTCOMES: &[&str] = &["succeeded", "retrying", "failed", "gone"];
+/// How long a webhook message waited from its change to its first attempt, in seconds.
+pub const WEBHOOK_QUEUE_AGE: &str = "webhook_queue_age_seconds";
+/// Endpoints the service disabled, by reason: `gone` (410) or `failing` (days of failures).
+pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "webhook_endpoints_disabled_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).and_then(|b| {
-            b.set_buckets_for_metric(Matcher::Full(REMINDER_LATENESS.into()), LATENESS_BUCKETS)
+            b.set_buckets_for_metric(Matcher::Full(REMINDER_LATENESS.into()), LATENESS_BUCKETS)?
+                .set_buckets_for_metric(Matcher::Full(WEBHOOK_QUEUE_AGE.into()), LATENESS_BUCKETS)
         });
         let builder = match builder {
             Ok(builder) => builder,
@@ -56,4 +65,15 @@ pub fn register_web_series(queues: &[&'static str]) {
             metrics::gauge!("jobs", "queue" => queue, "status" => *status).increment(0.0);
         }
     }
+}
+
+/// Registers the worker's webhook series at zero.
+pub fn register_webhook_series() {
+    for outcome in WEBHOOK_OUTCOMES {
+        metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => *outcome).increment(0);
+    }
+    for reason in ["gone", "failing"] {
+        metrics::counter!(WEBHOOK_ENDPOINTS_DISABLED, "reason" => reason).increment(0);
+    }
+    let _ = metrics::histogram!(WEBHOOK_QUEUE_AGE);
 }

@@ -16,6 +16,7 @@ pub struct Purged {
     pub trashed_tasks: u64,
     pub idempotency_keys: u64,
     pub tombstones: u64,
+    pub webhook_messages: u64,
 }
 
 /// How long rows are kept, from the settings.
@@ -24,6 +25,7 @@ pub struct Retention {
     pub trash_days: u32,
     pub idempotency_hours: u32,
     pub tombstone_secs: u64,
+    pub webhook_log_days: u32,
 }
 
 impl Retention {
@@ -32,6 +34,7 @@ impl Retention {
             trash_days: settings.tasks.trash_retention_days,
             idempotency_hours: settings.tasks.idempotency_ttl_hours,
             tombstone_secs: settings.sync.tombstone_retention_secs,
+            webhook_log_days: settings.webhooks.log_retention_days,
         }
     }
 }
@@ -100,9 +103,24 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
         "task_tombstones",
         super::changes::prune_tombstones(pool, retention.tombstone_secs as f64).await,
     );
+    // The delivery log keeps settled messages this long; pending ones are still owed.
+    let webhook_messages = keep(
+        "webhook_messages",
+        super::webhooks::messages::purge(pool, days(retention.webhook_log_days), BATCH).await,
+    );
+    // A webhook job is a hint: should one have been lost (failed for good through a long
+    // outage), the endpoint's queue would wait for ever. Queue a fresh one.
+    keep("webhook_endpoints", super::webhooks::sending::rescue_stalled(pool).await);
     match first_error {
         Some(err) => Err(err),
-        None => Ok(Purged { finished_jobs, revoked_tokens, trashed_tasks, idempotency_keys, tombstones }),
+        None => Ok(Purged {
+            finished_jobs,
+            revoked_tokens,
+            trashed_tasks,
+            idempotency_keys,
+            tombstones,
+            webhook_messages,
+        }),
     }
 }
 

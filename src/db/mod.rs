@@ -24,6 +24,7 @@ pub mod task_list;
 pub mod tasks;
 pub mod users;
 pub mod verification;
+pub mod webhooks;
 
 /// The application's own migrations, in `migrations/`.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

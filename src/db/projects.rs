@@ -54,7 +54,7 @@ pub struct ProjectFields {
     pub archived: bool,
 }
 
-const COLUMNS: &str =
+pub(in crate::db) const COLUMNS: &str =
     "id, user_id, name, color, position, archived, open_tasks, total_tasks, created_at, updated_at, version";
 
 /// Projects one account may hold: the list answers all of them at once.

@@ -299,8 +299,18 @@ pub async fn record(
     .bind(reason)
     .bind(message_id)
     .bind(recipient)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if status == DeliveryStatus::Sent {
+        // `reminder.sent` for the owner's webhooks, in the transaction that records the send.
+        sqlx::query(
+            "SELECT webhook_emit(t.user_id, 'reminder.sent', 'task', to_jsonb(t) - 'search', t.change_seq)
+             FROM tasks t WHERE t.id = $1 AND webhook_has_endpoints(t.user_id)",
+        )
+        .bind(task_id)
+        .execute(conn)
+        .await?;
+    }
     Ok(())
 }
 

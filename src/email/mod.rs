@@ -20,6 +20,7 @@ pub mod dkim;
 pub mod headers;
 pub mod reminder;
 pub mod verification;
+pub mod webhook_disabled;
 
 /// Why a message was not accepted, split the way a retry policy needs it.
 #[derive(Debug, thiserror::Error)]

@@ -52,6 +52,7 @@ async fn run(job: &Maintenance, ctx: &Context) -> Result<Handled, JobError> {
             trashed_tasks = purged.trashed_tasks,
             idempotency_keys = purged.idempotency_keys,
             tombstones = purged.tombstones,
+            webhook_messages = purged.webhook_messages,
             resumed_series = resumed,
             "maintenance done"
         );

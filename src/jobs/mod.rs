@@ -28,6 +28,8 @@ pub mod recurrence;
 pub mod reminder;
 pub mod task_jobs;
 pub mod verification;
+pub mod webhook;
+pub mod webhook_notice;
 
 pub use enqueue::{EnqueueError, Schedule, cancel_for_owner, enqueue};
 pub use outcome::{AttemptInfo, Handled, JobError};
@@ -39,6 +41,8 @@ pub fn for_each_kind(kinds: &mut impl Kinds) {
     kinds.add::<maintenance::Maintenance>();
     kinds.add::<verification::Verification>();
     kinds.add::<agenda::Agenda>();
+    kinds.add::<webhook::WebhookSend>();
+    kinds.add::<webhook_notice::WebhookDisabled>();
 }
 
 /// A job kind: a payload that knows its queue, how to run, and how many may run at once.
@@ -93,6 +97,8 @@ pub struct Context {
     /// The origin those links point at.
     pub public_url: PublicUrl,
     pub reminder_caps: ReminderCaps,
+    /// The webhook client, its retry schedule and settings.
+    pub webhooks: crate::webhooks::Outbound,
 }
 
 impl Context {
@@ -112,7 +118,7 @@ impl Context {
                 let subject = TaskAction { task_id, anchor, action };
                 let token =
                     self.links.sign(&Claims::new(Purpose::TaskAction, user_id, subject.subject(), now));
-                let url = self.public_url.join(&format!("{}?token={token}", crate::web::pages::TASK_PATH));
+                let url = self.public_url.join(&format!("{}?token={token}", crate::links::paths::TASK));
                 crate::email::reminder::ActionLink { label: action.label(), url }
             })
             .collect()
@@ -128,6 +134,6 @@ impl Context {
         let claims =
             crate::links::Claims::new(crate::links::Purpose::Unsubscribe, user_id, kind.subject(), now);
         let token = self.links.sign(&claims);
-        self.public_url.join(&format!("{}?token={token}", crate::web::pages::UNSUBSCRIBE_PATH))
+        self.public_url.join(&format!("{}?token={token}", crate::links::paths::UNSUBSCRIBE))
     }
 }

@@ -89,7 +89,8 @@ async fn send(ctx: &Context, job: &Verification) -> Result<Handled, JobError> {
         Err(err) => return Err(JobError::Permanent(format!("the address cannot receive mail: {err}"))),
     };
     let claims = Claims::new(Purpose::VerifyEmail, job.user_id, address_digest(&job.address), Utc::now());
-    let link = ctx.public_url.join(&format!("/email/verify?token={}", ctx.links.sign(&claims)));
+    let link =
+        ctx.public_url.join(&format!("{}?token={}", crate::links::paths::VERIFY, ctx.links.sign(&claims)));
     let email = message::build(ctx.mailer.from_address(), to, state.name.as_deref(), &link)
         .map_err(|e| JobError::Permanent(format!("building the email: {e}")))?;
     match ctx.mailer.send(email).await {

@@ -52,6 +52,8 @@ pub enum ProblemCode {
     TaskLimitReached,
     ProjectLimitReached,
     TokenLimitReached,
+    WebhookLimitReached,
+    WebhookDisabled,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PreconditionFailed,

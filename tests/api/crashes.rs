@@ -142,7 +142,7 @@ async fn a_web_process_killed_under_load_loses_no_acknowledged_write_and_leaves_
 
 /// The `todo-worker` binary. `cargo test --workspace` builds it (for the worker package's own
 /// binary test); running this suite alone builds it here when it is missing.
-fn worker_binary() -> std::path::PathBuf {
+pub(crate) fn worker_binary() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {

@@ -45,5 +45,8 @@ mod tokens;
 mod users;
 mod verification;
 mod web_outage;
+mod webhook_receiver;
+mod webhooks;
+mod webhooks_crash;
 mod worker;
 mod worker_outage;

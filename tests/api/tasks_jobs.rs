@@ -141,8 +141,12 @@ async fn completing_a_recurring_task_queues_its_next_occurrence_once_however_oft
     .execute(&app.pool)
     .await
     .unwrap();
-    let retention =
-        todo::db::maintenance::Retention { trash_days: 30, idempotency_hours: 24, tombstone_secs: 2_592_000 };
+    let retention = todo::db::maintenance::Retention {
+        trash_days: 30,
+        idempotency_hours: 24,
+        tombstone_secs: 2_592_000,
+        webhook_log_days: 30,
+    };
     // A job finished yesterday stays for inspection; only week-old history goes.
     sqlx::query(
         "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at, priority)

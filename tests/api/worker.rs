@@ -33,11 +33,18 @@ async fn worker_registers_a_unique_name_per_queue_runs_maintenance_and_stops_on_
     let mut names: Vec<String> =
         sqlx::query_scalar("SELECT id FROM apalis.workers").fetch_all(&app.pool).await.unwrap();
     names.sort();
-    let expected: Vec<String> =
-        ["todo.agenda", "todo.maintenance", "todo.recurrence", "todo.reminder", "todo.verification"]
-            .iter()
-            .map(|queue| format!("{}:{queue}", worker.name))
-            .collect();
+    let expected: Vec<String> = [
+        "todo.agenda",
+        "todo.maintenance",
+        "todo.recurrence",
+        "todo.reminder",
+        "todo.verification",
+        "todo.webhook",
+        "todo.webhook_disabled",
+    ]
+    .iter()
+    .map(|queue| format!("{}:{queue}", worker.name))
+    .collect();
     assert_eq!(names, expected, "one registration per queue under the process's name");
 
     worker.stop().await.expect("clean shutdown");

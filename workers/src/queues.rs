@@ -90,6 +90,7 @@ pub fn register_metrics(queues: &[&'static str]) {
         }
     }
     let _ = metrics::histogram!(todo::metrics::REMINDER_LATENESS);
+    todo::metrics::register_webhook_series();
     for cap in todo::config::Cap::ALL {
         metrics::counter!(todo::metrics::REMINDERS_RATE_LIMITED, "cap" => cap.as_str()).increment(0);
     }

@@ -89,6 +89,7 @@ impl Worker {
             links: todo::links::LinkKeys::new(&settings.auth),
             public_url,
             reminder_caps: settings.email.caps,
+            webhooks: todo::webhooks::Outbound::new(&settings).context("building the webhook client")?,
         };
         let deps = Deps { context, retry };
         Ok(Self { pool, settings, name: worker_name(), deps, metrics, metrics_addr })

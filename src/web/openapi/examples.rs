@@ -141,6 +141,29 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
             created
         }
         "TokenList" => json!({"items": [api_token()]}),
+        "WebhookInput" => json!({
+            "url": "https://hooks.example.com/todo",
+            "events": ["task.created", "task.completed"],
+            "description": "Sync to the team board",
+        }),
+        "WebhookPatch" => json!({"enabled": true}),
+        "WebhookEndpoint" => webhook(),
+        "WebhookList" => json!({"items": [webhook()]}),
+        "WebhookWithSecret" => {
+            let mut endpoint = webhook();
+            endpoint["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+            endpoint
+        }
+        "WebhookDelivery" => delivery(),
+        "WebhookDeliveryPage" => json!({"items": [delivery()], "limit": 50, "next_cursor": "41"}),
+        "WebhookEvent" => {
+            let mut data = task();
+            data["completed"] = json!(true);
+            data["completed_at"] = json!("2027-01-15T16:02:11.204518Z");
+            data["version"] = json!(2);
+            data["change_seq"] = json!(42);
+            json!({"type": "task.completed", "timestamp": "2027-01-15T16:02:11.204518Z", "data": data})
+        }
         _ => return None,
     })
 }
@@ -195,6 +218,37 @@ fn project() -> Value {
         "created_at": "2027-01-10T11:00:00Z",
         "updated_at": "2027-01-10T11:00:00Z",
         "version": 1,
+    })
+}
+
+fn webhook() -> Value {
+    json!({
+        "id": "0193a5f3-1d2e-7f40-8a6b-3c9d0e1f2a3b",
+        "url": "https://hooks.example.com/todo",
+        "description": "Sync to the team board",
+        "events": ["task.created", "task.completed"],
+        "enabled": true,
+        "disabled_reason": null,
+        "previous_secret_expires_at": null,
+        "created_at": "2027-01-10T11:00:00Z",
+        "updated_at": "2027-01-10T11:00:00Z",
+    })
+}
+
+fn delivery() -> Value {
+    json!({
+        "id": "0193a5f4-aa01-4c2d-9e3f-5a6b7c8d9e0f",
+        "webhook_id": "msg_0193a5f4aa014c2d9e3f5a6b7c8d9e0f",
+        "event_type": "task.completed",
+        "status": "succeeded",
+        "attempts": 2,
+        "status_code": 200,
+        "duration_ms": 84,
+        "response_body": "ok",
+        "error": null,
+        "next_attempt_at": null,
+        "last_attempt_at": "2027-01-15T16:02:16Z",
+        "created_at": "2027-01-15T16:02:11Z",
     })
 }
 

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use super::auth::scope::{self, Needs};
 use super::problem::{FieldError, Problem};
 use super::routes::tasks::list::{SortOrder, TagMatch, TaskSort};
-use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, users};
+use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,8 @@ use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, 
         tasks::bulk::bulk,
         projects::list, projects::create, projects::get_project, projects::update, projects::remove,
         sync::changes_feed, events::create_ticket, events::events_stream,
+        webhooks::create, webhooks::list, webhooks::get_webhook, webhooks::update, webhooks::remove,
+        webhooks::rotate, webhooks::deliveries::list, webhooks::deliveries::retry, webhooks::deliveries::test,
     ),
     components(schemas(Problem, FieldError, TaskSort, SortOrder, TagMatch)),
     modifiers(&BearerAuth, &CommonResponses, &UserScopedAliases),
@@ -45,6 +47,7 @@ use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, 
         (name = "tasks", description = "The caller's tasks; also served under /users/{user_id}"),
         (name = "projects", description = "The caller's projects; also served under /users/{user_id}"),
         (name = "sync", description = "The change feed and live events; also served under /users/{user_id}"),
+        (name = "webhooks", description = "Endpoints that receive signed event messages (Standard Webhooks), and their delivery logs"),
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "aliases", description = "The `tasks`, `projects` and `sync` operations again under `/api/v1/users/{user_id}`, for clients written against that form. Each one is its namesake without the `Alias` suffix, with `user_id` the caller's own id or `me`; generators can leave this tag out."),
     ),
@@ -65,6 +68,7 @@ pub fn document() -> Value {
     headers::declare(&mut doc);
     describe_scopes(&mut doc);
     describe_empty_responses(&mut doc);
+    webhook_messages(&mut doc);
     examples::attach(&mut doc);
     doc
 }
@@ -94,6 +98,10 @@ const ALWAYS_COMPLETE: &[&str] = &[
     "ChangesPage",
     "ApiToken",
     "CreatedToken",
+    "WebhookEndpoint",
+    "WebhookWithSecret",
+    "WebhookDelivery",
+    "WebhookDeliveryPage",
 ];
 
 fn require_every_property(doc: &mut Value) {
@@ -121,6 +129,69 @@ fn describe_scopes(doc: &mut Value) {
         let description = format!("{description}\n\n{line}");
         operation.insert("description".into(), json!(description));
     }
+}
+
+/// The messages webhook endpoints receive, as OpenAPI 3.1 `webhooks`: one per event, each a
+/// signed POST of a `WebhookEvent`.
+fn webhook_messages(doc: &mut Value) {
+    let data = json!({
+        "description": "The task or project as `GET` returns it (nothing for `ping`), plus `change_seq`: \
+            the user's change number (for a task event, the task's own, as in `listChanges`; for a \
+            project event, the newest task change at the time). Later changes have higher numbers, \
+            so a receiver can skip a stale message.",
+        "oneOf": [
+            {"allOf": [{"$ref": "#/components/schemas/Task"}, {"$ref": "#/components/schemas/ChangeNumber"}]},
+            {"allOf": [{"$ref": "#/components/schemas/Project"}, {"$ref": "#/components/schemas/ChangeNumber"}]},
+            {"type": "object", "required": ["endpoint_id", "change_seq"], "properties": {
+                "endpoint_id": {"type": "string", "format": "uuid"},
+                "change_seq": {"type": "integer", "format": "int64"}}},
+        ],
+    });
+    let mut events: Vec<&str> = crate::webhooks::EVENTS.to_vec();
+    events.push(crate::webhooks::PING);
+    doc["components"]["schemas"]["ChangeNumber"] = json!({
+        "type": "object",
+        "required": ["change_seq"],
+        "properties": {"change_seq": {"type": "integer", "format": "int64", "minimum": 0}},
+    });
+    doc["components"]["schemas"]["WebhookEvent"] = json!({
+        "type": "object",
+        "description": "The body of every webhook message. Headers: `webhook-id` (the same on every \
+            attempt; use it to drop repeats), `webhook-timestamp` (Unix seconds of this attempt) and \
+            `webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the endpoint's \
+            key; two space-separated signatures for 24 hours after a rotation).",
+        "required": ["type", "timestamp", "data"],
+        "properties": {
+            "type": {"type": "string", "enum": events},
+            "timestamp": {"type": "string", "format": "date-time", "description": "When the change happened"},
+            "data": data,
+        },
+    });
+    let mut hooks = serde_json::Map::new();
+    for event in events {
+        hooks.insert(event.to_owned(), json!({"post": {
+            "summary": format!("The `{event}` message"),
+            "description": "Sent to each enabled endpoint subscribed to the event, in change order per \
+                endpoint. Answer 2xx within 10 s; anything else is retried (immediately, then after 5 s, \
+                5 min, 30 min, 2 h, 5 h, 10 h and 10 h). 410 disables the endpoint.",
+            "operationId": format!("webhook{}", camel(event)),
+            "tags": ["webhooks"],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}}},
+            "responses": {"200": {"description": "Received; any 2xx counts"}, "410": {"description": "Gone: the endpoint is disabled"}},
+        }}));
+    }
+    doc["webhooks"] = Value::Object(hooks);
+}
+
+/// `task.created` → `TaskCreated`.
+fn camel(event: &str) -> String {
+    event
+        .split(['.', '_'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// A short description for answers the annotations left without one (a response description

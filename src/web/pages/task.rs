@@ -19,7 +19,7 @@ use crate::links::{Action, Anchor, Claims, Purpose, TaskAction};
 use crate::web::actors::ActorError;
 use crate::web::state::AppState;
 
-pub const PATH: &str = "/email/task";
+pub const PATH: &str = crate::links::paths::TASK;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -17,7 +17,7 @@ use crate::db::users::ProfileChange;
 use crate::links::{Claims, EmailKind, LinkError, Purpose};
 use crate::web::state::AppState;
 
-pub const PATH: &str = "/email/unsubscribe";
+pub const PATH: &str = crate::links::paths::UNSUBSCRIBE;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -12,7 +12,7 @@ use crate::web::auth::ClientIp;
 use crate::web::request_id::RequestContext;
 use crate::web::state::AppState;
 
-const PATH: &str = "/email/verify";
+const PATH: &str = crate::links::paths::VERIFY;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

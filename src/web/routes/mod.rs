@@ -11,6 +11,7 @@ pub mod sync;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -26,6 +27,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(tasks::routes)
         .configure(sync::routes)
         .configure(events::routes)
+        .configure(webhooks::routes)
         .service(
             web::scope("/users/{user_id}")
                 .configure(projects::routes)

@@ -1,0 +1,486 @@
+//! Webhooks end to end: the app over real HTTP, a real worker, and a real receiver that checks
+//! every signature with its own HMAC.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use smtp_sink::SmtpSink;
+
+use crate::helpers::{TestApp, TestUser, TestWorker, assert_problem, eventually};
+use crate::webhook_receiver::Receiver;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An app whose endpoints may point at this machine, where the receivers run.
+pub async fn app_allowing_private() -> TestApp {
+    TestApp::spawn_with(|s| s.webhooks.allow_private_targets = true).await
+}
+
+/// A worker that may reach this machine and retries after a few hundred milliseconds rather
+/// than the production schedule's seconds and hours (same number of attempts).
+pub async fn fast_worker(app: &TestApp, smtp: &SmtpSink) -> TestWorker {
+    app.spawn_worker_with(smtp, |s| {
+        s.webhooks.allow_private_targets = true;
+        s.webhooks.retry_schedule_ms = vec![300; 7];
+        s.webhooks.timeout_secs = 3;
+    })
+    .await
+}
+
+/// Registers an endpoint; its id and secret.
+pub async fn register(app: &TestApp, user: &TestUser, url: &str, events: &[&str]) -> (String, String) {
+    let body = json!({"url": url, "events": events, "description": "test receiver"});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/webhooks", Some(&body)).await;
+    assert_eq!(response.status(), 201, "registering {url}");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/webhooks/{id}"));
+    (id, created["secret"].as_str().unwrap().to_owned())
+}
+
+pub async fn deliveries(app: &TestApp, user: &TestUser, id: &str) -> Vec<Value> {
+    let response = app.get_as(&user.token, &format!("/api/v1/webhooks/{id}/deliveries")).await;
+    assert_eq!(response.status(), 200);
+    let page: Value = response.json().await.unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+fn without_change_seq(data: &Value) -> (Value, i64) {
+    let mut data = data.clone();
+    let seq = data.as_object_mut().unwrap().remove("change_seq").expect("change_seq").as_i64().unwrap();
+    (data, seq)
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_at_first_gets_the_retry_and_every_signature_verifies() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer(&[500, 503]);
+    let user = app.new_user().await;
+    let (id, secret) =
+        register(&app, &user, &receiver.url("/hook"), &["task.created", "task.completed"]).await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    receiver.trust(&secret);
+    let _worker = fast_worker(&app, &smtp).await;
+
+    let created = app.create_task(&user, json!({"title": "Water the plants"})).await;
+    let path = format!("/api/v1/tasks/{}/complete", created["id"].as_str().unwrap());
+    let done = app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"completed": true}))).await;
+    assert_eq!(done.status(), 200);
+    let completed: Value = done.json().await.unwrap();
+
+    let accepted = eventually("both events accepted", WAIT, || async {
+        let accepted = receiver.accepted();
+        (accepted.len() >= 2).then_some(accepted)
+    })
+    .await;
+    let all = receiver.received();
+    assert!(all.iter().all(|r| r.verified_by == [0]), "every signature verifies: {all:?}");
+    let answers: Vec<u16> = all.iter().map(|r| r.answered).collect();
+    assert_eq!(answers, [500, 503, 200, 200], "two failures, the retry, then the next message");
+    assert_eq!(all[0].id, all[2].id, "a retry keeps its webhook-id");
+    assert_ne!(all[2].id, all[3].id);
+    let now = chrono::Utc::now().timestamp();
+    assert!(all.iter().all(|r| (now - r.timestamp).abs() < 300), "fresh timestamps");
+
+    assert_eq!(accepted[0].body["type"], "task.created");
+    assert_eq!(accepted[1].body["type"], "task.completed");
+    let (created_data, first_seq) = without_change_seq(&accepted[0].body["data"]);
+    let (completed_data, second_seq) = without_change_seq(&accepted[1].body["data"]);
+    assert_eq!(created_data, created, "the task as the API answered it");
+    assert_eq!(completed_data, completed);
+    assert!(second_seq > first_seq, "change numbers rise");
+
+    let log = deliveries(&app, &user, &id).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["event_type"], "task.completed", "newest first");
+    assert_eq!((log[0]["status"].as_str(), log[0]["attempts"].as_i64()), (Some("succeeded"), Some(1)));
+    assert_eq!((log[1]["status"].as_str(), log[1]["attempts"].as_i64()), (Some("succeeded"), Some(3)));
+    assert_eq!(log[1]["webhook_id"], all[0].id.as_str());
+    assert_eq!(log[1]["status_code"], 200);
+    assert_eq!(log[1]["response_body"], "ok");
+    assert!(log[1]["next_attempt_at"].is_null());
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint_and_its_owner_is_told_how_to_enable_it() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer(&[410]);
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/gone"), &["task.created"]).await;
+    receiver.trust(&secret);
+    let _worker = fast_worker(&app, &smtp).await;
+    app.create_task(&user, json!({"title": "First"})).await;
+
+    let endpoint = eventually("the endpoint is disabled", WAIT, || async {
+        let endpoint: Value =
+            app.get_as(&user.token, &format!("/api/v1/webhooks/{id}")).await.json().await.unwrap();
+        (endpoint["enabled"] == false).then_some(endpoint)
+    })
+    .await;
+    assert_eq!(endpoint["disabled_reason"], "gone");
+    let log = deliveries(&app, &user, &id).await;
+    assert_eq!((log[0]["status"].as_str(), log[0]["status_code"].as_i64()), (Some("failed"), Some(410)));
+    assert_eq!(receiver.received().len(), 1, "no retry after a 410");
+
+    let notice = eventually("the owner is emailed", WAIT, || async {
+        smtp.messages().into_iter().find_map(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(&m.data)?;
+            let text = parsed.body_text(0)?.into_owned();
+            (parsed.subject() == Some("A webhook endpoint was disabled")).then_some(text)
+        })
+    })
+    .await;
+    assert!(notice.contains("410") && notice.contains("\"enabled\": true"), "{notice}");
+
+    // Nothing is sent while disabled; enabling it sends what came since.
+    app.create_task(&user, json!({"title": "While disabled"})).await;
+    let enable = json!({"enabled": true});
+    let response =
+        app.send_as(&user.token, Method::PATCH, &format!("/api/v1/webhooks/{id}"), Some(&enable)).await;
+    assert_eq!(response.status(), 200);
+    let endpoint: Value = response.json().await.unwrap();
+    assert_eq!((endpoint["enabled"].as_bool(), endpoint["disabled_reason"].as_str()), (Some(true), None));
+    app.create_task(&user, json!({"title": "After"})).await;
+    let accepted = eventually("the next change arrives", WAIT, || async {
+        let accepted = receiver.accepted();
+        (!accepted.is_empty()).then_some(accepted)
+    })
+    .await;
+    assert_eq!(accepted[0].body["data"]["title"], "After");
+}
+
+#[tokio::test]
+async fn a_bulk_request_of_100_operations_makes_100_ordered_deliveries() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/bulk"), &["task.created"]).await;
+    receiver.trust(&secret);
+    let operations: Vec<Value> =
+        (0..100).map(|i| json!({"op": "create", "task": {"title": format!("Bulk {i:03}")}})).collect();
+    let response = app
+        .send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&json!({"operations": operations})))
+        .await;
+    assert_eq!(response.status(), 200);
+    let queued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_messages").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(queued, 100, "one message per operation");
+    let jobs = app.jobs("todo.webhook").await;
+    assert_eq!(jobs.len(), 1, "one delivery job for the whole burst: {jobs:?}");
+
+    let _worker = fast_worker(&app, &smtp).await;
+    let accepted = eventually("all 100 delivered", WAIT, || async {
+        let accepted = receiver.accepted();
+        (accepted.len() >= 100).then_some(accepted)
+    })
+    .await;
+    assert_eq!(accepted.len(), 100, "each once");
+    let titles: Vec<String> =
+        accepted.iter().map(|r| r.body["data"]["title"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> = (0..100).map(|i| format!("Bulk {i:03}")).collect();
+    assert_eq!(titles, expected, "in change order");
+    let seqs: Vec<i64> = accepted.iter().map(|r| r.body["data"]["change_seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "change numbers rise: {seqs:?}");
+    assert!(accepted.iter().all(|r| r.verified_by == [0]));
+    assert_eq!(deliveries(&app, &user, &id).await.len(), 50, "the log pages");
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_without_the_setting_when_written_and_when_sent() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://100.64.0.1/",
+        "http://[fd00:ec2::254]/",
+        "http://10.0.0.8/",
+        "ftp://hooks.example.com/",
+        "hooks.example.com",
+    ] {
+        let body = json!({"url": url, "events": ["task.created"]});
+        let response = app.send_as(&user.token, Method::POST, "/api/v1/webhooks", Some(&body)).await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "url", "{url}: {problem}");
+    }
+    let body = json!({"url": "https://hooks.example.com/in", "events": ["task.exploded"]});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/webhooks", Some(&body)).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "events");
+    let body = json!({"url": "https://hooks.example.com/in", "events": ["task.created"]});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/webhooks", Some(&body)).await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let patch = json!({"url": "http://127.0.0.1:9/"});
+    let response =
+        app.send_as(&user.token, Method::PATCH, &format!("/api/v1/webhooks/{id}"), Some(&patch)).await;
+    assert_problem(response, 422, "validation_failed").await;
+
+    // A private URL stored while the setting was on is refused at send time once it is off.
+    let receiver = Receiver::start().await;
+    sqlx::query("UPDATE webhook_endpoints SET url = $1")
+        .bind(receiver.url("/"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let smtp = SmtpSink::start().await.unwrap();
+    let _worker = app.spawn_worker_with(&smtp, |s| s.webhooks.retry_schedule_ms = vec![60_000]).await;
+    app.create_task(&user, json!({"title": "Not for localhost"})).await;
+    let log = eventually("the attempt is recorded", WAIT, || async {
+        let log = deliveries(&app, &user, &id).await;
+        log.first().filter(|d| d["attempts"] == 1).cloned()
+    })
+    .await;
+    assert!(log["error"].as_str().unwrap().contains("refused"), "{log}");
+    assert!(log["status_code"].is_null());
+    assert!(receiver.received().is_empty(), "nothing reached the private address");
+}
+
+#[tokio::test]
+async fn after_a_rotation_messages_carry_signatures_from_both_secrets() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let user = app.new_user().await;
+    let (id, old) = register(&app, &user, &receiver.url("/rotate"), &["task.created"]).await;
+    let response =
+        app.send_as(&user.token, Method::POST, &format!("/api/v1/webhooks/{id}/rotate"), None).await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(rotated["previous_secret_expires_at"].is_string());
+    receiver.trust(&old);
+    receiver.trust(&new);
+    let _worker = fast_worker(&app, &smtp).await;
+    let response = app.send_as(&user.token, Method::POST, &format!("/api/v1/webhooks/{id}/test"), None).await;
+    assert_eq!(response.status(), 202);
+    let ping: Value = response.json().await.unwrap();
+    let accepted = eventually("the ping arrives", WAIT, || async {
+        let accepted = receiver.accepted();
+        (!accepted.is_empty()).then_some(accepted)
+    })
+    .await;
+    assert_eq!(accepted[0].body["type"], "ping");
+    assert_eq!(accepted[0].id, ping["webhook_id"].as_str().unwrap());
+    assert_eq!(accepted[0].signatures.len(), 2, "{:?}", accepted[0].signatures);
+    assert_eq!(accepted[0].verified_by, [0, 1], "one signature per secret");
+
+    // A retry sends the same message again, with the same webhook-id.
+    let path = format!("/api/v1/webhooks/{id}/deliveries/{}/retry", ping["id"].as_str().unwrap());
+    let response = app.send_as(&user.token, Method::POST, &path, None).await;
+    assert_eq!(response.status(), 202);
+    let again = eventually("the retry arrives", WAIT, || async {
+        let accepted = receiver.accepted();
+        (accepted.len() >= 2).then_some(accepted)
+    })
+    .await;
+    assert_eq!(again[1].id, again[0].id);
+}
+
+#[tokio::test]
+async fn an_account_holds_at_most_ten_endpoints_however_many_are_created_at_once() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let creates = (0..14).map(|i| {
+        let (app, user) = (&app, &user);
+        async move {
+            let body = json!({"url": format!("https://hooks.example.com/{i}"), "events": ["task.created"]});
+            app.send_as(&user.token, Method::POST, "/api/v1/webhooks", Some(&body)).await
+        }
+    });
+    let responses = futures::future::join_all(creates).await;
+    let created = responses.iter().filter(|r| r.status() == 201).count();
+    assert_eq!(created, 10);
+    for response in responses.into_iter().filter(|r| r.status() != 201) {
+        assert_problem(response, 409, "webhook_limit_reached").await;
+    }
+    let list: Value = app.get_as(&user.token, "/api/v1/webhooks").await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 10);
+    assert!(list["items"][0].get("secret").is_none(), "secrets are shown once");
+
+    // Another user sees none of them.
+    let other = app.new_user().await;
+    let id = list["items"][0]["id"].as_str().unwrap();
+    for path in [format!("/api/v1/webhooks/{id}"), format!("/api/v1/webhooks/{id}/deliveries")] {
+        assert_problem(app.get_as(&other.token, &path).await, 404, "not_found").await;
+    }
+    let response = app.send_as(&other.token, Method::DELETE, &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_problem(response, 404, "not_found").await;
+    let response = app.send_as(&user.token, Method::DELETE, &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_eq!(response.status(), 204);
+}
+
+/// The events of every kind of writer, in one endpoint's order: task routes, projects, the trash
+/// and its purge, the worker's reminder and next occurrence.
+#[tokio::test]
+async fn every_kind_of_change_reaches_a_subscribed_endpoint_in_change_order() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let user = app.new_user().await;
+    let all = todo::webhooks::EVENTS;
+    let (_, secret) = register(&app, &user, &receiver.url("/all"), all).await;
+    receiver.trust(&secret);
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let (app, user) = (&app, &user);
+        async move {
+            let response = app.send_as(&user.token, method, &path, body.as_ref()).await;
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+        }
+    };
+
+    let project: Value = app
+        .send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Home"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let project_id = project["id"].as_str().unwrap().to_owned();
+    send(Method::PATCH, format!("/api/v1/projects/{project_id}"), Some(json!({"color": "#112233"}))).await;
+    let task = app.create_task(&user, json!({"title": "Chores"})).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    send(Method::PATCH, format!("/api/v1/tasks/{id}"), Some(json!({"title": "More chores"}))).await;
+    send(Method::POST, format!("/api/v1/tasks/{id}/toggle"), None).await;
+    send(Method::POST, format!("/api/v1/tasks/{id}/toggle"), None).await;
+    send(Method::DELETE, format!("/api/v1/tasks/{id}"), None).await;
+    send(Method::POST, format!("/api/v1/tasks/{id}/restore"), None).await;
+    send(Method::DELETE, format!("/api/v1/projects/{project_id}"), None).await;
+    let expected_by_web = [
+        "project.created",
+        "project.updated",
+        "task.created",
+        "task.updated",
+        "task.completed",
+        "task.reopened",
+        "task.deleted",
+        "task.restored",
+        "project.deleted",
+    ];
+
+    // The worker's writes: a reminder sent, and a recurring task's next occurrence.
+    let remind = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let reminded =
+        app.create_task(&user, json!({"title": "Call Bo", "due_at": due, "reminder_at": remind})).await;
+    let _worker = fast_worker(&app, &smtp).await;
+    let events = eventually("the reminder's event", WAIT, || async {
+        let events: Vec<String> =
+            receiver.accepted().iter().map(|r| r.body["type"].as_str().unwrap().to_owned()).collect();
+        events.contains(&"reminder.sent".to_owned()).then_some(events)
+    })
+    .await;
+    assert_eq!(&events[..expected_by_web.len()], expected_by_web, "in change order");
+    let accepted = receiver.accepted();
+    let sent = accepted.iter().find(|r| r.body["type"] == "reminder.sent").unwrap();
+    assert_eq!(sent.body["data"]["id"], reminded["id"]);
+
+    let series = app
+        .create_task(
+            &user,
+            json!({"title": "Daily", "due_at": "2030-03-04T09:00:00Z", "recurrence_rule": "FREQ=DAILY"}),
+        )
+        .await;
+    let path = format!("/api/v1/tasks/{}/complete", series["id"].as_str().unwrap());
+    send(Method::PATCH, path, Some(json!({"completed": true}))).await;
+    let next = eventually("the next occurrence's event", WAIT, || async {
+        receiver.accepted().into_iter().find(|r| {
+            r.body["type"] == "task.created"
+                && r.body["data"]["series_id"] == series["series_id"]
+                && r.body["data"]["id"] != series["id"]
+        })
+    })
+    .await;
+    assert_eq!(next.body["data"]["due_at"], "2030-03-05T09:00:00Z");
+
+    // The purge of the trash, by the maintenance job, is a last `task.deleted`.
+    send(Method::DELETE, format!("/api/v1/tasks/{}", reminded["id"].as_str().unwrap()), None).await;
+    app.age_trash().await;
+    app.purge(None).await;
+    eventually("the purge's event", WAIT, || async {
+        let deleted = receiver
+            .accepted()
+            .into_iter()
+            .filter(|r| r.body["type"] == "task.deleted" && r.body["data"]["id"] == reminded["id"])
+            .count();
+        (deleted == 2).then_some(())
+    })
+    .await;
+    let seqs: Vec<i64> =
+        receiver.accepted().iter().filter_map(|r| r.body["data"]["change_seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "change numbers never go back: {seqs:?}");
+    assert!(receiver.received().iter().all(|r| r.verified_by == [0]));
+}
+
+#[tokio::test]
+async fn retry_after_on_a_429_is_obeyed_instead_of_the_schedule() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer_retry_after(429, 2);
+    let user = app.new_user().await;
+    let (_, secret) = register(&app, &user, &receiver.url("/busy"), &["task.created"]).await;
+    receiver.trust(&secret);
+    let _worker = fast_worker(&app, &smtp).await;
+    app.create_task(&user, json!({"title": "Later, please"})).await;
+    let received = eventually("the retry", WAIT, || async {
+        let received = receiver.received();
+        (received.len() >= 2).then_some(received)
+    })
+    .await;
+    let waited = received[1].arrived - received[0].arrived;
+    assert!(waited >= Duration::from_millis(1900), "waited {waited:?}, not the 300 ms schedule");
+    assert_eq!((received[0].answered, received[1].answered), (429, 200));
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_past_the_limit_is_disabled_and_its_owner_emailed() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer_always(500);
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/down"), &["task.created"]).await;
+    receiver.trust(&secret);
+    // Three days in production; a second here, with more attempts than fit in it.
+    let _worker = app
+        .spawn_worker_with(&smtp, |s| {
+            s.webhooks.allow_private_targets = true;
+            s.webhooks.retry_schedule_ms = vec![400; 7];
+            s.webhooks.disable_after_secs = 1;
+        })
+        .await;
+    app.create_task(&user, json!({"title": "Into the void"})).await;
+    let endpoint = eventually("the endpoint is disabled", WAIT, || async {
+        let endpoint: Value =
+            app.get_as(&user.token, &format!("/api/v1/webhooks/{id}")).await.json().await.unwrap();
+        (endpoint["enabled"] == false).then_some(endpoint)
+    })
+    .await;
+    assert_eq!(endpoint["disabled_reason"], "failing");
+    let attempts = receiver.received().len();
+    assert!((2..8).contains(&attempts), "disabled before the schedule ran out ({attempts} attempts)");
+    let log = deliveries(&app, &user, &id).await;
+    assert_eq!(log[0]["status"], "pending", "kept, to be sent once enabled again");
+    let notice = eventually("the owner is emailed", WAIT, || async {
+        smtp.messages().into_iter().find_map(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(&m.data)?;
+            let text = parsed.body_text(0)?.into_owned();
+            (parsed.subject() == Some("A webhook endpoint was disabled")).then_some(text)
+        })
+    })
+    .await;
+    assert!(notice.contains("three days") && notice.contains(&id), "{notice}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), attempts, "nothing more is sent while disabled");
+}

@@ -57,6 +57,15 @@ impl BulkOp {
         }
     }
 
+    /// Whether the operation sets a task's parent.
+    pub(super) fn sets_parent(&self) -> bool {
+        match self {
+            Self::Create(task) => task.parent_id.is_some(),
+            Self::Update { changes, .. } => changes.parent_id != Patch::Absent,
+            _ => false,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Create(_) => "create",
@@ -176,7 +185,16 @@ async fn create_run(
     for (offset, op) in run.iter().enumerate() {
         let BulkOp::Create(task) = op else { continue };
         let fields = task.clone().with_default_timezone(default_zone);
-        rows.push(new_task(fields).await.map_err(|e| in_batch(first + offset, e))?);
+        let mut row = new_task(fields).await.map_err(|e| in_batch(first + offset, e))?;
+        if row.fields.parent_id.is_some() {
+            let keeps_project = row.fields.project_id.is_none();
+            let adopted = async {
+                super::tree::enter(conn, user).await?;
+                super::tree::adopt(conn, user, None, &mut row.fields, keeps_project).await
+            };
+            adopted.await.map_err(|e| in_batch(first + offset, e))?;
+        }
+        rows.push(row);
     }
     // A project that is not the caller's is named by its operation, as a single create would
     // name the field (the multi-row insert could not say which row broke the foreign key).

@@ -29,6 +29,8 @@ mod reminder_mail;
 mod reminders;
 mod series_bounds;
 mod sse;
+mod subtask_trees;
+mod subtasks;
 mod sync_admission;
 mod sync_events;
 mod sync_feed;

@@ -1,0 +1,193 @@
+//! What happens to a subtree when its root is completed, trashed, restored or purged, as a
+//! client sees it: over the task routes, the trash, the change feed and the job queue.
+
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser};
+
+const REMINDER: &str = "todo.reminder";
+
+fn at(offset: Duration) -> String {
+    (Utc::now() + offset).to_rfc3339()
+}
+
+fn path(task: &Value) -> String {
+    format!("/api/v1/tasks/{}", task["id"].as_str().unwrap())
+}
+
+async fn get(app: &TestApp, user: &TestUser, task: &Value) -> reqwest::Response {
+    app.get_as(&user.token, &path(task)).await
+}
+
+async fn seen(app: &TestApp, user: &TestUser, task: &Value) -> Value {
+    let response = get(app, user, task).await;
+    assert_eq!(response.status(), 200, "{}", task["title"]);
+    response.json().await.unwrap()
+}
+
+async fn head(app: &TestApp, user: &TestUser) -> i64 {
+    let response = app.get_as(&user.token, "/api/v1/changes?since=0&limit=500").await;
+    let body: Value = response.json().await.unwrap();
+    body["next_since"].as_i64().unwrap()
+}
+
+/// The ids the change feed carries after `since`.
+async fn changed_since(app: &TestApp, user: &TestUser, since: i64) -> Vec<String> {
+    let response = app.get_as(&user.token, &format!("/api/v1/changes?since={since}&limit=500")).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["changes"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn id(task: &Value) -> String {
+    task["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn completing_a_parent_completes_its_open_subtree_cancels_their_reminders_and_reopening_leaves_them() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "Launch"})).await;
+    let reminded = json!({"due_at": at(Duration::days(2)), "reminder_at": at(Duration::days(1))});
+    let mut child = json!({"title": "Write post", "parent_id": parent["id"]});
+    child.as_object_mut().unwrap().extend(reminded.as_object().unwrap().clone());
+    let child = app.create_task(&user, child).await;
+    let mut grandchild = json!({"title": "Proofread", "parent_id": child["id"]});
+    grandchild.as_object_mut().unwrap().extend(reminded.as_object().unwrap().clone());
+    let grandchild = app.create_task(&user, grandchild).await;
+    let done = app
+        .create_task(&user, json!({"title": "Book venue", "parent_id": parent["id"], "completed": true}))
+        .await;
+    assert_eq!(app.jobs(REMINDER).await.len(), 2);
+    let since = head(&app, &user).await;
+
+    let response = app
+        .send_as(
+            &user.token,
+            Method::PATCH,
+            &format!("{}/complete", path(&parent)),
+            Some(&json!({"completed": true})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let answered: Value = response.json().await.unwrap();
+    assert_eq!(
+        (answered["subtask_count"].as_i64(), answered["completed_subtask_count"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        answered,
+        seen(&app, &user, &parent).await,
+        "the answer is the task as stored, counts included"
+    );
+    for task in [&child, &grandchild] {
+        let now = seen(&app, &user, task).await;
+        assert_eq!(now["completed"], true, "{}", task["title"]);
+        assert_eq!(now["completed_at"], answered["completed_at"], "one write, one completion time");
+    }
+    assert_eq!(
+        seen(&app, &user, &done).await["completed_at"],
+        done["completed_at"],
+        "already done: untouched"
+    );
+    assert!(app.jobs(REMINDER).await.is_empty(), "each descendant's reminder is cancelled");
+    let mut changed = changed_since(&app, &user, since).await;
+    changed.sort();
+    let mut expected = vec![id(&parent), id(&child), id(&grandchild)];
+    expected.sort();
+    assert_eq!(changed, expected, "the feed carries every task the completion touched");
+
+    // Reopening the parent leaves the subtree as it is.
+    let response = app.send_as(&user.token, Method::POST, &format!("{}/toggle", path(&parent)), None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(seen(&app, &user, &child).await["completed"], true);
+    assert!(app.jobs(REMINDER).await.is_empty());
+
+    // Completing through PATCH of `completed` cascades the same way.
+    let response =
+        app.send_as(&user.token, Method::PATCH, &path(&child), Some(&json!({"completed": false}))).await;
+    assert_eq!(response.status(), 200);
+    let response =
+        app.send_as(&user.token, Method::PATCH, &path(&grandchild), Some(&json!({"completed": false}))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.jobs(REMINDER).await.len(), 2, "reopened subtasks get their reminders back");
+    let response =
+        app.send_as(&user.token, Method::PATCH, &path(&child), Some(&json!({"completed": true}))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(seen(&app, &user, &grandchild).await["completed"], true);
+    assert!(app.jobs(REMINDER).await.is_empty());
+    assert_eq!(
+        seen(&app, &user, &parent).await["completed"],
+        false,
+        "the last open child completing leaves the parent open"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_parent_trashes_its_subtree_and_a_restore_brings_back_only_what_went_with_it() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "Garden"})).await;
+    let kept = app
+        .create_task(
+            &user,
+            json!({"title": "Mow", "parent_id": parent["id"], "reminder_at": at(Duration::days(1))}),
+        )
+        .await;
+    let below = app.create_task(&user, json!({"title": "Oil mower", "parent_id": kept["id"]})).await;
+    let alone = app.create_task(&user, json!({"title": "Weed", "parent_id": parent["id"]})).await;
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path(&alone), None).await.status(), 204);
+    let since = head(&app, &user).await;
+
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path(&parent), None).await.status(), 204);
+    for task in [&parent, &kept, &below] {
+        assert_eq!(get(&app, &user, task).await.status(), 404, "{}", task["title"]);
+    }
+    assert!(app.jobs(REMINDER).await.is_empty(), "the trashed subtask's reminder is cancelled");
+    let mut changed = changed_since(&app, &user, since).await;
+    changed.sort();
+    let mut expected = vec![id(&parent), id(&kept), id(&below)];
+    expected.sort();
+    assert_eq!(changed, expected);
+
+    let response = app.send_as(&user.token, Method::POST, &format!("{}/restore", path(&parent)), None).await;
+    assert_eq!(response.status(), 200);
+    let restored: Value = response.json().await.unwrap();
+    assert_eq!(restored["subtask_count"], 1, "Weed was trashed on its own and stays there");
+    assert_eq!(seen(&app, &user, &below).await["parent_id"], kept["id"]);
+    assert_eq!(get(&app, &user, &alone).await.status(), 404);
+    assert_eq!(app.jobs(REMINDER).await.len(), 1, "the restored subtask's reminder is back");
+
+    // A subtask restored on its own goes back under its parent while that is live...
+    let response = app.send_as(&user.token, Method::POST, &format!("{}/restore", path(&alone)), None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["parent_id"], parent["id"]);
+    assert_eq!(seen(&app, &user, &parent).await["subtask_count"], 2);
+    // ...and to the top level when it is not.
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path(&parent), None).await.status(), 204);
+    let response = app.send_as(&user.token, Method::POST, &format!("{}/restore", path(&kept)), None).await;
+    assert_eq!(response.status(), 200);
+    let lone: Value = response.json().await.unwrap();
+    assert_eq!(lone["parent_id"], Value::Null);
+    assert_eq!(get(&app, &user, &below).await.status(), 200, "its own subtree comes with it");
+}
+
+#[tokio::test]
+async fn purging_a_trashed_parent_purges_its_subtree() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "Old"})).await;
+    let child = app.create_task(&user, json!({"title": "Older", "parent_id": parent["id"]})).await;
+    app.create_task(&user, json!({"title": "Oldest", "parent_id": child["id"]})).await;
+    let other = app.create_task(&user, json!({"title": "Stays"})).await;
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path(&parent), None).await.status(), 204);
+    app.age_trash().await;
+    app.purge(None).await;
+    let left: Vec<String> = sqlx::query_scalar("SELECT title FROM tasks").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(left, ["Stays"]);
+    assert_eq!(seen(&app, &user, &other).await["title"], "Stays");
+    let trash: Value = app.get_as(&user.token, "/api/v1/tasks/trash").await.json().await.unwrap();
+    assert_eq!(trash["items"].as_array().unwrap().len(), 0);
+}

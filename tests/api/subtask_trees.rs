@@ -191,3 +191,102 @@ async fn purging_a_trashed_parent_purges_its_subtree() {
     let trash: Value = app.get_as(&user.token, "/api/v1/tasks/trash").await.json().await.unwrap();
     assert_eq!(trash["items"].as_array().unwrap().len(), 0);
 }
+
+/// Runs every pending follow-up job through the handler the worker calls.
+async fn run_follow_ups(app: &TestApp) -> Vec<todo::jobs::Handled> {
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT job FROM apalis.jobs WHERE job_type = 'todo.recurrence' AND status = 'Pending' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut outcomes = Vec::new();
+    for payload in payloads {
+        let job: todo::jobs::task_jobs::NextOccurrence = serde_json::from_slice(&payload).unwrap();
+        let max = app.settings.tasks.max_per_user;
+        outcomes.push(todo::jobs::recurrence::create_next(&app.pool, &job, max).await.expect("handled"));
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn the_next_occurrence_of_a_recurring_parent_gets_one_fresh_open_copy_of_its_subtree() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = app
+        .create_task(
+            &user,
+            json!({"title": "Weekly review", "due_at": "2030-03-04T09:00:00Z",
+                                    "recurrence_rule": "FREQ=WEEKLY"}),
+        )
+        .await;
+    let inbox = app
+        .create_task(
+            &user,
+            json!({"title": "Empty inbox", "parent_id": parent["id"], "position": 1,
+                                    "due_at": "2030-03-04T08:00:00Z", "reminder_at": "2030-03-04T07:30:00Z"}),
+        )
+        .await;
+    app.create_task(&user, json!({"title": "Archive mail", "parent_id": inbox["id"]})).await;
+    let trashed = app.create_task(&user, json!({"title": "Gone", "parent_id": parent["id"]})).await;
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path(&trashed), None).await.status(), 204);
+
+    let response = app
+        .send_as(
+            &user.token,
+            Method::PATCH,
+            &format!("{}/complete", path(&parent)),
+            Some(&json!({"completed": true})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(seen(&app, &user, &inbox).await["completed"], true);
+    let outcomes = run_follow_ups(&app).await;
+    assert_eq!(outcomes, [todo::jobs::Handled::Done]);
+
+    let page: Value =
+        app.get_as(&user.token, "/api/v1/tasks?parent_id=none&completed=false").await.json().await.unwrap();
+    let next = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["series_id"] == parent["series_id"])
+        .unwrap()
+        .clone();
+    assert_eq!(next["due_at"], "2030-03-11T09:00:00Z");
+    assert_eq!(
+        (next["subtask_count"].as_i64(), next["completed_subtask_count"].as_i64()),
+        (Some(1), Some(0))
+    );
+    let listed: Value =
+        app.get_as(&user.token, &format!("{}/subtasks", path(&next))).await.json().await.unwrap();
+    let copies = listed["items"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "the trashed subtask is not copied");
+    let copy = &copies[0];
+    assert_ne!(copy["id"], inbox["id"]);
+    assert_eq!(
+        (copy["title"].as_str(), copy["completed"].as_bool(), copy["position"].as_i64()),
+        (Some("Empty inbox"), Some(false), Some(1))
+    );
+    assert_eq!(copy["due_at"], "2030-03-11T08:00:00Z", "moved by the occurrence's step");
+    assert_eq!(copy["reminder_at"], "2030-03-11T07:30:00Z", "the reminder keeps its offset");
+    let below: Value =
+        app.get_as(&user.token, &format!("{}/subtasks", path(copy))).await.json().await.unwrap();
+    assert_eq!(below["items"][0]["title"], "Archive mail");
+    assert_eq!(below["items"][0]["completed"], false);
+    let reminders: Vec<chrono::DateTime<Utc>> =
+        app.jobs(REMINDER).await.into_iter().map(|(_, at, _)| at).collect();
+    assert_eq!(reminders, ["2030-03-11T07:30:00Z".parse::<chrono::DateTime<Utc>>().unwrap()]);
+
+    // Exactly once: a rerun of the job, or completing again, copies nothing more.
+    sqlx::query("UPDATE apalis.jobs SET status = 'Pending' WHERE job_type = 'todo.recurrence'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    run_follow_ups(&app).await;
+    let copies: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE title = 'Archive mail'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(copies, 2, "the original and one copy");
+}

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use crate::domain::Task;
 pub(in crate::db) use row::{COLUMNS, TaskRow};
-pub use write::{Derived, NewTask, Series, insert, occurrence, set_completed, update};
+pub use write::{Derived, NewTask, Series, insert, occurrence, set_completed, subtask_copy, update};
 
 /// Locks these tasks of the user (live or trashed) in id order; ids that are not the user's are
 /// skipped (their operations answer 404 when they run).

@@ -39,6 +39,23 @@ pub async fn descendants(conn: &mut PgConnection, root: Uuid) -> Result<Vec<Uuid
     .await
 }
 
+/// The live tasks below `root`, each after its parent (for copying the subtree in order).
+pub async fn live_subtree(conn: &mut PgConnection, root: Uuid) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE below (id, level) AS (
+             SELECT id, 1 FROM tasks WHERE parent_id = $1 AND deleted_at IS NULL
+             UNION ALL
+             SELECT t.id, b.level + 1 FROM tasks t JOIN below b ON t.parent_id = b.id
+             WHERE t.deleted_at IS NULL AND b.level < 5
+         )
+         SELECT {COLUMNS} FROM tasks JOIN below USING (id) ORDER BY below.level, position, created_at, id"
+    )))
+    .bind(root)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
+}
+
 /// How many levels `id` and its subtree span (1 for a task with no subtasks).
 pub async fn height(conn: &mut PgConnection, id: Uuid) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar(

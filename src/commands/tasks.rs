@@ -139,8 +139,10 @@ pub(super) async fn create_in_one_statement(
 ) -> Result<Outcome, WriteError> {
     // Without a rule the zone plays no part in the checks, so any stands in for the owner's,
     // which the statement itself reads.
-    let row =
-        NewTask { owner_zone: true, ..new_task(task.clone().with_default_timezone(TimeZone::UTC)).await? };
+    let row = NewTask {
+        owner_zone: true,
+        ..new_task(task.clone().with_default_timezone(TimeZone::UTC), None).await?
+    };
     let mut conn = pool.acquire().await?;
     let max = settings.max_tasks_per_user;
     if let Some(created) = tasks::insert(&mut conn, user, &[row], Some(max)).await?.pop() {
@@ -155,9 +157,9 @@ pub(super) async fn create_in_one_statement(
 
 /// The one create path: checks a new task and works out everything it stores. Single creates,
 /// a batch's creates and the one-statement create all start here.
-pub(super) async fn new_task(fields: TaskFields) -> Result<NewTask, WriteError> {
+pub(super) async fn new_task(fields: TaskFields, id: Option<Uuid>) -> Result<NewTask, WriteError> {
     fields.check().map_err(WriteError::Invalid)?;
-    let id = Uuid::now_v7();
+    let id = id.unwrap_or_else(Uuid::now_v7);
     let series = Series::first(id, &fields);
     let derived = derive(&fields, series, fields.completed.then(now), true).await?;
     Ok(NewTask::new(id, fields, series, derived))
@@ -188,7 +190,7 @@ async fn create(
     zone: &mut Option<TimeZone>,
 ) -> Result<Task, WriteError> {
     let mut row =
-        new_task(task.clone().with_default_timezone(default_timezone(conn, user, zone).await?)).await?;
+        new_task(task.clone().with_default_timezone(default_timezone(conn, user, zone).await?), None).await?;
     if row.fields.parent_id.is_some() {
         tree::enter(conn, user).await?;
         let keeps_project = row.fields.project_id.is_none();

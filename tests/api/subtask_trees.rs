@@ -290,3 +290,77 @@ async fn the_next_occurrence_of_a_recurring_parent_gets_one_fresh_open_copy_of_i
         .unwrap();
     assert_eq!(copies, 2, "the original and one copy");
 }
+
+#[tokio::test]
+async fn a_batch_creates_a_parent_and_its_subtasks_together_through_refs() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let existing = app.create_task(&user, json!({"title": "Existing"})).await;
+    let project: Value = app
+        .send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Trip"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let operations = json!([
+        {"op": "create", "ref": "trip", "task": {"title": "Trip", "project_id": project["id"]}},
+        {"op": "create", "ref": "pack", "task": {"title": "Pack", "parent_id": "$trip", "position": 2}},
+        {"op": "create", "task": {"title": "Socks", "parent_id": "$pack"}},
+        {"op": "create", "task": {"title": "Tickets", "parent_id": "$trip", "position": 1}},
+        {"op": "update", "id": existing["id"], "changes": {"parent_id": "$trip"}},
+    ]);
+    let body = json!({"operations": operations});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await;
+    assert_eq!(response.status(), 200);
+    let results: Value = response.json().await.unwrap();
+    let task = |i: usize| results["results"][i]["task"].clone();
+    assert_eq!(task(1)["parent_id"], task(0)["id"]);
+    assert_eq!(task(2)["parent_id"], task(1)["id"]);
+    assert_eq!(task(4)["parent_id"], task(0)["id"]);
+    for i in 1..5 {
+        assert_eq!(task(i)["project_id"], project["id"], "every subtask is in the parent's project");
+    }
+    let listed: Value =
+        app.get_as(&user.token, &format!("{}/subtasks", path(&task(0)))).await.json().await.unwrap();
+    let titles: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Existing", "Tickets", "Pack"]);
+    assert_eq!(seen(&app, &user, &task(0)).await["subtask_count"], 3);
+
+    // A whole subtree moves and completes through bulk too.
+    let operations = json!([
+        {"op": "move", "id": task(0)["id"], "project_id": null},
+        {"op": "complete", "id": task(0)["id"]},
+    ]);
+    let body = json!({"operations": operations});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await;
+    assert_eq!(response.status(), 200);
+    let socks = seen(&app, &user, &task(2)).await;
+    assert_eq!((socks["project_id"].clone(), socks["completed"].clone()), (Value::Null, json!(true)));
+
+    // A reference must name an earlier create's ref; a ref belongs to a create, once.
+    for (operations, field) in [
+        (
+            json!([{"op": "create", "task": {"title": "Orphan", "parent_id": "$nobody"}}]),
+            "operations[0].task.parent_id",
+        ),
+        (
+            json!([{"op": "create", "task": {"title": "Early", "parent_id": "$late"}},
+                {"op": "create", "ref": "late", "task": {"title": "Late"}}]),
+            "operations[0].task.parent_id",
+        ),
+        (
+            json!([{"op": "create", "ref": "twice", "task": {"title": "A"}},
+                {"op": "create", "ref": "twice", "task": {"title": "B"}}]),
+            "operations[1].ref",
+        ),
+        (json!([{"op": "delete", "ref": "x", "id": existing["id"]}]), "operations[0].ref"),
+    ] {
+        let body = json!({"operations": operations});
+        let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await;
+        let problem = crate::helpers::assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(count, 5, "nothing of a refused batch was written");
+}

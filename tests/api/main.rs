@@ -29,6 +29,7 @@ mod reminder_mail;
 mod reminders;
 mod series_bounds;
 mod sse;
+mod subtask_races;
 mod subtask_trees;
 mod subtasks;
 mod sync_admission;

@@ -364,3 +364,24 @@ async fn a_batch_creates_a_parent_and_its_subtasks_together_through_refs() {
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&app.pool).await.unwrap();
     assert_eq!(count, 5, "nothing of a refused batch was written");
 }
+
+#[tokio::test]
+async fn the_export_carries_the_tree_and_the_task_limit_counts_subtasks() {
+    let app = TestApp::spawn_with(|settings| settings.tasks.max_per_user = 3).await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "Parent"})).await;
+    let child =
+        app.create_task(&user, json!({"title": "Child", "parent_id": parent["id"], "position": 4})).await;
+    app.create_task(&user, json!({"title": "Grandchild", "parent_id": child["id"]})).await;
+    let body = json!({"title": "One too many", "parent_id": parent["id"]});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks", Some(&body)).await;
+    crate::helpers::assert_problem(response, 409, "task_limit_reached").await;
+
+    let export: Value = app.get_as(&user.token, "/api/v1/users/me/export").await.json().await.unwrap();
+    let tasks = export["tasks"].as_array().unwrap();
+    let by_title = |title: &str| tasks.iter().find(|t| t["title"] == title).unwrap().clone();
+    assert_eq!(by_title("Child")["parent_id"], parent["id"]);
+    assert_eq!(by_title("Child")["position"], 4);
+    assert_eq!(by_title("Grandchild")["parent_id"], child["id"]);
+    assert_eq!(by_title("Parent")["subtask_count"], 1);
+}

@@ -113,6 +113,8 @@ async fn subtasks_list_in_position_order_and_the_list_filters_by_parent() {
     assert_eq!(patch(&app, &user, &tickets, json!({"position": 1})).await.status(), 200);
     let listed = titles(&app, &user, &format!("/api/v1/tasks/{id}/subtasks")).await;
     assert_eq!(listed, ["Passport", "Tickets", "Bags", "Hotel"]);
+    let aliased = titles(&app, &user, &format!("/api/v1/users/me/tasks/{id}/subtasks")).await;
+    assert_eq!(aliased, listed, "the /users/{{user_id}} form answers the same");
 
     let mut children = titles(&app, &user, &format!("/api/v1/tasks?parent_id={id}")).await;
     children.sort();

@@ -146,3 +146,44 @@ async fn reparenting_and_completing_across_processes_keeps_every_count_true() {
     assert_eq!(left["subtask_count"], 0);
     assert_tree_consistent(&app).await;
 }
+
+#[tokio::test]
+async fn a_stream_on_another_process_gets_every_task_a_tree_write_touched() {
+    let app = TestApp::spawn().await;
+    let other = app.second_instance().await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "Parent"})).await;
+    let child = app.create_task(&user, json!({"title": "Child", "parent_id": parent["id"]})).await;
+    let grandchild = app.create_task(&user, json!({"title": "Grandchild", "parent_id": child["id"]})).await;
+    let mut stream = crate::sse::EventStream::bearer(&other.address, &user.token).await;
+
+    let complete = format!("{}/complete", path(&parent));
+    let response =
+        app.send_as(&user.token, Method::PATCH, &complete, Some(&json!({"completed": true}))).await;
+    assert_eq!(response.status(), 200);
+    let mut upserted = std::collections::BTreeMap::new();
+    while let Some(event) = stream.next_event(std::time::Duration::from_secs(1)).await {
+        assert_eq!(event.kind(), "task.upserted");
+        let task = event.data();
+        upserted.insert(task["title"].as_str().unwrap().to_owned(), task);
+    }
+    assert_eq!(upserted.keys().collect::<Vec<_>>(), ["Child", "Grandchild", "Parent"]);
+    assert!(upserted.values().all(|t| t["completed"] == true));
+    assert_eq!(upserted["Child"]["completed_subtask_count"], 1, "the last state of each task arrives");
+    assert_eq!(
+        upserted["Parent"],
+        app.get_as(&user.token, &path(&parent)).await.json::<Value>().await.unwrap()
+    );
+
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path(&parent), None).await.status(), 204);
+    let mut deleted = Vec::new();
+    while let Some(event) = stream.next_event(std::time::Duration::from_secs(1)).await {
+        assert_eq!(event.kind(), "task.deleted");
+        deleted.push(event.data()["id"].as_str().unwrap().to_owned());
+    }
+    deleted.sort();
+    let mut expected: Vec<String> =
+        [&parent, &child, &grandchild].iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    expected.sort();
+    assert_eq!(deleted, expected);
+}

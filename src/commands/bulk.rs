@@ -13,7 +13,9 @@ use crate::domain::{Invalid, Patch, Task, TaskFields, TimeZone};
 
 #[derive(Debug, Clone)]
 pub enum BulkOp {
-    Create(TaskFields<Option<TimeZone>>),
+    /// A new task; with an id when a later operation of the batch refers to it (its `ref`), the
+    /// id the web layer gave it.
+    Create(TaskFields<Option<TimeZone>>, Option<Uuid>),
     Update {
         id: Uuid,
         changes: TaskChanges,
@@ -47,7 +49,7 @@ impl BulkOp {
     /// The task an operation acts on; none for a create.
     fn task_id(&self) -> Option<Uuid> {
         match self {
-            Self::Create(_) => None,
+            Self::Create(..) => None,
             Self::Update { id, .. }
             | Self::Complete { id, .. }
             | Self::Reopen { id, .. }
@@ -57,9 +59,18 @@ impl BulkOp {
         }
     }
 
+    /// Whether the operation sets a task's parent.
+    pub(super) fn sets_parent(&self) -> bool {
+        match self {
+            Self::Create(task, _) => task.parent_id.is_some(),
+            Self::Update { changes, .. } => changes.parent_id != Patch::Absent,
+            _ => false,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Create(_) => "create",
+            Self::Create(..) => "create",
             Self::Update { .. } => "update",
             Self::Complete { .. } => "complete",
             Self::Reopen { .. } => "reopen",
@@ -72,7 +83,7 @@ impl BulkOp {
     /// The single-task command this operation is.
     fn command(&self) -> Command {
         match self.clone() {
-            Self::Create(task) => Command::Create { task, idempotency: None },
+            Self::Create(task, _) => Command::Create { task, idempotency: None },
             Self::Update { id, changes, if_match } => Command::Update { id, changes, if_match },
             Self::Complete { id, if_match } => Command::SetCompleted { id, completed: true, if_match },
             Self::Reopen { id, if_match } => Command::SetCompleted { id, completed: false, if_match },
@@ -119,7 +130,7 @@ pub(super) async fn apply(
     let mut index = 0;
     while index < operations.len() {
         // A run of creates is one INSERT; everything else runs as its single-task route does.
-        let run = operations[index..].iter().take_while(|op| matches!(op, BulkOp::Create(_))).count();
+        let run = create_run_length(&operations[index..]);
         if run > 0 {
             items.extend(create_run(conn, user, &operations[index..index + run], index, &mut zone).await?);
             index += run;
@@ -142,6 +153,21 @@ pub(super) async fn apply(
         check_task_limit(conn, settings, user).await?;
     }
     Ok(Outcome::Batch(items))
+}
+
+/// How many creates from the start of `operations` go into one INSERT: a run of creates, cut
+/// before a create whose parent is made earlier in the same run (the parent's row must exist
+/// before its subtask is checked against it).
+fn create_run_length(operations: &[BulkOp]) -> usize {
+    let mut made = Vec::new();
+    for (length, op) in operations.iter().enumerate() {
+        let BulkOp::Create(task, id) = op else { return length };
+        if task.parent_id.is_some_and(|parent| made.contains(&parent)) {
+            return length;
+        }
+        made.extend(*id);
+    }
+    operations.len()
 }
 
 /// Operation `index` failed. Its field errors are named as the client wrote them: a create's
@@ -174,9 +200,18 @@ async fn create_run(
     let default_zone = default_timezone(conn, user, zone).await.map_err(|e| in_batch(first, e))?;
     let mut rows = Vec::with_capacity(run.len());
     for (offset, op) in run.iter().enumerate() {
-        let BulkOp::Create(task) = op else { continue };
+        let BulkOp::Create(task, id) = op else { continue };
         let fields = task.clone().with_default_timezone(default_zone);
-        rows.push(new_task(fields).await.map_err(|e| in_batch(first + offset, e))?);
+        let mut row = new_task(fields, *id).await.map_err(|e| in_batch(first + offset, e))?;
+        if row.fields.parent_id.is_some() {
+            let keeps_project = row.fields.project_id.is_none();
+            let adopted = async {
+                super::tree::enter(conn, user).await?;
+                super::tree::adopt(conn, user, None, &mut row.fields, keeps_project).await
+            };
+            adopted.await.map_err(|e| in_batch(first + offset, e))?;
+        }
+        rows.push(row);
     }
     // A project that is not the caller's is named by its operation, as a single create would
     // name the field (the multi-row insert could not say which row broke the foreign key).

@@ -17,6 +17,9 @@ pub enum WriteError {
     IdempotencyRace,
     #[error("the account holds its maximum of {0} tasks")]
     TaskLimit(u32),
+    /// Another write holds the user's task tree; the command starts again, waiting for it.
+    #[error("another write is changing this task tree")]
+    TreeBusy,
     #[error("the account holds its maximum of {0} projects")]
     ProjectLimit(i64),
     #[error("a project with this name exists")]
@@ -49,6 +52,16 @@ impl From<sqlx::Error> for WriteError {
                 Some("tasks_tags_count") => Some(("tags", "at most 20 tags")),
                 Some("tasks_recurrence_needs_due") => Some(("recurrence_rule", "needs due_at")),
                 Some("tasks_project_fkey") => Some(("project_id", "is not one of your projects")),
+                Some("tasks_parent_fkey" | "tasks_parent_same_project") => {
+                    Some(("parent_id", "must be one of your live tasks, in the task's project"))
+                }
+                Some("tasks_parent_not_self" | "tasks_parent_cycle") => {
+                    Some(("parent_id", "cannot be the task itself or one of its subtasks"))
+                }
+                Some("tasks_parent_depth") => Some(("parent_id", "subtasks nest at most four levels deep")),
+                Some("tasks_parent_children") => Some(("parent_id", "a task has at most 200 subtasks")),
+                Some("tasks_subtask_not_recurring") => Some(("recurrence_rule", "a subtask cannot recur")),
+                Some("tasks_position_range") => Some(("position", "must be 0–1000000")),
                 Some("tasks_recurrence_rule_length") => {
                     Some(("recurrence_rule", "must be at most 500 characters"))
                 }

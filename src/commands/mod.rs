@@ -9,6 +9,7 @@ mod bulk;
 mod errors;
 mod projects;
 mod tasks;
+mod tree;
 
 pub use crate::domain::TaskChanges;
 pub use bulk::{BatchItem, BulkOp};
@@ -182,15 +183,55 @@ pub async fn execute(
     user: Uuid,
     command: &Command,
 ) -> Result<Outcome, WriteError> {
-    match run(pool, settings, user, command).await {
-        // Another process committed the same key meanwhile; running again replays its answer.
-        Err(WriteError::IdempotencyRace) => run(pool, settings, user, command).await,
-        // The locks are taken in one order everywhere; should two writes still deadlock, the
-        // loser was rolled back whole, and running it once more is safe.
-        Err(WriteError::Database(sqlx::Error::Database(db))) if db.code().as_deref() == Some("40P01") => {
-            run(pool, settings, user, command).await
+    let mut tree_first = false;
+    let mut attempt = 1;
+    loop {
+        let result = run(pool, settings, user, command, tree_first).await;
+        let Err(err) = &result else { return result };
+        match retry(err) {
+            // Another process committed the same key meanwhile; running again replays its answer.
+            Some(Retry::Idempotency) if attempt == 1 => {}
+            // The locks are taken in one order everywhere; should two writes still deadlock, the
+            // loser was rolled back whole, and running it once more is safe.
+            Some(Retry::Deadlock) if attempt == 1 => {}
+            // The task tree was busy: run again, waiting for its lock before any task row.
+            Some(Retry::Tree) if attempt <= 3 => tree_first = true,
+            _ => return result,
         }
-        other => other,
+        attempt += 1;
+    }
+}
+
+enum Retry {
+    Idempotency,
+    Deadlock,
+    Tree,
+}
+
+fn retry(err: &WriteError) -> Option<Retry> {
+    match err {
+        WriteError::IdempotencyRace => Some(Retry::Idempotency),
+        WriteError::TreeBusy => Some(Retry::Tree),
+        WriteError::InBatch { error, .. } => retry(error),
+        WriteError::Database(sqlx::Error::Database(db)) => match db.code().as_deref() {
+            Some("40P01") => Some(Retry::Deadlock),
+            // The tree check at commit found the tree lock held by another write.
+            Some("40001") => Some(Retry::Tree),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Command {
+    /// Whether the command sets a task's parent, and so takes the tree lock before any row.
+    fn sets_parent(&self) -> bool {
+        match self {
+            Self::Create { task, .. } | Self::Replace { task, .. } => task.parent_id.is_some(),
+            Self::Update { changes, .. } => changes.parent_id != crate::domain::Patch::Absent,
+            Self::Bulk { operations, .. } => operations.iter().any(BulkOp::sets_parent),
+            _ => false,
+        }
     }
 }
 
@@ -199,6 +240,7 @@ async fn run(
     settings: CommandSettings,
     user: Uuid,
     command: &Command,
+    tree_first: bool,
 ) -> Result<Outcome, WriteError> {
     if let Command::Create { task, idempotency: None } = command
         && let Some(fields) = tasks::simple_create(task)
@@ -218,6 +260,10 @@ async fn run(
         && !users::lock_key_share(&mut tx, user).await?
     {
         return Err(WriteError::NotFound);
+    }
+    // The user's tree lock, at the user's step of the lock order (see `tree`).
+    if tree_first || command.sets_parent() {
+        crate::db::tasks::tree::lock(&mut tx, user).await?;
     }
     if let Some(idem) = command.idempotency()
         && let Some(stored) = idempotency::find(&mut tx, user, &idem.key, ttl_hours).await?

@@ -5,7 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{Command, CommandSettings, IfMatch, Outcome, WriteError};
+use super::{Command, CommandSettings, IfMatch, Outcome, WriteError, tree};
 use crate::db::tasks::{self, Derived, NewTask, Series};
 use crate::db::users;
 use crate::domain::{Invalid, LateReminder, Patch, Task, TaskChanges, TaskFields, TimeZone};
@@ -52,6 +52,13 @@ pub(super) async fn apply(
         }
         Command::Delete { id, if_match } => {
             let current = locked_live(conn, user, *id, if_match).await?;
+            // Its live subtree goes first (so the count triggers have written this row before
+            // the statement that returns it), marked as trashed with it.
+            if tree::in_tree(&current) {
+                tree::enter(conn, user).await?;
+                let subtree = tree::lock_around(conn, user, &current, &[current.parent_id]).await?;
+                tree::trash_all(conn, &subtree, current.id).await?;
+            }
             let trashed = tasks::move_to_trash(conn, current.id).await?;
             task_jobs::sync(conn, Some(&current), &trashed).await?;
             Ok(Outcome::Trashed(trashed))
@@ -59,7 +66,7 @@ pub(super) async fn apply(
         Command::Restore { id, if_match, .. } => {
             let current = tasks::lock_trashed(conn, user, *id).await?.ok_or(WriteError::NotFound)?;
             if_match.check(current.version)?;
-            let restored = tasks::restore(conn, current.id).await?;
+            let restored = restore(conn, user, &current).await?;
             task_jobs::sync(conn, Some(&current), &restored).await?;
             Ok(Outcome::Updated(restored))
         }
@@ -97,8 +104,11 @@ pub(super) async fn apply(
 /// carries no idempotency key: it can be one statement, with no transaction around it.
 pub(super) fn simple_create(task: &TaskFields<Option<TimeZone>>) -> Option<&TaskFields<Option<TimeZone>>> {
     // A project must be locked before the insert (see `lock_target_project`): not one statement.
-    (task.reminder_at.is_none() && task.recurrence_rule.is_none() && task.project_id.is_none())
-        .then_some(task)
+    (task.reminder_at.is_none()
+        && task.recurrence_rule.is_none()
+        && task.project_id.is_none()
+        && task.parent_id.is_none())
+    .then_some(task)
 }
 
 /// Locks the project a task is being put into, after the user's change counter and before the
@@ -129,8 +139,10 @@ pub(super) async fn create_in_one_statement(
 ) -> Result<Outcome, WriteError> {
     // Without a rule the zone plays no part in the checks, so any stands in for the owner's,
     // which the statement itself reads.
-    let row =
-        NewTask { owner_zone: true, ..new_task(task.clone().with_default_timezone(TimeZone::UTC)).await? };
+    let row = NewTask {
+        owner_zone: true,
+        ..new_task(task.clone().with_default_timezone(TimeZone::UTC), None).await?
+    };
     let mut conn = pool.acquire().await?;
     let max = settings.max_tasks_per_user;
     if let Some(created) = tasks::insert(&mut conn, user, &[row], Some(max)).await?.pop() {
@@ -145,9 +157,9 @@ pub(super) async fn create_in_one_statement(
 
 /// The one create path: checks a new task and works out everything it stores. Single creates,
 /// a batch's creates and the one-statement create all start here.
-pub(super) async fn new_task(fields: TaskFields) -> Result<NewTask, WriteError> {
+pub(super) async fn new_task(fields: TaskFields, id: Option<Uuid>) -> Result<NewTask, WriteError> {
     fields.check().map_err(WriteError::Invalid)?;
-    let id = Uuid::now_v7();
+    let id = id.unwrap_or_else(Uuid::now_v7);
     let series = Series::first(id, &fields);
     let derived = derive(&fields, series, fields.completed.then(now), true).await?;
     Ok(NewTask::new(id, fields, series, derived))
@@ -177,7 +189,13 @@ async fn create(
     task: &TaskFields<Option<TimeZone>>,
     zone: &mut Option<TimeZone>,
 ) -> Result<Task, WriteError> {
-    let row = new_task(task.clone().with_default_timezone(default_timezone(conn, user, zone).await?)).await?;
+    let mut row =
+        new_task(task.clone().with_default_timezone(default_timezone(conn, user, zone).await?), None).await?;
+    if row.fields.parent_id.is_some() {
+        tree::enter(conn, user).await?;
+        let keeps_project = row.fields.project_id.is_none();
+        tree::adopt(conn, user, None, &mut row.fields, keeps_project).await?;
+    }
     lock_target_project(conn, user, row.fields.project_id).await?;
     let mut created = insert_new(conn, user, std::slice::from_ref(&row)).await?;
     created.pop().ok_or(WriteError::NotFound)
@@ -186,6 +204,15 @@ async fn create(
 /// Completes or reopens a locked task, with what its series does next.
 async fn set_completed(conn: &mut PgConnection, current: &Task, completed: bool) -> Result<Task, WriteError> {
     let completed_at = completed.then(now);
+    // Completing a parent completes its open subtree first, in this transaction; reopening it
+    // leaves the subtree as it is.
+    if tree::in_tree(current) {
+        tree::enter(conn, current.user_id).await?;
+        let subtree = tree::lock_around(conn, current.user_id, current, &[current.parent_id]).await?;
+        if let Some(at) = completed_at {
+            tree::complete_all(conn, &subtree, at).await?;
+        }
+    }
     let next = stepping::next_due(stepping::SeriesAt::of_task(current), completed_at, false)
         .await
         .map_err(|e| WriteError::Unexpected(e.to_string()))??;
@@ -253,10 +280,22 @@ fn late_reminder(current: &Task, fields: &TaskFields) -> LateReminder {
 async fn rewrite(
     conn: &mut PgConnection,
     current: &Task,
-    fields: TaskFields,
+    mut fields: TaskFields,
     late: LateReminder,
 ) -> Result<Outcome, WriteError> {
     fields.check_with(late).map_err(WriteError::Invalid)?;
+    let user = current.user_id;
+    let mut subtree = Vec::new();
+    if tree::in_tree(current) || fields.parent_id.is_some() {
+        tree::enter(conn, user).await?;
+        if fields.parent_id != current.parent_id {
+            let keeps_project = fields.project_id.is_none() || fields.project_id == current.project_id;
+            tree::adopt(conn, user, Some(current), &mut fields, keeps_project).await?;
+        } else if fields.parent_id.is_some() {
+            tree::keep_parents_project(current, &mut fields)?;
+        }
+        subtree = tree::lock_around(conn, user, current, &[current.parent_id, fields.parent_id]).await?;
+    }
     if fields.project_id != current.project_id {
         lock_target_project(conn, current.user_id, fields.project_id).await?;
     }
@@ -289,6 +328,13 @@ async fn rewrite(
     };
     let check_rule = restarts && fields.recurrence_rule.is_some();
     let derived = derive(&fields, series, completed_at, check_rule).await?;
+    // The subtree moves and completes with its root, before the root's own write.
+    if fields.project_id != current.project_id {
+        tree::move_all(conn, &subtree, fields.project_id).await?;
+    }
+    if let (Some(at), false) = (completed_at.filter(|_| fields.completed), current.completed) {
+        tree::complete_all(conn, &subtree, at).await?;
+    }
     // `None`: the new state equals the stored one, so nothing is written and the version stays.
     let Some(updated) = tasks::update(conn, &NewTask::new(current.id, fields, series, derived)).await? else {
         return Ok(Outcome::Updated(current.clone()));
@@ -310,4 +356,30 @@ pub(super) async fn default_timezone(
     let zone = TimeZone::parse("timezone", &name).unwrap_or(TimeZone::UTC);
     *cached = Some(zone);
     Ok(zone)
+}
+
+/// Takes a task out of the trash with the subtree that went there with it (not subtasks trashed
+/// on their own before). A subtask whose parent is no longer live (or is full, or elsewhere)
+/// comes back at the top level.
+async fn restore(conn: &mut PgConnection, user: Uuid, current: &Task) -> Result<Task, WriteError> {
+    let with =
+        tasks::tree::trashed_with(conn, current.id, current.trashed_with.unwrap_or(current.id)).await?;
+    let mut detach = false;
+    if current.parent_id.is_some() || !with.is_empty() {
+        tree::enter(conn, user).await?;
+        let mut ids = with.clone();
+        ids.extend(current.parent_id);
+        let rows = tasks::tree::lock_rows(conn, user, &ids).await?;
+        if let Some(parent) = current.parent_id {
+            detach = !rows.iter().any(|p| {
+                p.id == parent
+                    && p.deleted_at.is_none()
+                    && p.project_id == current.project_id
+                    && p.subtask_count < tree::MAX_CHILDREN
+            });
+        }
+        let subtree: Vec<Task> = rows.into_iter().filter(|t| with.contains(&t.id)).collect();
+        tree::restore_all(conn, &subtree).await?;
+    }
+    Ok(tasks::tree::restore_root(conn, current.id, detach).await?)
 }

@@ -83,6 +83,19 @@ pub struct Filter {
     pub overdue: Option<bool>,
     pub has_due: Option<bool>,
     pub project: ProjectFilter,
+    pub parent: ParentFilter,
+}
+
+/// Where in the subtask tree the listed tasks sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParentFilter {
+    /// Every level.
+    #[default]
+    Any,
+    /// Tasks that are nobody's subtask.
+    TopLevel,
+    /// The subtasks of this task.
+    Of(Uuid),
 }
 
 /// Which projects' tasks a listing shows.
@@ -268,6 +281,15 @@ fn from_where(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec
         }
         (Shelf::Live, ProjectFilter::Project(id)) => {
             query.push(" AND project_id = ").push_bind(id);
+        }
+    }
+    match filter.parent {
+        ParentFilter::Any => {}
+        ParentFilter::TopLevel => {
+            query.push(" AND parent_id IS NULL");
+        }
+        ParentFilter::Of(parent) => {
+            query.push(" AND parent_id = ").push_bind(parent);
         }
     }
     if let Some(completed) = filter.completed {

@@ -77,6 +77,16 @@ macro_rules! task_fields {
             project_id: Uuid [nullable] "a project id" |s: String| parse_project(&s),
                 stored |t| Ok(t.project_id), schema uuid(),
                 column "uuid" = |v| *v;
+            /// The task this one is a subtask of: one of the caller's live tasks, whose project
+            /// it then shares; `null` is top level. At most four levels deep and 200 subtasks
+            /// per task, never its own ancestor, and a subtask does not recur.
+            parent_id: Uuid [nullable] "a task id" |s: String| parse_parent(&s),
+                stored |t| Ok(t.parent_id), schema uuid(),
+                column "uuid" = |v| *v;
+            /// Manual order among its siblings, 0–1000000 (default 0); ties list in creation order.
+            position: i32 [defaulted] "an integer" |n: i64| parse_position(n),
+                stored |t| Ok(t.position), schema integer(0, 1_000_000),
+                column "integer" = |v| *v;
         }
     };
 }
@@ -173,6 +183,16 @@ pub fn parse_instant(field: &'static str, raw: &str) -> Result<DateTime<Utc>, In
 /// A project id as a body gives it.
 pub fn parse_project(raw: &str) -> Result<Uuid, Invalid> {
     raw.parse::<Uuid>().map_err(|_| Invalid::new("project_id", "must be a project id"))
+}
+
+/// A parent task's id as a body gives it.
+pub fn parse_parent(raw: &str) -> Result<Uuid, Invalid> {
+    raw.parse::<Uuid>().map_err(|_| Invalid::new("parent_id", "must be a task id"))
+}
+
+/// A subtask's place among its siblings.
+pub fn parse_position(raw: i64) -> Result<i32, Invalid> {
+    super::Position::parse(raw).map(super::Position::get)
 }
 
 fn cannot_be_null(field: &'static str, errors: &mut Vec<Invalid>) {

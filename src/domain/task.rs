@@ -280,6 +280,9 @@ impl TaskFields {
         if self.recurrence_rule.is_some() && self.due_at.is_none() {
             errors.push(Invalid::new("recurrence_rule", "needs due_at"));
         }
+        if self.recurrence_rule.is_some() && self.parent_id.is_some() {
+            errors.push(Invalid::new("recurrence_rule", "a subtask cannot recur"));
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
@@ -398,6 +401,8 @@ mod tests {
             recurrence_rule: None,
             recurrence_anchor: RecurrenceAnchor::Due,
             project_id: None,
+            parent_id: None,
+            position: 0,
         };
         assert_eq!(fields.check().unwrap_err()[0].field, "reminder_at");
         assert!(fields.check_with(LateReminder::Allowed).is_ok(), "a snooze may pass the due time");

@@ -47,6 +47,17 @@ pub struct Task {
     pub next_occurrence_queued: bool,
     /// The task's project; `null` is the inbox.
     pub project_id: Option<Uuid>,
+    /// The task this one is a subtask of; `null` at the top level.
+    pub parent_id: Option<Uuid>,
+    /// Manual order among its siblings; ties list in creation order.
+    pub position: i32,
+    /// Live (not trashed) direct subtasks, kept as they change, never counted on read.
+    pub subtask_count: i32,
+    /// Those of them that are completed.
+    pub completed_subtask_count: i32,
+    /// The task whose deletion trashed this one (itself when deleted on its own).
+    #[serde(skip)]
+    pub trashed_with: Option<Uuid>,
     /// When the task went to the trash; `null` for a live task, sent like every other unset
     /// field so clients see one shape.
     pub deleted_at: Option<DateTime<Utc>>,

@@ -93,6 +93,9 @@ pub(super) async fn sync(
 #[tracing::instrument(skip_all, fields(task_id = %job.task_id, series_id = %job.series_id))]
 pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) -> Result<Handled, JobError> {
     let mut tx = pool.begin().await?;
+    // The user's tree lock, before any task row: the occurrence may bring a copy of its subtree,
+    // and the tree's commit check must not find the lock held by a web write.
+    tasks::tree::lock(&mut tx, job.user_id).await?;
     let Some(task) = tasks::lock_for_job(&mut tx, job.user_id, job.task_id).await? else {
         return Ok(Handled::Cancelled("task_gone"));
     };
@@ -136,7 +139,10 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) ->
     };
     // Occurrences obey the task limit like every create. The count is locked (after the task
     // row, in the lock order) so a create in a web process cannot slip past it meanwhile.
-    if tasks::count_all_locked(&mut tx, task.user_id).await? >= i64::from(max_tasks) {
+    // The next occurrence brings a fresh copy of the live subtree; they count as tasks too.
+    let below = tasks::tree::live_subtree(&mut tx, task.id).await?;
+    let adding = i64::try_from(below.len()).unwrap_or(i64::MAX).saturating_add(1);
+    if tasks::count_all_locked(&mut tx, task.user_id).await?.saturating_add(adding) > i64::from(max_tasks) {
         tasks::set_series_paused(&mut tx, task.id, Some(TASK_LIMIT)).await?;
         tx.commit().await?;
         tracing::info!(max_tasks, "series paused: the account holds its maximum of tasks");
@@ -152,9 +158,39 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) ->
     };
     tasks::set_series_paused(&mut tx, task.id, None).await?;
     task_jobs::sync(&mut tx, None, &created).await?;
+    for copy in copy_subtree(&mut tx, &task, &created, &below).await? {
+        task_jobs::sync(&mut tx, None, &copy).await?;
+    }
     tx.commit().await?;
     tracing::info!(next_task_id = %created.id, due_at = ?created.due_at, "next occurrence created");
     Ok(Handled::Done)
+}
+
+/// Inserts a fresh, open copy of `below` (the completed occurrence's live subtree, each task after
+/// its parent) under `created`, in one statement, with every time moved as the occurrence's due
+/// time moved. Made in the transaction that made the occurrence, so exactly once with it.
+async fn copy_subtree(
+    conn: &mut sqlx::PgConnection,
+    source: &tasks::Task,
+    created: &tasks::Task,
+    below: &[tasks::Task],
+) -> Result<Vec<tasks::Task>, JobError> {
+    if below.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shift = created.due_at.zip(source.due_at).map_or(chrono::TimeDelta::zero(), |(new, old)| new - old);
+    let mut copied = std::collections::HashMap::from([(source.id, created.id)]);
+    let mut rows = Vec::with_capacity(below.len());
+    for task in below {
+        let Some(parent) = task.parent_id.and_then(|p| copied.get(&p).copied()) else { continue };
+        let fields = task
+            .fields()
+            .map_err(|e| JobError::Permanent(format!("a stored subtask no longer parses: {e}")))?;
+        let id = Uuid::now_v7();
+        copied.insert(task.id, id);
+        rows.push(tasks::subtask_copy(task, fields, id, parent, created.project_id, shift));
+    }
+    Ok(tasks::insert(conn, created.user_id, &rows, None).await?)
 }
 
 /// Why a series waits: the account holds its maximum of tasks.

@@ -159,3 +159,43 @@ async fn a_batch_creating_into_a_project_never_deadlocks_with_a_write_to_that_pr
     finish(&mut completing, "COMMIT").await;
     assert_eq!(batch.await.unwrap(), 200);
 }
+
+const TREE: &str = "SELECT pg_advisory_xact_lock(task_tree_lock_key($1))";
+
+#[tokio::test]
+async fn a_write_that_sets_a_parent_takes_the_tree_lock_before_any_task_row() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "parent"})).await;
+    let child = app.create_task(&user, json!({"title": "child"})).await;
+    // Another tree write so far: the user's tree lock. Its next locks are task rows.
+    let mut other = held(&app).await;
+    run(&mut other, TREE, user.id).await;
+    let path = format!("/api/v1/tasks/{}", id(&child));
+    let reparenting = start(&app, &user.token, Method::PATCH, &path, json!({"parent_id": parent["id"]}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock_at_once(&mut other, TASK, id(&child), "the reparent holds the child").await;
+    lock_at_once(&mut other, TASK, id(&parent), "the reparent holds the parent").await;
+    finish(&mut other, "COMMIT").await;
+    assert_eq!(reparenting.await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn a_subtask_write_locks_its_parent_before_the_counter_its_count_trigger_needs() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = app.create_task(&user, json!({"title": "parent"})).await;
+    let child = app.create_task(&user, json!({"title": "child", "parent_id": parent["id"]})).await;
+    // A write to the parent so far (the worker's next occurrence, say): its row. Next, the counter.
+    let mut other = held(&app).await;
+    run(&mut other, TASK, id(&parent)).await;
+    let path = format!("/api/v1/tasks/{}/complete", id(&child));
+    let completing = start(&app, &user.token, Method::PATCH, &path, json!({"completed": true}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock_at_once(&mut other, COUNTER, user.id, "the subtask's write holds the counter").await;
+    finish(&mut other, "COMMIT").await;
+    assert_eq!(completing.await.unwrap(), 200);
+    let parent: Value =
+        app.get_as(&user.token, &format!("/api/v1/tasks/{}", id(&parent))).await.json().await.unwrap();
+    assert_eq!(parent["completed_subtask_count"], 1);
+}

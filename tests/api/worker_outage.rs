@@ -30,6 +30,8 @@ async fn create_reminder(
         recurrence_rule: None,
         recurrence_anchor: RecurrenceAnchor::Due,
         project_id: None,
+        parent_id: None,
+        position: 0,
     };
     let command = Command::Create { task, idempotency: None };
     let settings = commands::CommandSettings {

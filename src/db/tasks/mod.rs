@@ -1,6 +1,7 @@
 //! Queries on tasks. Writers pass their open transaction; readers pass the pool.
 
 mod row;
+pub mod tree;
 mod write;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use uuid::Uuid;
 
 pub use crate::domain::Task;
 pub(in crate::db) use row::{COLUMNS, TaskRow};
-pub use write::{Derived, NewTask, Series, insert, occurrence, set_completed, update};
+pub use write::{Derived, NewTask, Series, insert, occurrence, set_completed, subtask_copy, update};
 
 /// Locks these tasks of the user (live or trashed) in id order; ids that are not the user's are
 /// skipped (their operations answer 404 when they run).
@@ -142,11 +143,11 @@ pub async fn paused_with_room(
 }
 
 pub async fn move_to_trash(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
-    write_returning(conn, "deleted_at = now()", task_id).await
+    write_returning(conn, "deleted_at = now(), trashed_with = id", task_id).await
 }
 
 pub async fn restore(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
-    write_returning(conn, "deleted_at = NULL", task_id).await
+    write_returning(conn, "deleted_at = NULL, trashed_with = NULL", task_id).await
 }
 
 async fn write_returning(

@@ -7,7 +7,7 @@ use crate::domain::{Priority, RecurrenceAnchor, Task};
 
 pub(in crate::db) const COLUMNS: &str = "id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone, \
      reminder_at, recurrence_rule, recurrence_anchor, series_id, occurrence_at, series_index, next_occurrence_queued, series_start, next_occurrence_at, series_paused, \
-     project_id, deleted_at, created_at, updated_at, version";
+     project_id, parent_id, position, subtask_count, completed_subtask_count, trashed_with, deleted_at, created_at, updated_at, version";
 
 #[derive(sqlx::FromRow)]
 pub(in crate::db) struct TaskRow {
@@ -32,6 +32,11 @@ pub(in crate::db) struct TaskRow {
     pub(in crate::db) next_occurrence_at: Option<DateTime<Utc>>,
     pub(in crate::db) series_paused: Option<String>,
     pub(in crate::db) project_id: Option<Uuid>,
+    pub(in crate::db) parent_id: Option<Uuid>,
+    pub(in crate::db) position: i32,
+    pub(in crate::db) subtask_count: i32,
+    pub(in crate::db) completed_subtask_count: i32,
+    pub(in crate::db) trashed_with: Option<Uuid>,
     pub(in crate::db) deleted_at: Option<DateTime<Utc>>,
     pub(in crate::db) created_at: DateTime<Utc>,
     pub(in crate::db) updated_at: DateTime<Utc>,
@@ -63,6 +68,11 @@ impl From<TaskRow> for Task {
             series_index: r.series_index,
             next_occurrence_queued: r.next_occurrence_queued,
             project_id: r.project_id,
+            parent_id: r.parent_id,
+            position: r.position,
+            subtask_count: r.subtask_count,
+            completed_subtask_count: r.completed_subtask_count,
+            trashed_with: r.trashed_with,
             deleted_at: r.deleted_at,
             created_at: r.created_at,
             updated_at: r.updated_at,

@@ -218,6 +218,28 @@ pub fn occurrence(
     NewTask::new(id, fields, series, Derived { completed_at: None, next_occurrence_at })
 }
 
+/// A fresh open copy of `source` (a subtask of the occurrence just completed) for the next
+/// occurrence: under `parent`, in `project`, its times moved by `shift` as the occurrence's
+/// were, so reminders keep their offset.
+pub fn subtask_copy(
+    source: &Task,
+    fields: TaskFields,
+    id: Uuid,
+    parent: Uuid,
+    project: Option<Uuid>,
+    shift: chrono::TimeDelta,
+) -> NewTask {
+    let fields = TaskFields {
+        completed: false,
+        parent_id: Some(parent),
+        project_id: project,
+        due_at: source.due_at.map(|at| at + shift),
+        reminder_at: source.reminder_at.map(|at| at + shift),
+        ..fields
+    };
+    NewTask::new(id, fields, None, Derived::default())
+}
+
 /// Writes `task` over the stored task of the same id and bumps the version by one. `None` when
 /// it equals what is stored: nothing is written, so the version and `updated_at` stay and other
 /// clients' `If-Match` still holds. Reopening clears a paused series.

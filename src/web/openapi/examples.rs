@@ -65,6 +65,7 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
             "project_id": PROJECT_ID,
         }),
         "TaskPatch" => json!({"priority": "medium", "due_at": null, "tags": ["admin"]}),
+        "SubtaskList" => json!({"items": [subtask()]}),
         "CompleteRequest" => json!({"completed": true}),
         "TaskPage" => json!({
             "items": [task()],
@@ -199,11 +200,25 @@ fn task() -> Value {
         "series_id": null,
         "series_paused": null,
         "project_id": PROJECT_ID,
+        "parent_id": null,
+        "position": 0,
+        "subtask_count": 2,
+        "completed_subtask_count": 1,
         "created_at": "2027-01-10T12:00:00Z",
         "updated_at": "2027-01-10T12:00:00Z",
         "deleted_at": null,
         "version": 1,
     })
+}
+
+fn subtask() -> Value {
+    let mut subtask = task();
+    subtask["id"] = json!("0193a5f3-1d2e-7a4b-8c5d-6e7f8a9b0c1d");
+    subtask["title"] = json!("Book photo booth");
+    subtask["parent_id"] = json!(TASK_ID);
+    subtask["subtask_count"] = json!(0);
+    subtask["completed_subtask_count"] = json!(0);
+    subtask
 }
 
 fn project() -> Value {

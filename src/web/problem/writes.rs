@@ -54,6 +54,10 @@ impl From<WriteError> for ApiError {
             WriteError::InBatch { index, error } => {
                 Self::InOperation { index, error: Box::new((*error).into()) }
             }
+            // Still busy after the command waited its turn: rare, and safe to retry.
+            WriteError::TreeBusy => {
+                Self::Unavailable { reason: ProblemCode::DatabaseBusy, retry_after_secs: 1 }
+            }
             WriteError::Unexpected(what) => Self::internal(anyhow::anyhow!("unexpected outcome: {what}")),
             WriteError::Database(err) => Self::from_db(err),
             WriteError::Jobs(err) => Self::internal(err),

@@ -28,12 +28,19 @@ pub struct BulkRequest {
 }
 
 /// One operation. `op` says which; `id` names the task for every op but `create`; `if_match`
-/// (an ETag) makes it conditional, as the header does on the single-task routes.
+/// (an ETag) makes it conditional, as the header does on the single-task routes. A `create` may
+/// carry a `ref`, a name unique in the batch; a later operation's `parent_id` (in `task` or
+/// `changes`) may then be `"$"` and that name, standing for the task that create made.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct BulkOperation {
     op: BulkOpName,
+    /// For `create`: 1–50 letters, digits, `-` or `_`, unique in the batch; later operations
+    /// name the new task as `"$<ref>"` in `parent_id`.
+    #[serde(rename = "ref")]
+    #[schema(nullable = false, pattern = "^[A-Za-z0-9_-]{1,50}$")]
+    reference: Option<String>,
     #[schema(format = Uuid)]
     id: Option<String>,
     #[schema(nullable = false)]
@@ -120,9 +127,11 @@ fn parse(body: Value) -> Result<Vec<BulkOp>, ApiError> {
     }
     let mut operations = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
+    let mut refs = std::collections::HashMap::new();
     for (index, value) in raw.into_iter().enumerate() {
-        match operation(value) {
-            Ok(op) => operations.push(op),
+        match resolve_refs(value, &mut refs).and_then(|(value, made)| Ok((operation(value)?, made))) {
+            Ok((BulkOp::Create(task, _), Some(id))) => operations.push(BulkOp::Create(task, Some(id))),
+            Ok((op, _)) => operations.push(op),
             Err(invalid) => errors.extend(
                 invalid
                     .into_iter()
@@ -134,6 +143,49 @@ fn parse(body: Value) -> Result<Vec<BulkOp>, ApiError> {
 }
 
 const OP_FIELDS: &[&str] = &["op", "id", "if_match", "task", "changes", "project_id"];
+
+/// Takes an operation's `ref` out (a create's name for the task it makes, given an id here so
+/// that later operations can name it) and replaces each `"$name"` parent with the id of the
+/// earlier create of that name. Returns the operation and, for a create with a `ref`, its id.
+fn resolve_refs(
+    mut value: Value,
+    refs: &mut std::collections::HashMap<String, Uuid>,
+) -> Result<(Value, Option<Uuid>), Vec<Invalid>> {
+    let Value::Object(map) = &mut value else { return Ok((value, None)) };
+    let made = match map.remove("ref") {
+        None => None,
+        Some(_) if map.get("op") != Some(&Value::String("create".into())) => {
+            return Err(vec![Invalid::new("ref", "only a create has a ref")]);
+        }
+        Some(Value::String(name))
+            if (1..=50).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            if refs.contains_key(&name) {
+                return Err(vec![Invalid::new("ref", "is used by an earlier operation of this batch")]);
+            }
+            Some(name)
+        }
+        Some(_) => return Err(vec![Invalid::new("ref", "must be 1–50 letters, digits, - or _")]),
+    };
+    for body in ["task", "changes"] {
+        let Some(Value::String(parent)) = map.get_mut(body).and_then(|b| b.get_mut("parent_id")) else {
+            continue;
+        };
+        let Some(name) = parent.strip_prefix('$') else { continue };
+        match refs.get(name) {
+            Some(id) => *parent = id.to_string(),
+            None => {
+                return Err(vec![Invalid::new(
+                    format!("{body}.parent_id"),
+                    "names no ref of an earlier create in this batch",
+                )]);
+            }
+        }
+    }
+    let id = made.map(|name| *refs.entry(name).or_insert_with(Uuid::now_v7));
+    Ok((value, id))
+}
 
 fn operation(value: Value) -> Result<BulkOp, Vec<Invalid>> {
     let Value::Object(mut map) = value else {
@@ -164,7 +216,7 @@ fn operation(value: Value) -> Result<BulkOp, Vec<Invalid>> {
             return Err(vec![Invalid::new(*extra, "does not belong to a create; put task fields in `task`")]);
         }
         let fields = TaskForm::parse(task).and_then(TaskForm::into_fields).map_err(in_field("task"))?;
-        return Ok(BulkOp::Create(fields));
+        return Ok(BulkOp::Create(fields, None));
     }
     let id = match map.get("id") {
         Some(Value::String(id)) => {

@@ -10,7 +10,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::domain::fields::{parse_instant, parse_project};
+use crate::domain::fields::{parse_instant, parse_parent, parse_position, parse_project};
 use crate::domain::{
     Description, Invalid, Patch, Priority, RecurrenceAnchor, RecurrenceRule, Tags, TaskChanges, TaskFields,
     TimeZone, Title,
@@ -117,6 +117,10 @@ fn text(min: Option<usize>, max: Option<usize>) -> Value {
         schema["maxLength"] = json!(max);
     }
     schema
+}
+
+fn integer(min: i64, max: i64) -> Value {
+    json!({"type": "integer", "minimum": min, "maximum": max})
 }
 
 fn boolean() -> Value {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cursor::{CursorError, Cursors};
 use crate::db::task_list::{
-    self, Direction, Filter, ListSpec, ProjectFilter, Search, Shelf, SortKey, TagMode,
+    self, Direction, Filter, ListSpec, ParentFilter, ProjectFilter, Search, Shelf, SortKey, TagMode,
 };
 use crate::db::tasks::Task;
 use crate::domain::{Invalid, Priority, Tags};
@@ -35,6 +35,7 @@ const LIVE_PARAMS: &[&str] = &[
     "overdue",
     "has_due",
     "project_id",
+    "parent_id",
     "sort",
     "order",
     "limit",
@@ -72,6 +73,9 @@ pub struct ListParams {
     /// A project's id, or `inbox` for tasks in no project. Without it, tasks of archived
     /// projects are left out.
     project_id: Option<String>,
+    /// A task's id for its subtasks, or `none` for top-level tasks only. Without it, every
+    /// level is listed.
+    parent_id: Option<String>,
     /// The sort key; by default `created_at`, or relevance when `q` is given.
     #[param(value_type = Option<TaskSort>)]
     sort: Option<String>,
@@ -243,6 +247,7 @@ fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&
         overdue: keep.ok(boolean(&params, "overdue")).flatten(),
         has_due: keep.ok(boolean(&params, "has_due")).flatten(),
         project: keep.ok(project(params.one("project_id"))).unwrap_or_default(),
+        parent: keep.ok(parent(params.one("parent_id"))).unwrap_or_default(),
     };
     if let (Some(from), Some(to)) = (filter.due_from, filter.due_to)
         && from > to
@@ -338,6 +343,17 @@ fn project(raw: Option<&str>) -> Result<ProjectFilter, Invalid> {
             .parse::<Uuid>()
             .map(ProjectFilter::Project)
             .map_err(|_| Invalid::new("project_id", "must be a project id or inbox")),
+    }
+}
+
+fn parent(raw: Option<&str>) -> Result<ParentFilter, Invalid> {
+    match raw.map(str::trim) {
+        None => Ok(ParentFilter::Any),
+        Some("none") => Ok(ParentFilter::TopLevel),
+        Some(id) => id
+            .parse::<Uuid>()
+            .map(ParentFilter::Of)
+            .map_err(|_| Invalid::new("parent_id", "must be a task id or none")),
     }
 }
 

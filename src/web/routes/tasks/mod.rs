@@ -8,7 +8,7 @@ pub mod list;
 pub mod reminders;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(create)
         .service(bulk::bulk)
         .service(list::trash)
+        .service(subtasks)
         .service(get_task)
         .service(update)
         .service(replace)
@@ -98,6 +99,37 @@ pub async fn get_task(
         Some(not_modified) => Ok(not_modified),
         None => Ok(shared::task_response(200, &task)),
     }
+}
+
+/// A task's subtasks.
+#[derive(Serialize, ToSchema)]
+pub struct SubtaskList {
+    /// The live direct subtasks, in their manual order (`position`, then creation); at most 200.
+    items: Vec<Task>,
+}
+
+/// List a task's subtasks
+///
+/// The task's live (not trashed) direct subtasks, in `position` order and then in creation
+/// order. A task has at most 200, so they come in one answer. `GET /tasks?parent_id=` filters,
+/// sorts and pages them like any list.
+#[utoipa::path(
+    context_path = "/api/v1", operation_id = "listSubtasks", tag = "tasks", security(("bearer" = []), ("apiToken" = ["tasks:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The subtasks", body = SubtaskList),
+        (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/tasks/{id}/subtasks")]
+#[tracing::instrument(skip_all)]
+pub async fn subtasks(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<TaskPath>,
+) -> Result<HttpResponse, ApiError> {
+    let parent = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
+    let parent = parent.ok_or(ApiError::NotFound)?;
+    let items = tasks::tree::children(&state.pool, caller.0, parent.id).await.map_err(ApiError::from_db)?;
+    Ok(HttpResponse::Ok().json(SubtaskList { items }))
 }
 
 /// Update a task

@@ -7,6 +7,8 @@ Registers a user over REST, makes API tokens, connects the SDK's streamable HTTP
 what REST answers) and with bad input (a tool error naming the field, nothing applied); that a
 read-only token sees only read tools and cannot call a write tool; and a conversation-like
 sequence (find overdue tasks, complete two, reschedule one) that the change feed then shows.
+All of it runs twice: as the SDK connects by default (it probes `server/discover` and speaks the
+2026-07-28 revision), and with `mode="legacy"` (the `initialize` handshake, 2025-11-25).
 Each check prints one `session: ` line; the first failure raises and exits non-zero.
 """
 
@@ -21,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
 BASE = sys.argv[1].rstrip("/")
 READ_TOOLS = {"find_tasks", "get_task", "agenda", "reminder_history"}
@@ -34,7 +36,7 @@ ALL_TOOLS = READ_TOOLS | {
 def check(condition, what):
     if not condition:
         raise AssertionError(what)
-    print(f"session: {what}", flush=True)
+    print(f"session: [{MODE}] {what}", flush=True)
 
 
 def rest(method, path, token=None, body=None):
@@ -56,9 +58,12 @@ def at(hours):
     return (datetime.now(timezone.utc) + timedelta(hours=hours)).isoformat()
 
 
+MODE = "auto"
+
+
 def connect(token):
     http = create_mcp_http_client(headers={"authorization": f"Bearer {token}"})
-    return Client(streamable_http_client(f"{BASE}/mcp", http_client=http))
+    return Client(streamable_http_client(f"{BASE}/mcp", http_client=http), mode=MODE)
 
 
 async def good(client, tool, arguments):
@@ -97,8 +102,8 @@ async def main():
         return rest("GET", "/api/v1/tasks?limit=1", login)[1]["total"]
 
     async with connect(full) as client:
-        check(client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS,
-              f"connected with a token; negotiated {client.protocol_version}")
+        expected = LATEST_MODERN_VERSION if MODE == "auto" else LATEST_HANDSHAKE_VERSION
+        check(client.protocol_version == expected, f"connected with a token; negotiated {client.protocol_version}")
         tools = (await client.list_tools()).tools
         check({t.name for t in tools} == ALL_TOOLS, f"{len(tools)} tools listed")
         check(all(t.output_schema and t.description for t in tools), "every tool has an output schema and a description")
@@ -197,4 +202,7 @@ async def main():
         await good(client, "find_tasks", {})
 
 
-asyncio.run(main())
+# The SDK's default probes `server/discover` and speaks the 2026-07-28 revision; `legacy` forces
+# the `initialize` handshake the older revisions (and the TypeScript SDK 1.x) use.
+for MODE in ("auto", "legacy"):
+    asyncio.run(main())

@@ -88,8 +88,57 @@ async fn initialize_negotiates_a_supported_revision_and_notifications_are_accept
     let response = post(&app, Some(&token), &notification, &[]).await;
     assert_eq!(response.status(), 202);
     assert_eq!(rpc(&app, &token, "ping", json!({})).await["result"], json!({}));
-    let unknown = rpc(&app, &token, "server/discover", json!({})).await;
+    let unknown = rpc(&app, &token, "resources/subscribe", json!({})).await;
     assert_eq!(unknown["error"]["code"], -32601);
+}
+
+/// A 2026-07-28 request: the envelope in `_meta`, mirrored in headers.
+async fn modern(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    mut params: Value,
+    name: Option<&str>,
+) -> reqwest::Response {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+    if let Some(name) = name {
+        headers.push(("mcp-name", name));
+    }
+    post(app, Some(token), &body, &headers).await
+}
+
+#[tokio::test]
+async fn the_2026_revision_is_served_without_a_handshake() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let token = full_token(&app, &user).await;
+    let discovered: Value =
+        modern(&app, &token, "server/discover", json!({}), None).await.json().await.unwrap();
+    assert_eq!(discovered["result"]["supportedVersions"], json!(["2026-07-28"]));
+    assert_eq!(discovered["result"]["resultType"], "complete");
+    let listed: Value = modern(&app, &token, "tools/list", json!({}), None).await.json().await.unwrap();
+    assert_eq!(listed["result"]["tools"].as_array().unwrap().len(), 12);
+    assert_eq!(listed["result"]["cacheScope"], "private");
+    let call = json!({"name": "add_tasks", "arguments": {"tasks": [{"title": "From 2026"}]}});
+    let called: Value =
+        modern(&app, &token, "tools/call", call.clone(), Some("add_tasks")).await.json().await.unwrap();
+    assert_eq!(called["result"]["isError"], false, "{called}");
+    assert_eq!(called["result"]["resultType"], "complete");
+    let mismatch = modern(&app, &token, "tools/call", call, Some("delete_tasks")).await;
+    assert_eq!(mismatch.status(), 400);
+    assert_eq!(mismatch.json::<Value>().await.unwrap()["error"]["code"], -32020);
+    let unknown = modern(&app, &token, "prompts/list", json!({}), None).await;
+    assert_eq!(unknown.status(), 404);
+    // A discover probe without the envelope is refused, which sends SDKs to the handshake.
+    let probe = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}});
+    let bare = post(&app, Some(&token), &probe, &[]).await;
+    assert_eq!(bare.status(), 400);
+    assert_eq!(bare.json::<Value>().await.unwrap()["error"]["code"], -32602);
 }
 
 #[tokio::test]

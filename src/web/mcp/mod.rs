@@ -9,6 +9,7 @@
 //!
 //! Hand-written rather than on rmcp: see the README's MCP section for why.
 
+mod modern;
 mod resources;
 pub mod rpc;
 mod schema;
@@ -28,9 +29,10 @@ use crate::web::state::AppState;
 
 pub const PATH: &str = "/mcp";
 
-/// The revisions this server speaks, newest first: the handshake revisions the official SDKs
-/// (the `mcp` Python package 2.3, `@modelcontextprotocol/sdk` 1.x) offer. A client asking for
-/// another is answered with the newest, as the lifecycle section of the specification says.
+/// The handshake revisions this server speaks, newest first: what the official SDKs (the `mcp`
+/// Python package 2.3 with `mode="legacy"`, `@modelcontextprotocol/sdk` 1.32) offer in
+/// `initialize`. A client asking for another is answered with the newest, as the lifecycle
+/// section of the specification says. The 2026-07-28 revision is in `modern`.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
 /// What a request without `MCP-Protocol-Version` is taken to speak (the transport spec's rule).
 const DEFAULT_VERSION: &str = "2025-03-26";
@@ -86,6 +88,23 @@ async fn post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) ->
     let rpc::Message::Request { id, method, params } = message else {
         return HttpResponse::Accepted().insert_header(no_store()).finish();
     };
+    if modern::is_modern(&method, &params, req.headers()) {
+        if let Err(rejection) = modern::check(&method, &params, req.headers()) {
+            let status = status(rejection.status());
+            let body = rpc::error(&id, rejection.code, &rejection.message, rejection.data);
+            return HttpResponse::build(status).insert_header(no_store()).json(body);
+        }
+        let answer = match method.as_str() {
+            "server/discover" => rpc::result(&id, discover()),
+            // The handshake belongs to the older revisions.
+            "initialize" => rpc::error(&id, rpc::METHOD_NOT_FOUND, "Method not found: initialize", None),
+            _ => answer(&state, &caller, &id, &method, params).await,
+        };
+        let code = answer["error"]["code"].as_i64();
+        return HttpResponse::build(status(code.map_or(200, modern::status_of)))
+            .insert_header(no_store())
+            .json(modern::decorate(&method, answer));
+    }
     if method != "initialize"
         && let Some(version) = protocol_version(req.headers())
         && !PROTOCOL_VERSIONS.contains(&version)
@@ -135,15 +154,39 @@ async fn answer(state: &AppState, caller: &Caller, id: &Value, method: &str, par
     }
 }
 
+const INSTRUCTIONS: &str = "Manage the user's tasks and projects. Writes apply all or nothing; a tool error names the field and the rule that was broken, so correct the input and call again.";
+
+fn capabilities() -> Value {
+    json!({ "tools": { "listChanged": false }, "resources": {} })
+}
+
+fn server_info() -> Value {
+    json!({ "name": "todo", "title": "Todo", "version": env!("CARGO_PKG_VERSION") })
+}
+
 fn initialize(params: &Value) -> Value {
     let asked = params["protocolVersion"].as_str().unwrap_or(DEFAULT_VERSION);
     let version = PROTOCOL_VERSIONS.iter().find(|v| **v == asked).unwrap_or(&PROTOCOL_VERSIONS[0]);
     json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false }, "resources": {} },
-        "serverInfo": { "name": "todo", "title": "Todo", "version": env!("CARGO_PKG_VERSION") },
-        "instructions": "Manage the user's tasks and projects. Writes apply all or nothing; a tool error names the field and the rule that was broken, so correct the input and call again.",
+        "capabilities": capabilities(),
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
     })
+}
+
+/// The 2026-07-28 revision's probe: which envelope revisions are served, and what this server offers.
+fn discover() -> Value {
+    json!({
+        "supportedVersions": modern::VERSIONS,
+        "capabilities": capabilities(),
+        "serverInfo": server_info(),
+        "instructions": INSTRUCTIONS,
+    })
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
 }
 
 async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {

@@ -183,8 +183,11 @@ async fn the_transport_refuses_what_it_does_not_serve() {
 
 #[tokio::test]
 async fn credentials_and_origins_are_checked_before_anything_runs() {
-    let app =
-        TestApp::spawn_with(|s| s.server.cors_allowed_origins = vec!["https://app.example.com".into()]).await;
+    let app = TestApp::spawn_with(|s| {
+        s.server.cors_allowed_origins = vec!["https://app.example.com".into()];
+        s.server.public_url = "https://todo.example.com".into();
+    })
+    .await;
     let user = app.new_user().await;
     let token = full_token(&app, &user).await;
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
@@ -200,6 +203,20 @@ async fn credentials_and_origins_are_checked_before_anything_runs() {
     assert_eq!(response.status(), 403, "a foreign Origin (DNS rebinding)");
     let response = post(&app, Some(&token), &ping, &[("origin", "https://app.example.com")]).await;
     assert_eq!(response.status(), 200, "a configured origin");
+    let response = post(&app, Some(&token), &ping, &[("origin", "https://todo.example.com")]).await;
+    let status = response.status();
+    assert_eq!(status, 200, "the public URL: {}", response.text().await.unwrap());
+    let repeated = r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}"#;
+    let response = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(repeated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "a repeated key is malformed, as on REST routes");
 
     // A login works too, with every tool.
     let tools = rpc(&app, &user.token, "tools/list", json!({})).await;

@@ -28,8 +28,11 @@ pub struct Refused {
 }
 
 pub fn parse(body: &[u8]) -> Result<Message, Refused> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| Refused { code: PARSE_ERROR, message: "The body is not JSON." })?;
+    // A repeated key is malformed here as on every REST route: one body, one meaning.
+    let value = crate::web::json::from_slice(body).map_err(|_| Refused {
+        code: PARSE_ERROR,
+        message: "The body is not JSON, or an object in it repeats a key.",
+    })?;
     let invalid = |message| Refused { code: INVALID_REQUEST, message };
     let Value::Object(mut map) = value else {
         return Err(match value {
@@ -91,6 +94,8 @@ mod tests {
     #[test]
     fn malformed_messages_are_refused_with_the_json_rpc_code() {
         assert_eq!(parse(b"{not json").unwrap_err().code, PARSE_ERROR);
+        let repeated = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#;
+        assert_eq!(parse(repeated).unwrap_err().code, PARSE_ERROR);
         assert_eq!(parse(b"[]").unwrap_err().code, INVALID_REQUEST);
         assert_eq!(parse(br#"{"id":1,"method":"ping"}"#).unwrap_err().code, INVALID_REQUEST);
         assert_eq!(

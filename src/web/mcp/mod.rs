@@ -9,6 +9,7 @@
 //!
 //! Hand-written rather than on rmcp: see the README's MCP section for why.
 
+mod catalog;
 mod modern;
 mod resources;
 pub mod rpc;
@@ -61,6 +62,7 @@ struct Caller {
     count_here: bool,
 }
 
+#[tracing::instrument(skip_all)]
 async fn post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     if !origin_allowed(req.headers(), &state) {
         return transport_error(StatusCode::FORBIDDEN, "The Origin of this request is not allowed.");
@@ -142,7 +144,7 @@ async fn answer(state: &AppState, caller: &Caller, id: &Value, method: &str, par
         }
         ("initialize", Ok(())) => rpc::result(id, initialize(&params)),
         ("ping", Ok(())) => rpc::result(id, json!({})),
-        ("tools/list", Ok(())) => rpc::result(id, json!({ "tools": tools::listed(&caller.scopes) })),
+        ("tools/list", Ok(())) => rpc::result(id, json!({ "tools": catalog::listed(&caller.scopes) })),
         ("resources/list", Ok(())) => rpc::result(id, json!({ "resources": [] })),
         ("resources/templates/list", Ok(())) => {
             rpc::result(id, json!({ "resourceTemplates": resources::templates(&caller.scopes) }))

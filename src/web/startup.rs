@@ -163,6 +163,10 @@ fn cors(origins: &[String]) -> Cors {
             header::IF_NONE_MATCH,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
+            // What MCP clients send to `/mcp` (from the origins listed here only).
+            header::HeaderName::from_static("mcp-protocol-version"),
+            header::HeaderName::from_static("mcp-method"),
+            header::HeaderName::from_static("mcp-name"),
         ])
         // A page reads only the safelisted response headers unless listed here: these are the
         // others the API sends for clients to act on.

@@ -203,6 +203,18 @@ async fn credentials_and_origins_are_checked_before_anything_runs() {
     assert_eq!(response.status(), 403, "a foreign Origin (DNS rebinding)");
     let response = post(&app, Some(&token), &ping, &[("origin", "https://app.example.com")]).await;
     assert_eq!(response.status(), 200, "a configured origin");
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/mcp"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type, mcp-protocol-version")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "a browser client at a configured origin may send MCP headers");
+    let allowed = preflight.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("mcp-protocol-version"), "{allowed}");
     let response = post(&app, Some(&token), &ping, &[("origin", "https://todo.example.com")]).await;
     let status = response.status();
     assert_eq!(status, 200, "the public URL: {}", response.text().await.unwrap());

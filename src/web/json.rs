@@ -49,6 +49,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// Parses JSON text by the same rule, for doors that read a body themselves (MCP).
+pub fn from_slice(body: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<UniqueKeys>(body).map(|UniqueKeys(value)| value)
+}
+
 /// Any JSON value, refused if an object in it repeats a key.
 struct UniqueKeys(Value);
 

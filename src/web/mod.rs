@@ -8,6 +8,7 @@ pub mod events;
 pub mod extractors;
 pub mod json;
 mod listener;
+pub mod mcp;
 mod methods;
 pub mod openapi;
 pub mod pages;

@@ -274,6 +274,48 @@ impl ApiError {
     }
 }
 
+/// What a problem says, for doors that answer in their own format (MCP tool errors): the
+/// status, code, detail, field errors (a batch's under `operations[i].`), the failed batch
+/// operation and `Retry-After`. An internal error is logged here, as a response would log it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemSummary {
+    pub status: u16,
+    pub code: ProblemCode,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn summary(&self) -> ProblemSummary {
+        if let Self::Internal(err) = self {
+            let context = RequestContext::current();
+            tracing::error!(request_id = %context.request_id, error = ?ErrorChain(err), "internal error");
+        }
+        ProblemSummary {
+            status: self.status_code().as_u16(),
+            code: self.code(),
+            detail: self.detail(),
+            errors: self.field_errors(),
+            operation: match self {
+                Self::InOperation { index, .. } => Some(*index),
+                _ => None,
+            },
+            retry_after_secs: self.retry_after(),
+            required_scope: match self {
+                Self::InsufficientScope { needs } => needs.map(Scope::as_str),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The wire shape, also used for the OpenAPI document.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {

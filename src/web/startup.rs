@@ -116,6 +116,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .configure(routes::ops::configure)
             // Pages behind links in emails: HTML for people, outside the JSON API.
             .configure(super::pages::configure)
+            // The Model Context Protocol door for agents: JSON-RPC, outside the REST document.
+            .configure(super::mcp::configure)
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", openapi.clone()))
             // API answers carry tokens and personal data: no shared or browser cache may keep them.
@@ -161,6 +163,10 @@ fn cors(origins: &[String]) -> Cors {
             header::IF_NONE_MATCH,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
+            // What MCP clients send to `/mcp` (from the origins listed here only).
+            header::HeaderName::from_static("mcp-protocol-version"),
+            header::HeaderName::from_static("mcp-method"),
+            header::HeaderName::from_static("mcp-name"),
         ])
         // A page reads only the safelisted response headers unless listed here: these are the
         // others the API sends for clients to act on.

@@ -17,6 +17,7 @@ mod http_methods;
 mod json_bodies;
 mod lock_order;
 mod mail_links;
+mod mcp;
 mod memory_bounds;
 mod ops;
 mod private_pg;

@@ -48,6 +48,24 @@ pub async fn authenticate(
     method: &Method,
     needs: Needs,
 ) -> Result<AuthUser, ApiError> {
+    let (user, scopes) = authenticate_scoped(state, token, Some(method)).await?;
+    match needs {
+        Needs::Scope(scope) if !scopes.contains(scope) => {
+            Err(ApiError::InsufficientScope { needs: Some(scope) })
+        }
+        Needs::Scope(_) => Ok(user),
+        Needs::Login | Needs::Public => Err(ApiError::InsufficientScope { needs: None }),
+    }
+}
+
+/// The caller behind a good API token, and the scopes it carries: for doors that check a scope
+/// per operation themselves (MCP checks one per tool). With a `method`, the request is counted
+/// against the user's rate limits as a request of that method; without, the caller counts it.
+pub async fn authenticate_scoped(
+    state: &AppState,
+    token: &str,
+    method: Option<&Method>,
+) -> Result<(AuthUser, Scopes), ApiError> {
     let selector = api_token::selector(token).ok_or(unauthorized(ProblemCode::TokenInvalid))?;
     let stored = api_tokens::find_by_selector(&state.pool, selector).await.map_err(ApiError::from_db)?;
     let stored = stored
@@ -62,22 +80,18 @@ pub async fn authenticate(
     }
     tracing::Span::current().record("user_id", tracing::field::display(stored.user_id));
     // A token's requests are its user's: they share one budget, refused ones included.
-    state.rate_limits.check_user(stored.user_id, method)?;
-    match needs {
-        Needs::Scope(scope) if !Scopes::from_stored(&stored.scopes).contains(scope) => {
-            return Err(ApiError::InsufficientScope { needs: Some(scope) });
-        }
-        Needs::Scope(_) => {}
-        Needs::Login | Needs::Public => return Err(ApiError::InsufficientScope { needs: None }),
+    if let Some(method) = method {
+        state.rate_limits.check_user(stored.user_id, method)?;
     }
     // At most one write a minute per token, however busy it is.
     let stale = stored.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1));
     if stale && let Err(err) = api_tokens::touch(&state.pool, stored.id).await {
         tracing::warn!(%err, "could not record an API token's use");
     }
-    Ok(AuthUser {
+    let user = AuthUser {
         id: stored.user_id,
         token_id: api_tokens::token_key(stored.id),
         expires_at: stored.expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
-    })
+    };
+    Ok((user, Scopes::from_stored(&stored.scopes)))
 }

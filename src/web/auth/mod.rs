@@ -9,7 +9,7 @@ pub mod password;
 pub mod scope;
 pub mod tokens;
 
-pub use extractor::{AuthUser, ClientIp};
+pub use extractor::{AuthUser, ClientIp, bearer};
 pub use password::PasswordHashing;
 pub use tokens::TokenKeys;
 

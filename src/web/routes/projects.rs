@@ -60,6 +60,13 @@ pub struct ProjectPatch {
     archived: Patch<bool>,
 }
 
+/// A new project's body into its fields, by the rules `createProject` applies (MCP's
+/// `add_project` too).
+pub fn parse_input(body: Value) -> Result<ProjectFields, ApiError> {
+    let input: ProjectInput = serde_json::from_value(body).map_err(|e| data_error(&e))?;
+    input.parse()
+}
+
 impl ProjectInput {
     fn parse(self) -> Result<ProjectFields, ApiError> {
         let mut errors = Vec::new();
@@ -178,8 +185,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idempotency = shared::idempotency(req.headers(), "create-project", &body)?;
-    let input: ProjectInput = serde_json::from_value(body).map_err(|e| data_error(&e))?;
-    let project = input.parse()?;
+    let project = parse_input(body)?;
     let outcome = state.actors.execute(caller.0, Command::CreateProject { project, idempotency }).await?;
     Ok(shared::project_outcome_response(outcome))
 }

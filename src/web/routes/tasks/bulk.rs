@@ -108,7 +108,9 @@ pub async fn bulk(
     Ok(shared::outcome_response(outcome))
 }
 
-fn parse(body: Value) -> Result<Vec<BulkOp>, ApiError> {
+/// A bulk body into its operations, every problem named `operations[i].field`; MCP's batch
+/// tools build the same body and parse it here, so their rules are bulk's.
+pub fn parse(body: Value) -> Result<Vec<BulkOp>, ApiError> {
     let invalid = |field: &str, message: &str| ApiError::field(field, message);
     let Value::Object(mut map) = body else {
         return Err(invalid("body", "must be a JSON object with `operations`"));

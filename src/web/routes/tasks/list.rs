@@ -131,13 +131,13 @@ fn closed<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
 
 #[derive(Serialize, ToSchema)]
 pub struct TaskPage {
-    items: Vec<Task>,
+    pub items: Vec<Task>,
     /// How many tasks match in all.
-    total: i64,
-    limit: i64,
-    offset: i64,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
     /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// List, search and filter tasks
@@ -189,6 +189,17 @@ async fn respond(
     shelf: Shelf,
     pairs: &[(String, String)],
 ) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(page(state, user, shelf, pairs).await?))
+}
+
+/// One page of the list, from parameters as the query string gives them: the list's rules for
+/// every door that lists tasks (MCP's `find_tasks` and `agenda` too).
+pub async fn page(
+    state: &AppState,
+    user: Uuid,
+    shelf: Shelf,
+    pairs: &[(String, String)],
+) -> Result<TaskPage, ApiError> {
     let (mut spec, cursor) = parse(pairs, shelf)?;
     let cursors = Cursors::new(&state.settings.auth.jwt_secret);
     let fingerprint = Cursors::fingerprint(&format!(
@@ -203,13 +214,13 @@ async fn respond(
     }
     let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
     let page = task_list::list(&mut conn, user, &spec).await.map_err(ApiError::from_db)?;
-    Ok(HttpResponse::Ok().json(TaskPage {
+    Ok(TaskPage {
         items: page.items,
         total: page.total,
         limit: spec.limit,
         offset: spec.offset,
         next_cursor: page.next.map(|after| cursors.seal(&fingerprint, &after)),
-    }))
+    })
 }
 
 fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&str>), ApiError> {

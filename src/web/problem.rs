@@ -52,6 +52,7 @@ pub enum ProblemCode {
     TaskLimitReached,
     ProjectLimitReached,
     TokenLimitReached,
+    CalendarFeedLimitReached,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PreconditionFailed,

@@ -116,6 +116,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .configure(routes::ops::configure)
             // Pages behind links in emails: HTML for people, outside the JSON API.
             .configure(super::pages::configure)
+            // Calendar feeds: public, the secret in the address is the credential.
+            .configure(routes::calendar::configure)
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", openapi.clone()))
             // API answers carry tokens and personal data: no shared or browser cache may keep them.

@@ -277,3 +277,25 @@ async fn feeds_are_managed_with_the_account_scope_only() {
     assert_problem(refused, 403, "insufficient_scope").await;
     assert_eq!(app.get_as(&reader, "/api/v1/calendar-feeds").await.status(), 403);
 }
+
+#[tokio::test]
+async fn fetching_a_feed_counts_against_its_owners_read_rate_limit() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limit.enabled = true;
+        s.rate_limit.user_reads_per_minute = 3;
+    })
+    .await;
+    let user = app.new_user().await;
+    let (path, _) = feed(&app, &user, json!({})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = app.get(&path).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            break;
+        }
+    }
+    assert_eq!(statuses.first(), Some(&200), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}

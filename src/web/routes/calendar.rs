@@ -5,6 +5,7 @@
 //!   `?component=vtodo`: a VTODO per open, untrashed task.
 //! - At most [`MAX_TASKS`] tasks, the earliest due first; at most [`CONCURRENT_BUILDS`] feeds are
 //!   read and written at once on a process, so memory stays bounded (a full feed is a few MB).
+//! - Each fetch counts against the owner's read rate limit (429 with `Retry-After`).
 //! - `ETag` is the owner's change number (any change to any of their tasks moves it) with the
 //!   component and the output's format version; read with the tasks in one snapshot, so the tag
 //!   always names the body it comes with. `If-None-Match` answers 304 before any task is read.
@@ -12,6 +13,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use tokio::sync::Semaphore;
@@ -50,21 +52,24 @@ async fn feed(
 ) -> Result<HttpResponse, ApiError> {
     let digest = file.strip_suffix(".ics").and_then(lookup_digest).ok_or(ApiError::NotFound)?;
     let component = component(req.query_string())?;
+    let feed = calendar_feeds::find_by_digest(&state.pool, &digest)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or(ApiError::NotFound)?;
+    // A feed's reads count against its owner's read budget, as their API reads do.
+    state.rate_limits.check_user(feed.user_id, &Method::GET)?;
     let _slot = tokio::time::timeout(BUILD_WAIT, BUILDS.acquire())
         .await
         .ok()
         .and_then(Result::ok)
         .ok_or(ApiError::Unavailable { reason: ProblemCode::Overloaded, retry_after_secs: 5 })?;
 
+    // The change number and the tasks from one snapshot: the tag names the body it comes with.
     let mut tx = state.pool.begin().await.map_err(ApiError::from_db)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await
         .map_err(ApiError::from_db)?;
-    let feed = calendar_feeds::find_by_digest(&mut *tx, &digest)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::NotFound)?;
     let seq = calendar_feeds::change_number(&mut *tx, feed.user_id).await.map_err(ApiError::from_db)?;
     let tag = match component {
         Component::Event => "e",

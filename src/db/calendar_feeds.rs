@@ -149,24 +149,39 @@ pub struct FeedScope {
     pub project_id: Option<Uuid>,
     /// Only tasks with a due time (events), or every open task (to-dos).
     pub due_only: bool,
-    pub limit: i64,
 }
 
-/// The open, untrashed tasks a feed shows: the `limit` with the earliest due time (overdue
-/// first), then, for to-dos, those without one; ties by id, so the same data reads the same.
-pub async fn tasks(conn: impl PgExecutor<'_>, scope: FeedScope) -> Result<Vec<Task>, sqlx::Error> {
+/// Where the previous page ended: its last task's due time (`None`: it had none) and id.
+pub type After = (Option<DateTime<Utc>>, Uuid);
+
+/// A page of the open, untrashed tasks a feed shows, in the feed's order: the earliest due time
+/// first (overdue ones first), then, for to-dos, those without one; ties by id, so the same data
+/// reads the same. Read the pages in one REPEATABLE READ transaction to see one snapshot.
+pub async fn tasks_page(
+    conn: impl PgExecutor<'_>,
+    scope: FeedScope,
+    after: Option<After>,
+    limit: i64,
+) -> Result<Vec<Task>, sqlx::Error> {
+    let (after_due, after_id) = after.map_or((None, None), |(due, id)| (due, Some(id)));
     let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TASK_COLUMNS} FROM tasks
           WHERE user_id = $1 AND deleted_at IS NULL AND NOT completed
             AND ($2::uuid IS NULL OR project_id = $2)
             AND (NOT $3 OR due_at IS NOT NULL)
+            AND ($5::uuid IS NULL
+                 OR ($4::timestamptz IS NOT NULL
+                     AND (due_at > $4 OR (due_at = $4 AND id > $5) OR due_at IS NULL))
+                 OR ($4::timestamptz IS NULL AND due_at IS NULL AND id > $5))
           ORDER BY due_at ASC NULLS LAST, id
-          LIMIT $4"
+          LIMIT $6"
     )))
     .bind(scope.user_id)
     .bind(scope.project_id)
     .bind(scope.due_only)
-    .bind(scope.limit)
+    .bind(after_due)
+    .bind(after_id)
+    .bind(limit)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Task::from).collect())

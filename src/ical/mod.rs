@@ -31,32 +31,73 @@ pub struct Calendar<'a> {
     pub refresh: &'a str,
 }
 
-/// The whole VCALENDAR for `tasks`.
-pub fn calendar(cal: &Calendar<'_>, component: Component, tasks: &[Task], ctx: &Context<'_>) -> String {
-    let mut spans = ZoneSpans::new();
-    for task in tasks {
-        task::note_zones(task, &mut spans);
+/// Builds a VCALENDAR a task at a time: components go into the body as they come (so the tasks
+/// need not all be in memory at once), and the VTIMEZONEs they need are written ahead of them
+/// at the end.
+#[derive(Debug)]
+pub struct CalendarWriter {
+    component: Component,
+    body: Writer,
+    spans: ZoneSpans,
+}
+
+impl CalendarWriter {
+    pub fn new(component: Component) -> Self {
+        Self { component, body: Writer::new(), spans: ZoneSpans::new() }
     }
-    let mut w = Writer::new();
-    w.begin("VCALENDAR");
-    w.raw("VERSION", "2.0");
-    w.text("PRODID", PRODID);
-    w.raw("CALSCALE", "GREGORIAN");
-    w.text("NAME", cal.name);
-    w.text("X-WR-CALNAME", cal.name);
-    w.with_params("REFRESH-INTERVAL", &[("VALUE", "DURATION")], cal.refresh);
-    w.raw("X-PUBLISHED-TTL", cal.refresh);
-    spans.write(&mut w);
-    for task in tasks {
-        match component {
+
+    pub fn add(&mut self, task: &Task, ctx: &Context<'_>) {
+        match self.component {
             Component::Event => {
-                task::write_vevent(&mut w, task, ctx);
+                if task::write_vevent(&mut self.body, task, ctx) {
+                    task::note_zones(task, &mut self.spans);
+                }
             }
-            Component::Todo => task::write_vtodo(&mut w, task, ctx),
+            Component::Todo => {
+                task::write_vtodo(&mut self.body, task, ctx);
+                task::note_zones(task, &mut self.spans);
+            }
         }
     }
-    w.end("VCALENDAR");
-    w.finish()
+
+    /// Octets of components written so far.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The whole calendar. Making the VTIMEZONEs takes a scan of the tz database per zone used:
+    /// run it off the async threads.
+    pub fn finish(self, cal: &Calendar<'_>) -> String {
+        let mut w = Writer::new();
+        w.begin("VCALENDAR");
+        w.raw("VERSION", "2.0");
+        w.text("PRODID", PRODID);
+        w.raw("CALSCALE", "GREGORIAN");
+        w.text("NAME", cal.name);
+        w.text("X-WR-CALNAME", cal.name);
+        w.with_params("REFRESH-INTERVAL", &[("VALUE", "DURATION")], cal.refresh);
+        w.raw("X-PUBLISHED-TTL", cal.refresh);
+        self.spans.write(&mut w);
+        let mut out = w.finish();
+        out.push_str(&self.body.finish());
+        let mut end = Writer::new();
+        end.end("VCALENDAR");
+        out.push_str(&end.finish());
+        out
+    }
+}
+
+/// The whole VCALENDAR for `tasks`.
+pub fn calendar(cal: &Calendar<'_>, component: Component, tasks: &[Task], ctx: &Context<'_>) -> String {
+    let mut writer = CalendarWriter::new(component);
+    for task in tasks {
+        writer.add(task, ctx);
+    }
+    writer.finish(cal)
 }
 
 #[cfg(test)]

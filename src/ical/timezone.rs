@@ -10,7 +10,7 @@ use chrono_tz::{OffsetComponents, OffsetName, Tz};
 use super::write::{Writer, local_value};
 
 /// The longest span one VTIMEZONE covers; uses outside it fall back to the nearest observance.
-const MAX_SPAN_DAYS: i64 = 366 * 30;
+const MAX_SPAN_DAYS: i64 = 366 * 10;
 
 /// The instants each time zone of a calendar is used at, to know which changes to describe.
 #[derive(Debug, Default)]

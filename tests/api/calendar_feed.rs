@@ -299,3 +299,41 @@ async fn fetching_a_feed_counts_against_its_owners_read_rate_limit() {
     assert_eq!(statuses.first(), Some(&200), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_feed_larger_than_a_page_holds_every_task_once_across_ties_and_tasks_without_due_times() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    // 450 tasks on three due times (ties across page ends), then 200 with none: the first page of
+    // to-dos (500) ends among those without a due time.
+    let dues = ["2027-01-01T10:00:00Z", "2027-01-02T10:00:00Z", "2027-01-03T10:00:00Z"];
+    for chunk in 0..7 {
+        let operations: Vec<Value> = (0..100)
+            .map(|i| chunk * 100 + i)
+            .filter(|n| *n < 650)
+            .map(|n| {
+                let mut task = json!({"title": format!("task {n}")});
+                if n < 450 {
+                    task["due_at"] = json!(dues[n % 3]);
+                }
+                json!({"op": "create", "task": task})
+            })
+            .collect();
+        if operations.is_empty() {
+            break;
+        }
+        let body = json!({"operations": operations});
+        let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let (path, _) = feed(&app, &user, json!({})).await;
+    let uids = |lines: &[String]| {
+        let uids: std::collections::BTreeSet<String> =
+            lines.iter().filter(|l| l.starts_with("UID:")).cloned().collect();
+        (uids.len(), lines.iter().filter(|l| l.starts_with("UID:")).count())
+    };
+    let events = lines(&app, &path).await;
+    assert_eq!(uids(&events), (450, 450), "each task with a due time once");
+    let todos = lines(&app, &format!("{path}?component=vtodo")).await;
+    assert_eq!(uids(&todos), (650, 650), "every open task once");
+}

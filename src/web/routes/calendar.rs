@@ -3,8 +3,9 @@
 //!
 //! - Default: a VEVENT per open, untrashed task with a due time (see `crate::ical::task`).
 //!   `?component=vtodo`: a VTODO per open, untrashed task.
-//! - At most [`MAX_TASKS`] tasks, the earliest due first; at most [`CONCURRENT_BUILDS`] feeds are
-//!   read and written at once on a process, so memory stays bounded (a full feed is a few MB).
+//! - At most [`MAX_TASKS`] tasks, the earliest due first, and [`MAX_BYTES`] of components, read
+//!   [`PAGE`] at a time; at most [`CONCURRENT_BUILDS`] feeds are built at once on a process, so
+//!   memory stays bounded (about 8 MB and a page of rows per build).
 //! - Each fetch counts against the owner's read rate limit (429 with `Retry-After`).
 //! - `ETag` is the owner's change number (any change to any of their tasks moves it) with the
 //!   component and the output's format version; read with the tasks in one snapshot, so the tag
@@ -20,13 +21,18 @@ use tokio::sync::Semaphore;
 
 use crate::commands::calendar_feeds::lookup_digest;
 use crate::db::calendar_feeds::{self, FeedScope};
-use crate::ical::{self, Calendar, Component, Context};
+use crate::ical::{Calendar, CalendarWriter, Component, Context};
+use crate::stepping::off_thread;
 use crate::web::problem::{ApiError, ProblemCode};
 use crate::web::routes::shared::not_modified;
 use crate::web::state::AppState;
 
 /// Tasks one feed shows at most.
 pub const MAX_TASKS: i64 = 5_000;
+/// Octets of components one feed holds at most: past it, later tasks are left out.
+pub const MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Tasks read at a time.
+const PAGE: i64 = 500;
 /// Feeds built at once on one process.
 const CONCURRENT_BUILDS: usize = 4;
 /// How long a request waits for a build slot before a 503.
@@ -83,20 +89,43 @@ async fn feed(
         user_id: feed.user_id,
         project_id: feed.project_id,
         due_only: component == Component::Event,
-        limit: MAX_TASKS,
     };
-    let tasks = calendar_feeds::tasks(&mut *tx, scope).await.map_err(ApiError::from_db)?;
-    tx.commit().await.map_err(ApiError::from_db)?;
-
     let host = state.settings.public_url().map_err(ApiError::Internal)?;
     let host = url::Url::parse(host.as_str()).ok().and_then(|u| u.host_str().map(str::to_owned));
     let host = host.unwrap_or_else(|| "localhost".to_owned());
-    let body = crate::stepping::off_thread(move || {
-        let cal = Calendar { name: &feed.name, refresh: REFRESH };
-        ical::calendar(&cal, component, &tasks, &Context { uid_host: &host })
-    })
-    .await
-    .map_err(|err| ApiError::Internal(err.into()))?;
+
+    // A page of tasks at a time, each written off the async threads, so neither the rows nor
+    // the CPU of a large feed weigh on the process at once.
+    let mut writer = CalendarWriter::new(component);
+    let (mut read, mut after) = (0, None);
+    while read < MAX_TASKS && writer.len() < MAX_BYTES {
+        let limit = PAGE.min(MAX_TASKS - read);
+        let page =
+            calendar_feeds::tasks_page(&mut *tx, scope, after, limit).await.map_err(ApiError::from_db)?;
+        read += page.len() as i64;
+        after = page.last().map(|t| (t.due_at, t.id));
+        let full = page.len() as i64 == limit;
+        let host = host.clone();
+        writer = off_thread(move || {
+            let ctx = Context { uid_host: &host };
+            for task in &page {
+                if writer.len() >= MAX_BYTES {
+                    break;
+                }
+                writer.add(task, &ctx);
+            }
+            writer
+        })
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?;
+        if !full {
+            break;
+        }
+    }
+    tx.commit().await.map_err(ApiError::from_db)?;
+    let body = off_thread(move || writer.finish(&Calendar { name: &feed.name, refresh: REFRESH }))
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?;
     let response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/calendar; charset=utf-8"))
         .insert_header((header::CONTENT_DISPOSITION, "inline; filename=\"tasks.ics\""))

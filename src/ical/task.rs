@@ -172,7 +172,8 @@ pub fn write_vtodo(w: &mut Writer, task: &Task, ctx: &Context<'_>) {
         };
         if let Some(rule) = task.recurrence_rule.as_deref() {
             write_when(w, "DTSTART", &when);
-            w.raw("RRULE", &remaining_rule(rule, task.series_index));
+            let all_day = matches!(when, When::Date(_));
+            w.raw("RRULE", &remaining_rule(rule, task.series_index, all_day));
         }
         write_when(w, "DUE", &when);
     }
@@ -181,13 +182,23 @@ pub fn write_vtodo(w: &mut Writer, task: &Task, ctx: &Context<'_>) {
 }
 
 /// The rule from this occurrence on: a COUNT counts from the series' first occurrence, so the
-/// occurrences already made are taken off it.
-pub fn remaining_rule(rule: &str, series_index: Option<i32>) -> String {
+/// occurrences already made are taken off it. An UNTIL takes the form RFC 5545 asks for beside
+/// the DTSTART written: a DATE beside an all-day one, a UTC DATE-TIME (the day's last second,
+/// for a bare date) beside a timed one.
+pub fn remaining_rule(rule: &str, series_index: Option<i32>, all_day: bool) -> String {
     let done = i64::from(series_index.unwrap_or(1).max(1) - 1);
     rule.split(';')
-        .map(|part| match part.strip_prefix("COUNT=").and_then(|n| n.parse::<i64>().ok()) {
-            Some(count) => format!("COUNT={}", (count - done).max(1)),
-            None => part.to_owned(),
+        .map(|part| {
+            if let Some(count) = part.strip_prefix("COUNT=").and_then(|n| n.parse::<i64>().ok()) {
+                return format!("COUNT={}", (count - done).max(1));
+            }
+            match part.strip_prefix("UNTIL=") {
+                Some(until) if all_day && until.len() > 8 && until.is_char_boundary(8) => {
+                    format!("UNTIL={}", &until[..8])
+                }
+                Some(until) if !all_day && until.len() == 8 => format!("UNTIL={until}T235959Z"),
+                _ => part.to_owned(),
+            }
         })
         .collect::<Vec<_>>()
         .join(";")
@@ -315,6 +326,24 @@ pub(crate) mod tests {
         assert!(out.contains("DUE;TZID=America/New_York:20270301T090000\r\n"));
         assert!(out.contains("RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=8\r\n"));
         assert!(out.contains("TRIGGER;RELATED=END:-PT15M\r\n"));
+    }
+
+    #[test]
+    fn a_rule_keeps_the_count_left_and_an_until_in_the_form_its_dtstart_needs() {
+        assert_eq!(remaining_rule("FREQ=DAILY;COUNT=5", Some(1), false), "FREQ=DAILY;COUNT=5");
+        assert_eq!(remaining_rule("FREQ=DAILY;COUNT=5", Some(9), false), "FREQ=DAILY;COUNT=1");
+        assert_eq!(
+            remaining_rule("FREQ=DAILY;UNTIL=20270301T100000Z", None, true),
+            "FREQ=DAILY;UNTIL=20270301"
+        );
+        assert_eq!(
+            remaining_rule("FREQ=DAILY;UNTIL=20270301", None, false),
+            "FREQ=DAILY;UNTIL=20270301T235959Z"
+        );
+        assert_eq!(
+            remaining_rule("FREQ=DAILY;UNTIL=20270301T100000Z", None, false),
+            "FREQ=DAILY;UNTIL=20270301T100000Z"
+        );
     }
 
     #[test]

@@ -81,7 +81,8 @@ fn write_when(w: &mut Writer, name: &str, when: &When) {
 /// Notes every instant `task` will write in its zone, for the VTIMEZONEs.
 pub fn note_zones(task: &Task, spans: &mut ZoneSpans) {
     let tz = zone(task);
-    if let Some(due) = task.due_at {
+    // An all-day task is written as DATEs, which need no zone.
+    if let Some(due) = task.due_at.filter(|due| !is_all_day(*due, tz)) {
         spans.note(tz, due);
         spans.note(tz, due + EVENT_LENGTH);
         if task.recurrence_rule.is_some() {

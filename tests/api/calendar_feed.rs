@@ -219,6 +219,9 @@ async fn a_project_feed_shows_only_that_project_and_ends_with_it() {
         let problem = assert_problem(create(&app, &user, bad).await, 422, "validation_failed").await;
         assert_eq!(problem["errors"][0]["field"], "project_id");
     }
+    let blank =
+        assert_problem(create(&app, &user, json!({"name": "  "})).await, 422, "validation_failed").await;
+    assert_eq!(blank["errors"][0]["field"], "name");
     let (path, _) = feed(&app, &user, json!({"project_id": work})).await;
     let lines = lines(&app, &path).await;
     assert!(has(&lines, "SUMMARY:In work") && !has(&lines, "SUMMARY:In inbox"));

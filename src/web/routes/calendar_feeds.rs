@@ -110,6 +110,8 @@ pub async fn create_feed(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    // Before the feed exists: without an origin to show, no feed is made.
+    let public_url = state.settings.public_url().map_err(ApiError::Internal)?;
     let secret = command::generate();
     let new = NewFeed {
         user_id: user.id,
@@ -131,7 +133,6 @@ pub async fn create_feed(
     })?;
     let request_id = RequestContext::current().request_id;
     tracing::info!(target: "audit", event = "calendar_feed_created", user_id = %user.id, feed_id = %feed.id, ip = %ip.0, %request_id);
-    let public_url = state.settings.public_url().map_err(ApiError::Internal)?;
     let created = CreatedFeed {
         url: public_url.join(&format!("/calendar/{}.ics", secret.secret.expose_secret())),
         id: feed.id,

@@ -145,7 +145,7 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
         "CreatedFeed" => {
             let mut created = calendar_feed();
             created["url"] = json!(
-                "https://todo.example.com/calendar/todo_cal_Qm9vc3RlZCBieSB0aGUgY2FsZW5kYXIgZmVlZCBleGFtcGxl.ics"
+                "https://todo.example.com/calendar/todo_cal_Qm9vc3RlZCBieSB0aGUgY2FsZW5kYXIgZmVlZCBleGF.ics"
             );
             created
         }
@@ -159,7 +159,7 @@ fn calendar_feed() -> Value {
         "id": "0193a5f4-5e6f-7b21-c3d4-8e9f0a1b2c3d",
         "name": "Work tasks",
         "project_id": PROJECT_ID,
-        "hint": "todo_cal_…xbGU",
+        "hint": "todo_cal_…leGF",
         "created_at": "2026-12-07T09:00:00Z",
     })
 }

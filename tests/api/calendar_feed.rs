@@ -81,6 +81,9 @@ async fn a_feed_is_created_listed_without_its_secret_and_revoked_into_a_bare_404
 
     let lines = lines(&app, &path).await;
     assert!(has(&lines, "X-WR-CALNAME:My tasks") && has(&lines, "VERSION:2.0"));
+    // Read-only: no other method is served there.
+    let post = app.client.request(Method::POST, app.url(&path)).send().await.unwrap();
+    assert_eq!(post.status(), 404);
     // No other credential is needed, and the stored digest is not the secret.
     let stored: Vec<u8> =
         sqlx::query_scalar("SELECT digest FROM calendar_feeds").fetch_one(&app.pool).await.unwrap();

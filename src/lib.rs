@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod email;
+pub mod ical;
 pub mod jobs;
 pub mod links;
 pub mod metrics;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod api_tokens;
 mod bulk;
+pub mod calendar_feeds;
 mod errors;
 mod projects;
 mod tasks;

@@ -138,11 +138,10 @@ pub(super) async fn create_in_one_statement(
     task: &TaskFields<Option<TimeZone>>,
 ) -> Result<Outcome, WriteError> {
     // Without a rule the zone plays no part in the checks, so any stands in for the owner's,
-    // which the statement itself reads.
-    let row = NewTask {
-        owner_zone: true,
-        ..new_task(task.clone().with_default_timezone(TimeZone::UTC), None).await?
-    };
+    // which the statement itself reads when the request named none.
+    let owner_zone = task.timezone.is_none();
+    let row =
+        NewTask { owner_zone, ..new_task(task.clone().with_default_timezone(TimeZone::UTC), None).await? };
     let mut conn = pool.acquire().await?;
     let max = settings.max_tasks_per_user;
     if let Some(created) = tasks::insert(&mut conn, user, &[row], Some(max)).await?.pop() {

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 mod account;
 mod agenda;
 mod api_token;
+mod calendar_feed;
 pub mod fields;
 #[cfg(test)]
 mod fuzz;
@@ -19,6 +20,7 @@ mod view;
 pub use account::{DisplayName, Email, Password};
 pub use agenda::AgendaTime;
 pub use api_token::{Scope, Scopes, TokenName, token_expiry};
+pub use calendar_feed::FeedName;
 pub use fields::{TaskChanges, TaskFields};
 pub use patch::Patch;
 pub use project::{Color, Position, ProjectName};

@@ -54,6 +54,7 @@ pub enum ProblemCode {
     TokenLimitReached,
     WebhookLimitReached,
     WebhookDisabled,
+    CalendarFeedLimitReached,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     PreconditionFailed,

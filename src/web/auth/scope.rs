@@ -91,6 +91,7 @@ mod tests {
         assert_eq!(scoped(Method::GET, "/api/v1/users/{user_id}/changes"), Needs::Scope(Scope::TasksRead));
         assert_eq!(scoped(Method::DELETE, "/api/v1/projects/{id}"), Needs::Scope(Scope::ProjectsWrite));
         assert_eq!(scoped(Method::GET, "/api/v1/users/me"), Needs::Scope(Scope::Account));
+        assert_eq!(scoped(Method::POST, "/api/v1/calendar-feeds"), Needs::Scope(Scope::Account));
         assert_eq!(scoped(Method::POST, "/api/v1/tokens"), Needs::Login);
         assert_eq!(scoped(Method::DELETE, "/api/v1/users/me"), Needs::Login);
         assert_eq!(scoped(Method::GET, "/api/v1/no-such-route"), Needs::Login);

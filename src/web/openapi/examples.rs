@@ -165,7 +165,26 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
             data["change_seq"] = json!(42);
             json!({"type": "task.completed", "timestamp": "2027-01-15T16:02:11.204518Z", "data": data})
         }
+        "FeedRequest" => json!({"name": "Work tasks", "project_id": PROJECT_ID}),
+        "CreatedFeed" => {
+            let mut created = calendar_feed();
+            created["url"] = json!(
+                "https://todo.example.com/calendar/todo_cal_Qm9vc3RlZCBieSB0aGUgY2FsZW5kYXIgZmVlZCBleGF.ics"
+            );
+            created
+        }
+        "FeedList" => json!({"items": [calendar_feed()]}),
         _ => return None,
+    })
+}
+
+fn calendar_feed() -> Value {
+    json!({
+        "id": "0193a5f4-5e6f-7b21-c3d4-8e9f0a1b2c3d",
+        "name": "Work tasks",
+        "project_id": PROJECT_ID,
+        "hint": "todo_cal_…leGF",
+        "created_at": "2026-12-07T09:00:00Z",
     })
 }
 

@@ -13,7 +13,9 @@ use utoipa::{Modify, OpenApi};
 use super::auth::scope::{self, Needs};
 use super::problem::{FieldError, Problem};
 use super::routes::tasks::list::{SortOrder, TagMatch, TaskSort};
-use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, users, webhooks};
+use super::routes::{
+    auth, calendar_feeds, events, ops, password, projects, sync, tasks, tokens, users, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +32,7 @@ use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, 
         auth::register, auth::login, auth::logout,
         users::me, users::update_me, users::delete_me, users::export, users::resend_verification,
         password::change_password, tokens::create_token, tokens::list_tokens, tokens::delete_token,
+        calendar_feeds::create_feed, calendar_feeds::list_feeds, calendar_feeds::delete_feed,
         tasks::list::list, tasks::create, tasks::list::trash, tasks::subtasks, tasks::get_task, tasks::update, tasks::replace,
         tasks::remove, tasks::restore, tasks::toggle, tasks::complete, tasks::reminders::history,
         tasks::bulk::bulk,
@@ -44,6 +47,7 @@ use super::routes::{auth, events, ops, password, projects, sync, tasks, tokens, 
         (name = "auth", description = "Accounts and access tokens"),
         (name = "users", description = "The caller's own account"),
         (name = "tokens", description = "Personal API tokens for scripts and integrations; managing them takes a login"),
+        (name = "calendar", description = "Secret addresses that calendar apps subscribe to; the feed itself is `GET /calendar/{secret}.ics`, outside this API"),
         (name = "tasks", description = "The caller's tasks; also served under /users/{user_id}"),
         (name = "projects", description = "The caller's projects; also served under /users/{user_id}"),
         (name = "sync", description = "The change feed and live events; also served under /users/{user_id}"),
@@ -103,6 +107,8 @@ const ALWAYS_COMPLETE: &[&str] = &[
     "WebhookWithSecret",
     "WebhookDelivery",
     "WebhookDeliveryPage",
+    "CalendarFeed",
+    "CreatedFeed",
 ];
 
 fn require_every_property(doc: &mut Value) {

@@ -2,6 +2,8 @@
 //! helpers through `shared` only, never by importing one another.
 
 pub mod auth;
+pub mod calendar;
+pub mod calendar_feeds;
 pub mod events;
 pub mod ops;
 pub mod password;
@@ -23,6 +25,7 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .configure(users::configure)
         .configure(password::configure)
         .configure(tokens::configure)
+        .configure(calendar_feeds::configure)
         .configure(projects::routes)
         .configure(tasks::routes)
         .configure(sync::routes)

@@ -451,3 +451,26 @@ async fn each_item_of_a_tool_call_counts_as_a_write() {
     let text = tool_error(&app, &token, "add_tasks", three).await;
     assert!(text.contains("rate_limited") && text.contains("Retry after"), "{text}");
 }
+
+#[tokio::test]
+async fn subtasks_are_added_with_parent_id_and_found_by_their_parent() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let token = full_token(&app, &user).await;
+    let parent = app.create_task(&user, json!({"title": "Move house"})).await;
+    let steps = json!({"tasks": [
+        {"title": "Book the van", "parent_id": parent["id"]},
+        {"title": "Pack the books", "parent_id": parent["id"]},
+    ]});
+    ok(&app, &token, "add_tasks", steps).await;
+    let children = ok(&app, &token, "find_tasks", json!({"parent_id": parent["id"]})).await;
+    let mut titles: Vec<&str> =
+        children["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
+    titles.sort_unstable();
+    assert_eq!(titles, ["Book the van", "Pack the books"]);
+    let top = ok(&app, &token, "find_tasks", json!({"parent_id": "none"})).await;
+    let top = top["items"].as_array().unwrap();
+    assert_eq!((top.len(), top[0]["subtask_count"].as_i64()), (1, Some(2)), "{top:?}");
+    let text = tool_error(&app, &token, "find_tasks", json!({"parent_id": "soon"})).await;
+    assert!(text.contains("parent_id"), "{text}");
+}

@@ -172,6 +172,7 @@ fn find_input() -> Value {
             "overdue": { "type": "boolean", "description": "true: open tasks whose due time has passed." },
             "has_due": { "type": "boolean", "description": "Whether the task has a due time." },
             "project_id": { "type": "string", "description": "A project's id, or `inbox` for tasks in no project. Without it, tasks of archived projects are left out." },
+            "parent_id": { "type": "string", "description": "A task's id for its direct subtasks, or `none` for top-level tasks only." },
             "sort": { "enum": ["created_at", "updated_at", "due_at", "priority", "title"] },
             "order": { "enum": ["asc", "desc"] },
             "limit": { "type": "integer", "minimum": 1, "maximum": 100, "default": PAGE },

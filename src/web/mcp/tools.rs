@@ -130,6 +130,7 @@ const FIND_ARGS: &[&str] = &[
     "overdue",
     "has_due",
     "project_id",
+    "parent_id",
     "sort",
     "order",
     "limit",

@@ -9,6 +9,11 @@ const FINISHED_JOB_RETENTION_DAYS: u32 = 7;
 /// retries within hours, one queued after a time-zone change within a day. A week is ample.
 const AGENDA_RECORD_RETENTION_DAYS: u32 = 7;
 
+/// How long an API token is remembered after it was revoked or expired: a script still using it
+/// is told `token_revoked` or `token_expired` rather than `token_invalid` for that long, and an
+/// expired one stays in `GET /tokens` for its owner to see.
+const ENDED_API_TOKEN_RETENTION_DAYS: u32 = 30;
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub finished_jobs: u64,
@@ -17,6 +22,7 @@ pub struct Purged {
     pub idempotency_keys: u64,
     pub tombstones: u64,
     pub webhook_messages: u64,
+    pub api_tokens: u64,
 }
 
 /// How long rows are kept, from the settings.
@@ -63,6 +69,16 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     let revoked_tokens = keep(
         "revoked_tokens",
         batches("revoked_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+    );
+    // `least` skips nulls: a token goes once it has been revoked or expired for the whole period.
+    let api_tokens = keep(
+        "api_tokens",
+        batches(
+            "api_tokens",
+            "least(revoked_at, expires_at) < now() - make_interval(secs => $1)",
+            days(ENDED_API_TOKEN_RETENTION_DAYS),
+        )
+        .await,
     );
     // Moving a task to the trash cancelled its pending reminder and follow-up jobs; one already
     // running re-checks and finds the task gone. Its delivery history goes with it (cascade).
@@ -120,6 +136,7 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
             idempotency_keys,
             tombstones,
             webhook_messages,
+            api_tokens,
         }),
     }
 }

@@ -292,3 +292,36 @@ async fn last_used_at_is_recorded_but_written_at_most_once_a_minute() {
     assert_ne!(later, aged);
     assert!(later.as_str().unwrap() >= first.as_str().unwrap());
 }
+
+#[tokio::test]
+async fn maintenance_forgets_a_token_a_month_after_it_was_revoked_or_expired() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let (revoked_secret, revoked) = token(&app, &user, &["tasks:read"]).await;
+    let (expired_secret, expired) = token(&app, &user, &["tasks:read"]).await;
+    let (recent_secret, recently_revoked) = token(&app, &user, &["tasks:read"]).await;
+    let (live_secret, live) = token(&app, &user, &["tasks:read"]).await;
+    for id in [&revoked, &recently_revoked] {
+        let response = app.send_as(&user.token, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await;
+        assert_eq!(response.status(), 204);
+    }
+    // A month and a day on, as far as the database is concerned, for two of them.
+    let age = |sql: &'static str, id: &str| {
+        let id: uuid::Uuid = id.parse().unwrap();
+        let pool = app.pool.clone();
+        async move { sqlx::query(sql).bind(id).execute(&pool).await.unwrap() }
+    };
+    age("UPDATE api_tokens SET revoked_at = now() - interval '31 days' WHERE id = $1", &revoked).await;
+    age("UPDATE api_tokens SET expires_at = now() - interval '31 days' WHERE id = $1", &expired).await;
+    assert_problem(app.get_as(&expired_secret, "/api/v1/tasks").await, 401, "token_expired").await;
+
+    assert_eq!(app.purge(None).await.api_tokens, 2);
+    // Forgotten: the old ones are unknown now; the recent revocation is still told as such.
+    assert_problem(app.get_as(&revoked_secret, "/api/v1/tasks").await, 401, "token_invalid").await;
+    assert_problem(app.get_as(&expired_secret, "/api/v1/tasks").await, 401, "token_invalid").await;
+    assert_problem(app.get_as(&recent_secret, "/api/v1/tasks").await, 401, "token_revoked").await;
+    let left: Vec<Value> = listed(&app, &user).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], live.as_str());
+    assert_eq!(app.get_as(&live_secret, "/api/v1/tasks").await.status(), 200);
+}

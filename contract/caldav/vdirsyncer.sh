@@ -6,7 +6,7 @@
 #
 # Makes a task list on the server, writes a vdirsyncer config (a caldav storage with
 # item_types = ["VTODO"], a filesystem storage under WORKDIR/calendars) and a todoman config,
-# runs `vdirsyncer discover` and `sync`, makes two tasks with `todo new` and completes one with
+# runs `vdirsyncer discover`, `sync` and `metasync`, makes two tasks with `todo new` and completes one with
 # `todo done`, syncs, and checks them on the server. Then changes the server side (a rename, a new
 # task, a completion), syncs, and checks that `todo --porcelain list` shows it.
 #
@@ -41,8 +41,9 @@ work="$(cd "$work" && pwd)"
 suffix="$(python -c 'import secrets; print(secrets.token_hex(4))')"
 
 collection=""
-collection="$(server make-collection "vdirsyncer $suffix")" || fail "could not make a task list on the server"
-say "made the task list $collection on the server"
+list="vdirsyncer $suffix"
+collection="$(server make-collection "$list")" || fail "could not make a task list on the server"
+say "made the task list '$list' ($collection) on the server"
 
 cat >"$work/vdirsyncer.conf" <<EOF
 [general]
@@ -71,7 +72,7 @@ cat >"$work/todoman.py" <<EOF
 path = $(quote "$work/calendars/*")
 date_format = "%Y-%m-%d"
 time_format = "%H:%M"
-default_list = $(quote "$collection")
+default_list = $(quote "$list")
 cache_path = $(quote "$work/todoman-cache.sqlite3")
 EOF
 export VDIRSYNCER_CONFIG="$work/vdirsyncer.conf"
@@ -83,15 +84,20 @@ echo "\$ vdirsyncer discover" >>"$work/log"
 { yes || true; } | timeout 120 vdirsyncer discover >>"$work/log" 2>&1 || { tail -n 30 "$work/log" >&2; fail "vdirsyncer discover"; }
 [ -d "$work/calendars/$collection" ] || fail "vdirsyncer discover made no local folder for $collection: $(ls "$work/calendars")"
 sync
-say "discovered $(ls "$work/calendars" | wc -l) collection(s) and synced"
+# metasync copies each collection's displayname (and colour) into the folder, where todoman takes
+# it as the list's name.
+run vdirsyncer metasync
+[ "$(cat "$work/calendars/$collection/displayname" 2>/dev/null)" = "$list" ] \
+  || fail "vdirsyncer metasync left the displayname '$(cat "$work/calendars/$collection/displayname" 2>/dev/null)', not '$list'"
+say "discovered $(ls "$work/calendars" | wc -l) collection(s), synced, metasynced: todoman's list '$list'"
 
 # Two tasks made by todoman, one completed.
 milk="Buy milk $suffix"
 rent="Pay rent $suffix"
 due=$(( $(date +%s) / 60 * 60 + 5 * 86400 ))
-tm --porcelain new -l "$collection" --due "$due" --priority 1 -c groceries "$milk" >/dev/null
+tm --porcelain new -l "$list" --due "$due" --priority 1 -c groceries "$milk" >/dev/null
 # todoman 4.7 --porcelain parses the empty default of --priority as an int and fails: give one.
-tm --porcelain new -l "$collection" --priority 9 "$rent" >/dev/null
+tm --porcelain new -l "$list" --priority 9 "$rent" >/dev/null
 id=$(tm --porcelain list | python -c '
 import json, sys
 print(next(t["id"] for t in json.load(sys.stdin) if t["summary"] == sys.argv[1]))' "$rent") || fail "todo list does not show $rent"

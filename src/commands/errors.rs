@@ -30,6 +30,9 @@ pub enum WriteError {
     /// Operation `index` of a batch failed; nothing of the batch was applied.
     #[error("operation {index}: {error}")]
     InBatch { index: usize, error: Box<WriteError> },
+    /// A refusal only a calendar client can meet (see `caldav::Conflict`).
+    #[error(transparent)]
+    CalDav(#[from] super::caldav::Conflict),
     #[error(transparent)]
     Database(sqlx::Error),
     #[error(transparent)]
@@ -68,6 +71,8 @@ impl From<sqlx::Error> for WriteError {
                 // The account was deleted while this write was on its way.
                 Some("tasks_user_id_fkey" | "projects_user_id_fkey") => return Self::NotFound,
                 Some("projects_user_name_key") => return Self::ProjectNameTaken,
+                // Only a CalDAV client names a new project's id.
+                Some("projects_pkey") => return Self::CalDav(super::caldav::Conflict::Taken),
                 _ => None,
             },
             _ => None,

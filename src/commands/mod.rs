@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod api_tokens;
 mod bulk;
+pub mod caldav;
 pub mod calendar_feeds;
 mod errors;
 mod projects;
@@ -111,6 +112,8 @@ pub enum Command {
     /// Removes the account with its tasks and queued jobs.
     DeleteAccount,
     CreateProject {
+        /// The id a CalDAV client chose with the calendar's address; otherwise a new one.
+        id: Option<Uuid>,
         project: ProjectFields,
         idempotency: Option<Idempotency>,
     },
@@ -124,6 +127,8 @@ pub enum Command {
         id: Uuid,
         if_match: IfMatch,
     },
+    /// A CalDAV client's PUT of a calendar object (see `caldav`).
+    PutObject(Box<caldav::Put>),
     /// Task operations applied in order as one transaction: all of them, or none.
     Bulk {
         operations: Vec<BulkOp>,
@@ -231,6 +236,8 @@ impl Command {
             Self::Create { task, .. } | Self::Replace { task, .. } => task.parent_id.is_some(),
             Self::Update { changes, .. } => changes.parent_id != crate::domain::Patch::Absent,
             Self::Bulk { operations, .. } => operations.iter().any(BulkOp::sets_parent),
+            // It may set a parent, or make a series' next occurrence, which takes the tree lock.
+            Self::PutObject(_) => true,
             _ => false,
         }
     }
@@ -256,7 +263,8 @@ async fn run(
     // A batch also inserts (its creates take the same key-share lock) after locking task rows,
     // and a create into a project locks the user's counter and the project before its insert
     // takes the user's row: both take the user's row first instead.
-    let inserts_after_locking = matches!(command, Command::Bulk { .. } | Command::Create { .. });
+    let inserts_after_locking =
+        matches!(command, Command::Bulk { .. } | Command::Create { .. } | Command::PutObject(_));
     if (command.idempotency().is_some() || inserts_after_locking)
         && !users::lock_key_share(&mut tx, user).await?
     {
@@ -296,11 +304,12 @@ async fn apply(
 ) -> Result<Outcome, WriteError> {
     match command {
         Command::Bulk { operations, .. } => bulk::apply(conn, settings, user, operations).await,
-        Command::CreateProject { project, .. } => projects::create(conn, user, project).await,
+        Command::CreateProject { id, project, .. } => projects::create(conn, user, *id, project).await,
         Command::UpdateProject { id, changes, if_match } => {
             projects::update(conn, user, *id, changes, if_match).await
         }
         Command::DeleteProject { id, if_match } => projects::delete(conn, user, *id, if_match).await,
+        Command::PutObject(put) => caldav::put(conn, settings, user, put).await,
         other => tasks::apply(conn, settings, user, other, &mut None).await,
     }
 }

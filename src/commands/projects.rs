@@ -20,13 +20,14 @@ pub struct ProjectChanges {
 pub(super) async fn create(
     conn: &mut PgConnection,
     user: Uuid,
+    id: Option<Uuid>,
     fields: &ProjectFields,
 ) -> Result<Outcome, WriteError> {
     // Serialises project creation per user across processes, so the count below is exact.
     if !crate::db::users::lock_for_project_create(conn, user).await? {
         return Err(WriteError::NotFound);
     }
-    let created = projects::insert(conn, user, Uuid::now_v7(), fields).await?;
+    let created = projects::insert(conn, user, id.unwrap_or_else(Uuid::now_v7), fields).await?;
     if projects::count(conn, user).await? > projects::MAX_PER_USER {
         return Err(WriteError::ProjectLimit(projects::MAX_PER_USER));
     }

@@ -92,6 +92,7 @@ pub(super) async fn apply(
             Ok(Outcome::Deleted)
         }
         Command::Bulk { .. }
+        | Command::PutObject(_)
         | Command::CreateProject { .. }
         | Command::UpdateProject { .. }
         | Command::DeleteProject { .. } => {
@@ -182,7 +183,7 @@ pub(super) async fn insert_new(
 }
 
 /// Inserts a new task and queues its jobs.
-async fn create(
+pub(super) async fn create(
     conn: &mut PgConnection,
     user: Uuid,
     task: &TaskFields<Option<TimeZone>>,
@@ -201,7 +202,11 @@ async fn create(
 }
 
 /// Completes or reopens a locked task, with what its series does next.
-async fn set_completed(conn: &mut PgConnection, current: &Task, completed: bool) -> Result<Task, WriteError> {
+pub(super) async fn set_completed(
+    conn: &mut PgConnection,
+    current: &Task,
+    completed: bool,
+) -> Result<Task, WriteError> {
     let completed_at = completed.then(now);
     // Completing a parent completes its open subtree first, in this transaction; reopening it
     // leaves the subtree as it is.

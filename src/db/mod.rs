@@ -12,6 +12,7 @@ use crate::config::DatabaseSettings;
 
 pub mod agenda;
 pub mod api_tokens;
+pub mod caldav;
 pub mod calendar_feeds;
 pub mod changes;
 pub mod event_tickets;

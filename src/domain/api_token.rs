@@ -80,6 +80,11 @@ impl Scopes {
         Self(scopes)
     }
 
+    /// Every scope: what a login may do.
+    pub fn all() -> Self {
+        Self(Scope::ALL.to_vec())
+    }
+
     pub fn contains(&self, scope: Scope) -> bool {
         self.0.contains(&scope)
     }

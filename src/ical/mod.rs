@@ -3,6 +3,8 @@
 //! VTIMEZONEs from the tz database; `task` turns a domain task into a VEVENT or a VTODO; this
 //! module wraps them in a VCALENDAR.
 
+pub mod fields;
+pub mod read;
 pub mod task;
 pub mod timezone;
 pub mod write;
@@ -89,6 +91,41 @@ impl CalendarWriter {
         out.push_str(&end.finish());
         out
     }
+}
+
+/// One CalDAV calendar object: a VCALENDAR holding the task's VTODO, written with what its
+/// client said beyond the fields (`kept`), the components it sent besides (`others`, lines as
+/// sent), and the VTIMEZONEs they all name.
+pub fn object(task: &Task, ctx: &Context<'_>, kept: &task::Kept<'_>, others: &str) -> String {
+    let mut spans = ZoneSpans::new();
+    task::note_zones(task, &mut spans);
+    let at = task.due_at.unwrap_or(task.updated_at);
+    for line in kept.extra.split("\r\n").chain(others.split("\r\n")) {
+        for tz in tzids(line) {
+            spans.note(tz, at);
+        }
+    }
+    let mut w = Writer::new();
+    w.begin("VCALENDAR");
+    w.raw("VERSION", "2.0");
+    w.text("PRODID", PRODID);
+    w.raw("CALSCALE", "GREGORIAN");
+    spans.write(&mut w);
+    task::write_vtodo_keeping(&mut w, task, ctx, kept);
+    for line in others.split("\r\n").filter(|line| !line.is_empty()) {
+        w.kept(line);
+    }
+    w.end("VCALENDAR");
+    w.finish()
+}
+
+/// The zones a kept line names in TZID parameters, that the tz database knows.
+fn tzids(line: &str) -> impl Iterator<Item = chrono_tz::Tz> + '_ {
+    let head = line.split_once(':').map_or(line, |(head, _)| head);
+    head.split(';').filter_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.eq_ignore_ascii_case("TZID").then(|| value.trim_matches('"').parse().ok()).flatten()
+    })
 }
 
 /// The whole VCALENDAR for `tasks`.

@@ -25,6 +25,30 @@ pub struct Context<'a> {
     pub uid_host: &'a str,
 }
 
+/// What a CalDAV client said about a task beyond its fields: its UID, its parent's UID, and
+/// the VTODO's content lines this service does not model, written back as they came.
+#[derive(Debug, Clone, Default)]
+pub struct Kept<'a> {
+    pub uid: Option<&'a str>,
+    pub parent_uid: Option<&'a str>,
+    /// Unfolded content lines, CRLF-separated.
+    pub extra: &'a str,
+}
+
+impl Kept<'_> {
+    fn lines(&self) -> impl Iterator<Item = &str> {
+        self.extra.split("\r\n").filter(|line| !line.is_empty())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.lines().any(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && matches!(line.as_bytes()[name.len()], b':' | b';')
+        })
+    }
+}
+
 pub fn uid(task: &Task, ctx: &Context<'_>) -> String {
     format!("{}@{}", task.id, ctx.uid_host)
 }
@@ -92,8 +116,11 @@ pub fn note_zones(task: &Task, spans: &mut ZoneSpans) {
     }
 }
 
-fn write_common(w: &mut Writer, task: &Task, ctx: &Context<'_>) {
-    w.raw("UID", &uid(task, ctx));
+fn write_common(w: &mut Writer, task: &Task, ctx: &Context<'_>, kept: &Kept<'_>) {
+    match kept.uid {
+        Some(uid) => w.raw("UID", uid),
+        None => w.raw("UID", &uid(task, ctx)),
+    }
     w.utc("DTSTAMP", task.updated_at);
     w.utc("CREATED", task.created_at);
     w.utc("LAST-MODIFIED", task.updated_at);
@@ -108,7 +135,12 @@ fn write_common(w: &mut Writer, task: &Task, ctx: &Context<'_>) {
     w.raw("PRIORITY", &priority_number(task.priority).to_string());
     if let Some(parent) = task.parent_id {
         // A subtask names its parent by the parent's UID (RFC 5545 RELATED-TO, RFC 9253 RELTYPE).
-        w.with_params("RELATED-TO", &[("RELTYPE", "PARENT")], &format!("{parent}@{}", ctx.uid_host));
+        match kept.parent_uid {
+            Some(uid) => w.with_params("RELATED-TO", &[("RELTYPE", "PARENT")], uid),
+            None => {
+                w.with_params("RELATED-TO", &[("RELTYPE", "PARENT")], &format!("{parent}@{}", ctx.uid_host))
+            }
+        }
     }
 }
 
@@ -138,7 +170,7 @@ pub fn write_vevent(w: &mut Writer, task: &Task, ctx: &Context<'_>) -> bool {
     let Some(due) = task.due_at else { return false };
     let tz = zone(task);
     w.begin("VEVENT");
-    write_common(w, task, ctx);
+    write_common(w, task, ctx, &Kept::default());
     if is_all_day(due, tz) {
         let day = due.with_timezone(&tz).date_naive();
         write_when(w, "DTSTART", &When::Date(day));
@@ -157,9 +189,16 @@ pub fn write_vevent(w: &mut Writer, task: &Task, ctx: &Context<'_>) -> bool {
 /// A VTODO: STATUS, DUE when set, RRULE (with DTSTART at the due time, as RFC 5545 wants a
 /// DTSTART for a recurrence), COMPLETED when done.
 pub fn write_vtodo(w: &mut Writer, task: &Task, ctx: &Context<'_>) {
+    write_vtodo_keeping(w, task, ctx, &Kept::default());
+}
+
+/// A VTODO with what a CalDAV client said about it: its UID and parent's UID, and its other
+/// lines after the ones written here. A DTSTART the client sent is kept in place of the one a
+/// recurring task would get.
+pub fn write_vtodo_keeping(w: &mut Writer, task: &Task, ctx: &Context<'_>, kept: &Kept<'_>) {
     let tz = zone(task);
     w.begin("VTODO");
-    write_common(w, task, ctx);
+    write_common(w, task, ctx, kept);
     if task.completed {
         w.raw("STATUS", "COMPLETED");
         w.raw("PERCENT-COMPLETE", "100");
@@ -176,13 +215,18 @@ pub fn write_vtodo(w: &mut Writer, task: &Task, ctx: &Context<'_>) {
             timed(due, tz)
         };
         if let Some(rule) = task.recurrence_rule.as_deref() {
-            write_when(w, "DTSTART", &when);
+            if !kept.has("DTSTART") {
+                write_when(w, "DTSTART", &when);
+            }
             let all_day = matches!(when, When::Date(_));
             w.raw("RRULE", &remaining_rule(rule, task.series_index, all_day));
         }
         write_when(w, "DUE", &when);
     }
     write_alarm(w, task, task.due_at.map(|due| (due, "END")));
+    for line in kept.lines() {
+        w.kept(line);
+    }
     w.end("VTODO");
 }
 

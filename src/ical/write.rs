@@ -46,6 +46,11 @@ impl Writer {
         self.line(name, &[], &joined.join(","));
     }
 
+    /// A content line kept as a client sent it (unfolded), folded again for the wire.
+    pub fn kept(&mut self, line: &str) {
+        fold_into(&mut self.out, line);
+    }
+
     /// A UTC DATE-TIME (`…Z`).
     pub fn utc(&mut self, name: &str, at: DateTime<Utc>) {
         self.line(name, &[], &utc_value(at));

@@ -96,33 +96,44 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) ->
     // The user's tree lock, before any task row: the occurrence may bring a copy of its subtree,
     // and the tree's commit check must not find the lock held by a web write.
     tasks::tree::lock(&mut tx, job.user_id).await?;
-    let Some(task) = tasks::lock_for_job(&mut tx, job.user_id, job.task_id).await? else {
-        return Ok(Handled::Cancelled("task_gone"));
+    let (handled, _) = make_next(&mut tx, job, max_tasks).await?;
+    tx.commit().await?;
+    Ok(handled)
+}
+
+/// [`create_next`] in the caller's transaction, which holds the user's tree lock: a CalDAV
+/// client that completes a recurring to-do sees the next occurrence in the answer to its write.
+/// Returns the occurrence made, if one was.
+pub async fn make_next(
+    tx: &mut PgConnection,
+    job: &NextOccurrence,
+    max_tasks: u32,
+) -> Result<(Handled, Option<Task>), JobError> {
+    let Some(task) = tasks::lock_for_job(&mut *tx, job.user_id, job.task_id).await? else {
+        return Ok((Handled::Cancelled("task_gone"), None));
     };
     if task.deleted_at.is_some() || !task.completed {
         // Reopened or trashed after this job was fetched. Completing it again must queue a
         // fresh follow-up, so the flag that stops a second one is cleared — unless this is a
         // rerun of a job that already made the successor.
         let made = match task.series_id.zip(task.occurrence_at) {
-            Some((series, at)) => tasks::has_successor(&mut tx, series, at).await?,
+            Some((series, at)) => tasks::has_successor(&mut *tx, series, at).await?,
             None => false,
         };
         if !made {
-            tasks::set_next_occurrence_queued(&mut tx, task.id, false).await?;
+            tasks::set_next_occurrence_queued(&mut *tx, task.id, false).await?;
         }
-        tx.commit().await?;
-        return Ok(Handled::Cancelled("not_completed"));
+        return Ok((Handled::Cancelled("not_completed"), None));
     }
     // Checked under the source's lock before inserting: a skipped insert would still take a
     // change number from the numbering trigger.
     if let Some((series, at)) = task.series_id.zip(task.occurrence_at)
-        && tasks::has_successor(&mut tx, series, at).await?
+        && tasks::has_successor(&mut *tx, series, at).await?
     {
-        tx.commit().await?;
-        return Ok(Handled::Cancelled("already_created"));
+        return Ok((Handled::Cancelled("already_created"), None));
     }
     let Some(series) = SeriesAt::of_task(&task) else {
-        return Ok(Handled::Cancelled("not_recurring"));
+        return Ok((Handled::Cancelled("not_recurring"), None));
     };
     // The write that completed the task stepped these same inputs within the same budget, so
     // neither step fails here unless the rule's code changed meanwhile.
@@ -134,36 +145,33 @@ pub async fn create_next(pool: &PgPool, job: &NextOccurrence, max_tasks: u32) ->
     });
     let (next, next_after) = match steps.await.map_err(|e| JobError::Transient(e.to_string()))? {
         Ok(Some(next)) => next,
-        Ok(None) => return Ok(Handled::Cancelled("series_ended")),
+        Ok(None) => return Ok((Handled::Cancelled("series_ended"), None)),
         Err(err) => return Err(JobError::Permanent(format!("cannot step the series: {err}"))),
     };
     // Occurrences obey the task limit like every create. The count is locked (after the task
     // row, in the lock order) so a create in a web process cannot slip past it meanwhile.
     // The next occurrence brings a fresh copy of the live subtree; they count as tasks too.
-    let below = tasks::tree::live_subtree(&mut tx, task.id).await?;
+    let below = tasks::tree::live_subtree(&mut *tx, task.id).await?;
     let adding = i64::try_from(below.len()).unwrap_or(i64::MAX).saturating_add(1);
-    if tasks::count_all_locked(&mut tx, task.user_id).await?.saturating_add(adding) > i64::from(max_tasks) {
-        tasks::set_series_paused(&mut tx, task.id, Some(TASK_LIMIT)).await?;
-        tx.commit().await?;
+    if tasks::count_all_locked(&mut *tx, task.user_id).await?.saturating_add(adding) > i64::from(max_tasks) {
+        tasks::set_series_paused(&mut *tx, task.id, Some(TASK_LIMIT)).await?;
         tracing::info!(max_tasks, "series paused: the account holds its maximum of tasks");
-        return Ok(Handled::Cancelled(TASK_LIMIT));
+        return Ok((Handled::Cancelled(TASK_LIMIT), None));
     }
     // The stored fields were valid when written; rules tightened since refuse them here too.
     let fields =
         task.fields().map_err(|e| JobError::Permanent(format!("the stored task no longer parses: {e}")))?;
     let row = tasks::occurrence(&task, fields, Uuid::now_v7(), next, next_after);
-    let Some(created) = tasks::insert(&mut tx, task.user_id, &[row], None).await?.pop() else {
-        tx.commit().await?;
-        return Ok(Handled::Cancelled("already_created"));
+    let Some(created) = tasks::insert(&mut *tx, task.user_id, &[row], None).await?.pop() else {
+        return Ok((Handled::Cancelled("already_created"), None));
     };
-    tasks::set_series_paused(&mut tx, task.id, None).await?;
-    task_jobs::sync(&mut tx, None, &created).await?;
-    for copy in copy_subtree(&mut tx, &task, &created, &below).await? {
-        task_jobs::sync(&mut tx, None, &copy).await?;
+    tasks::set_series_paused(&mut *tx, task.id, None).await?;
+    task_jobs::sync(&mut *tx, None, &created).await?;
+    for copy in copy_subtree(&mut *tx, &task, &created, &below).await? {
+        task_jobs::sync(&mut *tx, None, &copy).await?;
     }
-    tx.commit().await?;
     tracing::info!(next_task_id = %created.id, due_at = ?created.due_at, "next occurrence created");
-    Ok(Handled::Done)
+    Ok((Handled::Done, Some(created)))
 }
 
 /// Inserts a fresh, open copy of `below` (the completed occurrence's live subtree, each task after

@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod auth;
 mod body_guard;
+pub mod dav;
 pub mod events;
 pub mod extractors;
 pub mod json;

@@ -49,6 +49,8 @@ pub enum ProblemCode {
     EmailTaken,
     NothingToVerify,
     ProjectNameTaken,
+    /// A CalDAV resource's UID or address is another's.
+    CalendarConflict,
     TaskLimitReached,
     ProjectLimitReached,
     TokenLimitReached,

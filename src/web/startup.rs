@@ -118,6 +118,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .configure(super::pages::configure)
             // The Model Context Protocol door for agents: JSON-RPC, outside the REST document.
             .configure(super::mcp::configure)
+            // CalDAV for calendar clients: WebDAV XML, outside the REST document.
+            .configure(super::dav::configure)
             // Calendar feeds: public, the secret in the address is the credential.
             .configure(routes::calendar::configure)
             .route("/docs", web::get().to(docs_redirect))

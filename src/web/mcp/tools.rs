@@ -294,7 +294,7 @@ async fn add_project(state: &AppState, user: Uuid, arguments: Value) -> Result<V
     };
     let project = project_routes::parse_input(body)?;
     state.rate_limits.charge_user_writes(user, 1)?;
-    match state.actors.execute(user, Command::CreateProject { project, idempotency: None }).await? {
+    match state.actors.execute(user, Command::CreateProject { id: None, project, idempotency: None }).await? {
         Outcome::ProjectCreated(project) => Ok(serde_json::to_value(project).map_err(ApiError::internal)?),
         other => Err(ApiError::internal(anyhow::anyhow!("a project creation answered {other:?}"))),
     }

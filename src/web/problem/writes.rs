@@ -58,6 +58,10 @@ impl From<WriteError> for ApiError {
             WriteError::TreeBusy => {
                 Self::Unavailable { reason: ProblemCode::DatabaseBusy, retry_after_secs: 1 }
             }
+            // CalDAV answers these itself; nothing else can meet them.
+            WriteError::CalDav(conflict) => {
+                Self::Conflict { code: ProblemCode::CalendarConflict, detail: conflict.to_string() }
+            }
             WriteError::Unexpected(what) => Self::internal(anyhow::anyhow!("unexpected outcome: {what}")),
             WriteError::Database(err) => Self::from_db(err),
             WriteError::Jobs(err) => Self::internal(err),

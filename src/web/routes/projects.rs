@@ -186,7 +186,8 @@ pub async fn create(
     let body = body.into_inner();
     let idempotency = shared::idempotency(req.headers(), "create-project", &body)?;
     let project = parse_input(body)?;
-    let outcome = state.actors.execute(caller.0, Command::CreateProject { project, idempotency }).await?;
+    let outcome =
+        state.actors.execute(caller.0, Command::CreateProject { id: None, project, idempotency }).await?;
     Ok(shared::project_outcome_response(outcome))
 }
 

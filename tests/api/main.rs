@@ -4,6 +4,7 @@ mod agenda;
 mod audit;
 mod auth;
 mod bulk;
+mod caldav;
 mod calendar_feed;
 mod contract;
 mod crashes;

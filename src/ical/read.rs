@@ -376,11 +376,17 @@ fn number(p: &Property, max: u8) -> Result<u8, ReadError> {
 fn when(p: &Property, calendar: &Component) -> Result<When, ReadError> {
     let value = p.value.trim();
     let bad = || invalid(format!("{}: {value:?} is not a DATE or DATE-TIME", p.name));
+    let digits = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
     if p.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || value.len() == 8 {
+        if value.len() != 8 || !digits(value) {
+            return Err(bad());
+        }
         return NaiveDate::parse_from_str(value, "%Y%m%d").map(When::Date).map_err(|_| bad());
     }
     let (local, utc) = value.strip_suffix(['Z', 'z']).map_or((value, false), |v| (v, true));
-    if local.len() != 15 {
+    // chrono would take one-digit fields and signs: the shape is checked first.
+    let shape = local.as_bytes();
+    if shape.len() != 15 || shape[8] != b'T' || !digits(&local[..8]) || !digits(&local[9..]) {
         return Err(bad());
     }
     let at = NaiveDateTime::parse_from_str(local, "%Y%m%dT%H%M%S").map_err(|_| bad())?;
@@ -462,4 +468,227 @@ fn duration(text: &str) -> Option<i64> {
         (number, digits, units) = (0, 0, units + 1);
     }
     (digits == 0 && units > 0).then_some(sign * total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crlf(text: &str) -> String {
+        text.replace('\n', "\r\n")
+    }
+
+    fn read(text: &str) -> Result<Todo, ReadError> {
+        todo(&parse(&crlf(text))?)
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn local(text: &str) -> NaiveDateTime {
+        text.parse().unwrap()
+    }
+
+    const APPLE: &str = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//Apple Inc.//iOS 17.2//EN\nCALSCALE:GREGORIAN
+BEGIN:VTODO\nCOMPLETED:20240116T081512Z\nCREATED:20240110T091233Z\nDTSTAMP:20240116T081512Z
+DESCRIPTION:Leak under the sink\\, kitchen\\nAsk for a quote\nDUE;VALUE=DATE:20240115
+LAST-MODIFIED:20240116T081512Z\nPERCENT-COMPLETE:100\nPRIORITY:1\nSEQUENCE:1\nSTATUS:COMPLETED
+SUMMARY:Call the plumber\nUID:A1B2C3D4-E5F6-4789-ABCD-0123456789AB\nX-APPLE-SORT-ORDER:728554353
+BEGIN:VALARM\nACTION:DISPLAY\nDESCRIPTION:Reminder\nTRIGGER;VALUE=DATE-TIME:20240115T080000Z
+UID:F00DCAFE-1111\nX-WR-ALARMUID:F00DCAFE-1111\nEND:VALARM\nEND:VTODO\nEND:VCALENDAR\n";
+
+    #[test]
+    fn an_apple_reminders_todo_maps_its_fields_and_keeps_the_rest() {
+        let todo = read(APPLE).unwrap();
+        assert_eq!(todo.uid, "A1B2C3D4-E5F6-4789-ABCD-0123456789AB");
+        assert_eq!(todo.summary.as_deref(), Some("Call the plumber"));
+        assert_eq!(todo.description.as_deref(), Some("Leak under the sink, kitchen\nAsk for a quote"));
+        assert_eq!(todo.due, Some(When::Date(NaiveDate::from_ymd_opt(2024, 1, 15).unwrap())));
+        assert_eq!((todo.status.as_deref(), todo.percent_complete), (Some("COMPLETED"), Some(100)));
+        assert_eq!((todo.completed, todo.priority), (Some(at("2024-01-16T08:15:12Z")), Some(1)));
+        assert_eq!(todo.alarm, Some(Trigger::Absolute(at("2024-01-15T08:00:00Z"))));
+        assert_eq!(todo.extra, ["X-APPLE-SORT-ORDER:728554353"]);
+        assert!(todo.others.is_empty() && todo.categories.is_empty());
+    }
+
+    const TASKS_ORG: &str = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:+//IDN tasks.org//android-130804//EN
+BEGIN:VTODO\nDTSTAMP:20240301T120000Z\nUID:6423875627182936718\nSUMMARY:Water the plants
+DTSTART;TZID=Europe/Berlin:20240304T080000\nDUE;TZID=Europe/Berlin:20240304T090000
+RRULE:FREQ=WEEKLY;BYDAY=MO\nPRIORITY:5\nSTATUS:in-process\nPERCENT-COMPLETE:40
+CATEGORIES:Home,Garden\nCATEGORIES:Weekly\\, routine\nRELATED-TO;RELTYPE=SIBLING:6423875627182936000
+RELATED-TO:6423875627182936717\nX-APPLE-SORT-ORDER:1\nx-tasks-org;X-P=\"a;b\":Keep\\,me
+BEGIN:VALARM\nTRIGGER;RELATED=END:-PT15M\nACTION:DISPLAY\nDESCRIPTION:Default\nEND:VALARM
+BEGIN:VALARM\nTRIGGER:PT0S\nACTION:DISPLAY\nEND:VALARM\nEND:VTODO
+BEGIN:VTODO\nUID:6423875627182936718\nRECURRENCE-ID;TZID=Europe/Berlin:20240311T090000\nSUMMARY:Moved
+END:VTODO\nBEGIN:VTIMEZONE\nTZID:Europe/Berlin\nEND:VTIMEZONE\nEND:VCALENDAR\n";
+
+    #[test]
+    fn a_tasks_org_todo_has_a_parent_an_alarm_a_rule_and_two_category_lines() {
+        let todo = read(TASKS_ORG).unwrap();
+        let berlin = chrono_tz::Europe::Berlin;
+        assert_eq!(todo.start, Some(When::Zoned(local("2024-03-04T08:00:00"), berlin)));
+        assert_eq!(todo.due, Some(When::Zoned(local("2024-03-04T09:00:00"), berlin)));
+        assert_eq!(todo.rrule.as_deref(), Some("FREQ=WEEKLY;BYDAY=MO"));
+        assert_eq!((todo.priority, todo.status.as_deref()), (Some(5), Some("IN-PROCESS")));
+        assert_eq!(todo.categories, ["Home", "Garden", "Weekly, routine"]);
+        assert_eq!(todo.parent_uid.as_deref(), Some("6423875627182936717"));
+        assert_eq!(todo.alarm, Some(Trigger::Relative { seconds: -900, related_end: true }));
+        let extra = [
+            "DTSTART;TZID=Europe/Berlin:20240304T080000",
+            "RELATED-TO;RELTYPE=SIBLING:6423875627182936000",
+            "X-APPLE-SORT-ORDER:1",
+            "x-tasks-org;X-P=\"a;b\":Keep\\,me",
+            "BEGIN:VALARM",
+            "TRIGGER:PT0S",
+            "ACTION:DISPLAY",
+            "END:VALARM",
+        ];
+        assert_eq!(todo.extra, extra);
+        assert_eq!(todo.others[0], "BEGIN:VTODO");
+        assert_eq!(todo.others[2], "RECURRENCE-ID;TZID=Europe/Berlin:20240311T090000");
+        assert_eq!(todo.others.len(), 5);
+    }
+
+    const THUNDERBIRD: &str = "BEGIN:VCALENDAR\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN
+VERSION:2.0\nBEGIN:VTIMEZONE\nTZID:/mozilla.org/20050126_1/Europe/Paris\nBEGIN:STANDARD
+TZOFFSETFROM:+0200\nTZOFFSETTO:+0100\nTZNAME:CET\nDTSTART:19701025T030000
+RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\nEND:STANDARD\nEND:VTIMEZONE\nBEGIN:VTODO
+UID:2b4c6e1a-5d0b-4f7e-9c3a-1e2f3a4b5c6d\nSUMMARY:Renew passport\nSTATUS:NEEDS-ACTION
+DUE;TZID=/mozilla.org/20050126_1/Europe/Paris:20240520T170000
+COMPLETED;TZID=/mozilla.org/20050126_1/Europe/Paris:20240519T120000\nX-MOZ-GENERATION:2
+END:VTODO\nEND:VCALENDAR\n";
+
+    #[test]
+    fn a_thunderbird_tzid_resolves_through_its_vtimezone() {
+        let todo = read(THUNDERBIRD).unwrap();
+        let paris = chrono_tz::Europe::Paris;
+        assert_eq!(todo.due, Some(When::Zoned(local("2024-05-20T17:00:00"), paris)));
+        assert_eq!(todo.completed, Some(at("2024-05-19T10:00:00Z")));
+        assert_eq!(todo.extra, ["X-MOZ-GENERATION:2"]);
+        let licensed = THUNDERBIRD.replace("BEGIN:STANDARD", "X-LIC-LOCATION:Europe/Paris\nBEGIN:STANDARD");
+        let windows = licensed.replace("/mozilla.org/20050126_1/Europe/Paris", "W. Europe");
+        assert_eq!(read(&windows).unwrap().due, todo.due);
+        let unknown = THUNDERBIRD.replace("/mozilla.org/20050126_1/Europe/Paris", "Mars/Olympus");
+        assert!(matches!(read(&unknown), Err(ReadError::Invalid(m)) if m.contains("Mars/Olympus")));
+    }
+
+    #[test]
+    fn folded_lines_unfold_even_inside_a_multibyte_character() {
+        let summary = "SUMMARY:Café 日本語 🎉".as_bytes();
+        // Fold inside "日" (3 octets) and, with a tab, inside "🎉" (4 octets).
+        let (split_a, split_b) = (summary.len() - 11, summary.len() - 2);
+        let mut body = b"BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nUID:u\r\n".to_vec();
+        body.extend(
+            [&summary[..split_a], b"\r\n ", &summary[split_a..split_b], b"\r\n\t", &summary[split_b..]]
+                .concat(),
+        );
+        body.extend(b"\r\nEND:VTODO\r\nEND:VCALENDAR\r\n");
+        let todo = todo(&parse_bytes(&body).unwrap()).unwrap();
+        assert_eq!(todo.summary.as_deref(), Some("Café 日本語 🎉"));
+    }
+
+    #[test]
+    fn text_escapes_are_undone_and_parameters_unquoted() {
+        let p = parse_line(r#"x-a;Lang=en;X-Q="a:b;c",d:one\, two\; \\three\Nfour\n"#.into()).unwrap();
+        assert_eq!((p.name.as_str(), p.param("LANG"), p.param("x-q")), ("X-A", Some("en"), Some("a:b;c,d")));
+        assert_eq!(p.value, r"one\, two\; \\three\Nfour\n");
+        assert_eq!(p.text(), "one, two; \\three\nfour\n");
+        assert_eq!(split_list(r"a\,b,c\\,,d"), ["a,b", "c\\", "d"]);
+    }
+
+    #[test]
+    fn bare_lf_and_a_bom_are_accepted() {
+        let bare = format!("\u{feff}{}", APPLE.replace("\r\n", "\n"));
+        assert_eq!(todo(&parse(&bare).unwrap()), read(APPLE));
+    }
+
+    #[test]
+    fn the_bounds_hold() {
+        let wrap = |body: String| format!("BEGIN:VCALENDAR\r\n{body}END:VCALENDAR\r\n");
+        let too_big = wrap(format!("X-A:{}\r\n", "x".repeat(MAX_OCTETS)));
+        assert!(matches!(parse(&too_big), Err(ReadError::Invalid(m)) if m.contains("octets")));
+        let long_line = wrap(format!("X-A:v\r\n{}", format!(" {}\r\n", "x".repeat(1000)).repeat(66)));
+        assert!(matches!(parse(&long_line), Err(ReadError::Invalid(m)) if m.contains("line 2")));
+        assert!(parse(&wrap("X-A:b\r\n".repeat(MAX_LINES - 2))).is_ok());
+        assert!(
+            matches!(parse(&wrap("X-A:b\r\n".repeat(MAX_LINES - 1))), Err(ReadError::Invalid(m)) if m.contains("lines"))
+        );
+        let nest =
+            |depth: usize| wrap(format!("{}{}", "BEGIN:X\r\n".repeat(depth), "END:X\r\n".repeat(depth)));
+        assert!(parse(&nest(3)).is_ok());
+        assert!(matches!(parse(&nest(4)), Err(ReadError::Invalid(m)) if m.contains("line 5")));
+    }
+
+    #[test]
+    fn a_vevent_or_no_vtodo_is_unsupported() {
+        let event = APPLE.replace("VTODO", "VEVENT");
+        assert!(matches!(read(&event), Err(ReadError::Unsupported(_))));
+        assert!(matches!(read("BEGIN:VCALENDAR\nEND:VCALENDAR\n"), Err(ReadError::Unsupported(_))));
+    }
+
+    #[test]
+    fn two_uids_or_none_are_not_one_object() {
+        let two = TASKS_ORG.replace("UID:6423875627182936718\nRECURRENCE-ID", "UID:other\nRECURRENCE-ID");
+        assert!(matches!(read(&two), Err(ReadError::NotOneObject(m)) if m.contains("other")));
+        let none = APPLE.replace("UID:A1B2C3D4-E5F6-4789-ABCD-0123456789AB\n", "");
+        assert!(matches!(read(&none), Err(ReadError::NotOneObject(_))));
+    }
+
+    #[test]
+    fn bad_values_are_invalid() {
+        assert!(matches!(
+            read(&THUNDERBIRD.replace("20240520T170000", "2024052é170000")),
+            Err(ReadError::Invalid(_))
+        ));
+        for (from, to) in [
+            ("PRIORITY:1", "PRIORITY:10"),
+            ("PRIORITY:1", "PRIORITY:-1"),
+            ("20240115\n", "2024011\n"),
+            ("20240115\n", "2024011é\n"),
+        ] {
+            assert!(matches!(read(&APPLE.replace(from, to)), Err(ReadError::Invalid(_))), "{to}");
+        }
+        assert!(matches!(parse("<html>hello</html>"), Err(ReadError::Invalid(m)) if m.contains("line 1")));
+        assert!(matches!(parse(""), Err(ReadError::Invalid(_))));
+    }
+
+    #[test]
+    fn durations_are_read_as_seconds() {
+        let cases =
+            [("-PT15M", -900), ("P1D", 86_400), ("-P1DT2H", -93_600), ("P2W", 1_209_600), ("PT0S", 0)];
+        for (text, seconds) in cases {
+            assert_eq!(duration(text), Some(seconds), "{text}");
+        }
+        for text in ["", "P", "PT", "P1M", "PT1D", "P1H", "-", "1D", "P99999999999999999999D", "PT5"] {
+            assert_eq!(duration(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let inputs = [
+            "BEGIN:VCALENDAR\nBEGIN:VTODO\nUID:a\n",
+            "END:VTODO\n",
+            "BEGIN:VCALENDAR\nEND:VTODO\n",
+            "BEGIN:VCALENDAR\nno colon here\nEND:VCALENDAR\n",
+            "BEGIN:VCALENDAR\nX-A;P=\"a:b\nEND:VCALENDAR\n",
+            "BEGIN:VCALENDAR\nX-A;=v:w\nEND:VCALENDAR\n",
+            " leading fold\n",
+            "BEGIN:VCALENDAR\nEND:VCALENDAR\nBEGIN:VCALENDAR\n",
+            "BEGIN:VTODO\nEND:VTODO\n",
+            ":\n;\n\u{0}\n",
+        ];
+        for input in inputs {
+            assert!(matches!(parse(input), Err(ReadError::Invalid(_))), "{input:?}");
+        }
+        let quoted = parse("BEGIN:VCALENDAR\nX-A;P=\"a:b\":v\nEND:VCALENDAR\n").unwrap();
+        assert_eq!(
+            (quoted.properties[0].param("P"), quoted.properties[0].value.as_str()),
+            (Some("a:b"), "v")
+        );
+        let bad_trigger = APPLE.replace("TRIGGER;VALUE=DATE-TIME:20240115T080000Z", "TRIGGER:soon");
+        let todo = read(&bad_trigger).unwrap();
+        assert_eq!((todo.alarm, todo.extra.len()), (None, 8));
+    }
 }

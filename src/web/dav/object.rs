@@ -261,11 +261,7 @@ pub async fn put(
     if !content_type.is_empty() && !content_type.to_ascii_lowercase().starts_with("text/calendar") {
         return condition(StatusCode::FORBIDDEN, "<c:supported-calendar-data/>", "Send text/calendar.");
     }
-    let todo = match std::str::from_utf8(body)
-        .map_err(|_| ReadError::Invalid("the body is not UTF-8".into()))
-        .and_then(read::parse)
-        .and_then(|cal| read::todo(&cal))
-    {
+    let todo = match read::parse_bytes(body).and_then(|cal| read::todo(&cal)) {
         Ok(todo) => todo,
         Err(ReadError::Invalid(why)) => {
             return condition(StatusCode::FORBIDDEN, "<c:valid-calendar-data/>", &why);

@@ -30,6 +30,7 @@ mod recurrence;
 mod reminder_caps;
 mod reminder_mail;
 mod reminders;
+mod schema_rules;
 mod series_bounds;
 mod sse;
 mod subtask_races;

@@ -98,8 +98,8 @@ pub async fn ping(pool: &PgPool, user_id: Uuid, endpoint_id: Uuid) -> Result<Opt
     .await?;
     let Some(seq) = seq else { return Ok(None) };
     let message: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO webhook_messages AS m (id, endpoint_id, seq, event_type, resource, snapshot, change_seq)
-         VALUES ($1, $2, $3, 'ping', 'none', jsonb_build_object('endpoint_id', $2::text),
+        "INSERT INTO webhook_messages AS m (id, user_id, endpoint_id, seq, event_type, resource, snapshot, change_seq)
+         VALUES ($1, $4, $2, $3, 'ping', 'none', jsonb_build_object('endpoint_id', $2::text),
                  coalesce((SELECT change_seq FROM task_counts WHERE user_id = $4), 0))
          RETURNING {COLUMNS}"
     )))

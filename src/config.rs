@@ -101,6 +101,16 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
     /// Create the database named in the URL when the server has no such database.
     pub create_if_missing: bool,
+    /// Streaming replicas that may serve reads (`DATABASE_READ_URL`, comma-separated). Empty:
+    /// every read goes to the primary.
+    #[serde(default)]
+    pub read_urls: Vec<SecretString>,
+    /// Connections each replica's pool may hold.
+    pub replica_max_connections: u32,
+    /// How far (in WAL bytes) a replica may fall behind the primary and stay in rotation.
+    pub replica_max_lag_bytes: u64,
+    /// How often each web process checks its replicas' replay position and health.
+    pub replica_check_ms: u64,
 }
 
 impl DatabaseSettings {
@@ -374,6 +384,16 @@ impl Settings {
             )
             .set_override("environment", environment.as_str())?
             .set_override_option("database.url", env("DATABASE_URL"))?
+            .set_override_option(
+                "database.read_urls",
+                env("DATABASE_READ_URL").map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                }),
+            )?
             .set_override_option("server.port", env("PORT"))?
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .set_override_option("email.smtp_url", env("SMTP_URL"))?

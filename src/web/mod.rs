@@ -16,6 +16,7 @@ pub mod pages;
 pub mod problem;
 pub mod query;
 pub mod rate_limit;
+pub mod reads;
 pub mod request_id;
 pub mod routes;
 mod security_headers;

@@ -48,6 +48,7 @@ impl Application {
             hub: std::sync::Arc::downgrade(&state.events),
         };
         tokio::spawn(listener::listen(listener_pool, subscribers));
+        state.reads.watch(std::time::Duration::from_millis(state.settings.database.replica_check_ms));
         let server = run(listener, state.clone())?;
         Ok(Self { port, server, state })
     }
@@ -112,6 +113,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(drop_identity_encoding))
             .wrap(cors(&cors_origins))
             .wrap(from_fn(move |req, next| security_headers::middleware(req, next, hsts.clone())))
+            .wrap(from_fn(super::reads::stamp))
             .wrap(from_fn(request_id::middleware))
             .configure(routes::ops::configure)
             // Pages behind links in emails: HTML for people, outside the JSON API.
@@ -167,6 +169,7 @@ fn cors(origins: &[String]) -> Cors {
             header::IF_NONE_MATCH,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static(super::reads::HEADER),
             // What MCP clients send to `/mcp` (from the origins listed here only).
             header::HeaderName::from_static("mcp-protocol-version"),
             header::HeaderName::from_static("mcp-method"),
@@ -182,6 +185,7 @@ fn cors(origins: &[String]) -> Cors {
             header::WWW_AUTHENTICATE,
             header::CONTENT_DISPOSITION,
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static(super::reads::HEADER),
             header::HeaderName::from_static("idempotent-replayed"),
             header::HeaderName::from_static("ratelimit-limit"),
             header::HeaderName::from_static("ratelimit-remaining"),

@@ -24,6 +24,8 @@ pub struct AppState {
     pub token_cache: Arc<TokenCache>,
     /// This process's open event streams.
     pub events: Arc<Hub>,
+    /// Where reads go: the primary, or a replica that has caught up (see `reads`).
+    pub reads: Arc<crate::web::reads::Reads>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
                 settings.sync.clone(),
                 crate::db::side_pool(&settings.database, settings.sync.read_connections)?,
             ),
+            reads: crate::web::reads::Reads::new(pool.clone(), &settings.database)?,
             pool,
             settings: Arc::new(settings),
         })

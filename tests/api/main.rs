@@ -30,6 +30,7 @@ mod recurrence;
 mod reminder_caps;
 mod reminder_mail;
 mod reminders;
+mod replicas;
 mod schema_rules;
 mod series_bounds;
 mod sse;

@@ -45,6 +45,36 @@ impl PrivatePostgres {
         (server, settings, pool)
     }
 
+    /// A hot standby of `primary`, from `pg_basebackup`, streaming from it on a port of its own.
+    pub fn standby_of(primary: &Self) -> Self {
+        let dir = std::env::temp_dir().join(format!("todo-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create the standby's folder");
+        let standby = Self { dir, bin: primary.bin.clone(), port: free_port() };
+        if running_as_root() {
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&standby.dir));
+        }
+        let port = primary.port.to_string();
+        standby.pg(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                &standby.data(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        standby.start_again();
+        standby
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }

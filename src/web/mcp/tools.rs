@@ -171,7 +171,7 @@ fn query_pairs(map: Map<String, Value>) -> Result<Vec<(String, String)>, ApiErro
 
 async fn find_tasks(state: &AppState, user: Uuid, arguments: Value) -> Result<Value, ApiError> {
     let pairs = query_pairs(self::arguments("find_tasks", arguments, FIND_ARGS)?)?;
-    let page = list::page(state, user, Shelf::Live, &pairs).await?;
+    let page = list::page(state, &state.pool, user, Shelf::Live, &pairs).await?;
     Ok(
         json!({ "items": page.items, "total": page.total, "limit": page.limit, "next_cursor": page.next_cursor }),
     )
@@ -325,7 +325,7 @@ async fn agenda(state: &AppState, user: Uuid, arguments: Value) -> Result<Value,
             ("due_to", before(week_end)),
         ]),
     ] {
-        let page = list::page(state, user, Shelf::Live, &pairs).await?;
+        let page = list::page(state, &state.pool, user, Shelf::Live, &pairs).await?;
         sections.push(json!({ "items": page.items, "total": page.total }));
     }
     let [overdue, today, next] = <[Value; 3]>::try_from(sections).unwrap_or_default();

@@ -11,8 +11,8 @@ use crate::db::tasks::Task;
 use crate::web::auth::AuthUser;
 use crate::web::problem::{ApiError, Problem, ProblemCode};
 use crate::web::query::{Params, integer_in};
+use crate::web::reads::ReadPool;
 use crate::web::routes::shared::check_alias;
-use crate::web::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(changes_feed);
@@ -82,16 +82,16 @@ pub struct ChangesPage {
 #[get("/changes")]
 #[tracing::instrument(skip_all)]
 pub async fn changes_feed(
-    state: web::Data<AppState>,
     req: HttpRequest,
     user: AuthUser,
     query: web::Query<Vec<(String, String)>>,
+    reads: ReadPool,
 ) -> Result<web::Json<ChangesPage>, ApiError> {
     check_alias(&req, user.id)?;
     let params = Params::new(&query, &["since", "limit"], &[])?;
     let since = integer_in(&params, "since", 0, i64::MAX)?.unwrap_or(0);
     let limit = integer_in(&params, "limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
-    let page = changes::page(&state.pool, user.id, since, limit + 1).await.map_err(ApiError::from_db)?;
+    let page = changes::page(&reads.0, user.id, since, limit + 1).await.map_err(ApiError::from_db)?;
     page.check(since).map_err(resync_required)?;
     let has_more = page.changes.len() as i64 > limit;
     let entries: Vec<ChangeEntry> = page

@@ -15,6 +15,7 @@ use crate::domain::{AgendaTime, DisplayName, Email, Invalid, Patch, TimeZone};
 use crate::web::auth::{AuthUser, ClientIp};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem, ProblemCode};
+use crate::web::reads::ReadPool;
 use crate::web::request_id::RequestContext;
 use crate::web::routes::shared::{UserView, keep};
 use crate::web::state::AppState;
@@ -220,19 +221,19 @@ const EXPORT_PAGE: i64 = 200;
 )]
 #[get("/users/me/export")]
 #[tracing::instrument(skip_all)]
-pub async fn export(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let found = users::find(&state.pool, user.id).await.map_err(ApiError::from_db)?;
+pub async fn export(user: AuthUser, reads: ReadPool) -> Result<HttpResponse, ApiError> {
+    let found = users::find(&reads.0, user.id).await.map_err(ApiError::from_db)?;
     let user = found.ok_or(ApiError::Unauthorized { code: ProblemCode::TokenInvalid })?;
     let user_id = user.id;
     // At most a thousand, so they come in the head; tasks stream after them.
-    let projects = projects::list(&state.pool, user_id, None).await.map_err(ApiError::from_db)?;
+    let projects = projects::list(&reads.0, user_id, None).await.map_err(ApiError::from_db)?;
     // Everything before the task array, as `{"exported_at":…,"user":{…},"projects":[…],"tasks":[`.
     let head =
         serde_json::json!({ "exported_at": Utc::now(), "user": UserView::from(user), "projects": projects });
     let mut head = serde_json::to_vec(&head).map_err(ApiError::internal)?;
     head.pop();
     head.extend_from_slice(br#","tasks":["#);
-    let pool = state.pool.clone();
+    let pool = reads.0;
     let pages = futures_util::stream::unfold(ExportCursor::Head(head), move |cursor| {
         let pool = pool.clone();
         async move { cursor.next(&pool, user_id).await }

@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ use crate::db::tasks::Task;
 use crate::domain::{Invalid, Priority, Tags};
 use crate::web::problem::{ApiError, Problem};
 use crate::web::query::{Params, integer};
+use crate::web::reads::ReadPool;
 use crate::web::routes::shared::Caller;
 use crate::web::state::AppState;
 
@@ -156,8 +158,9 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<Vec<(String, String)>>,
+    reads: ReadPool,
 ) -> Result<HttpResponse, ApiError> {
-    respond(&state, caller.0, Shelf::Live, &query).await
+    respond(&state, &reads.0, caller.0, Shelf::Live, &query).await
 }
 
 /// List trashed tasks
@@ -179,23 +182,26 @@ pub async fn trash(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<Vec<(String, String)>>,
+    reads: ReadPool,
 ) -> Result<HttpResponse, ApiError> {
-    respond(&state, caller.0, Shelf::Trash, &query).await
+    respond(&state, &reads.0, caller.0, Shelf::Trash, &query).await
 }
 
 async fn respond(
     state: &AppState,
+    pool: &PgPool,
     user: Uuid,
     shelf: Shelf,
     pairs: &[(String, String)],
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(page(state, user, shelf, pairs).await?))
+    Ok(HttpResponse::Ok().json(page(state, pool, user, shelf, pairs).await?))
 }
 
 /// One page of the list, from parameters as the query string gives them: the list's rules for
 /// every door that lists tasks (MCP's `find_tasks` and `agenda` too).
 pub async fn page(
     state: &AppState,
+    pool: &PgPool,
     user: Uuid,
     shelf: Shelf,
     pairs: &[(String, String)],
@@ -212,7 +218,7 @@ pub async fn page(
             CursorError::OtherQuery => ApiError::BadRequest(format!("cursor: {err}.")),
         })?);
     }
-    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
+    let mut conn = pool.acquire().await.map_err(ApiError::from_db)?;
     let page = task_list::list(&mut conn, user, &spec).await.map_err(ApiError::from_db)?;
     Ok(TaskPage {
         items: page.items,

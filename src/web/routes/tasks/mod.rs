@@ -19,6 +19,7 @@ use crate::commands::Command;
 use crate::db::tasks::{self, Task};
 use crate::web::json::Json;
 use crate::web::problem::{ApiError, Problem};
+use crate::web::reads::ReadPool;
 use crate::web::routes::shared::{self, Caller, TaskPath};
 use crate::web::state::AppState;
 
@@ -88,12 +89,12 @@ pub async fn create(
 #[get("/tasks/{id}")]
 #[tracing::instrument(skip_all)]
 pub async fn get_task(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<TaskPath>,
     req: HttpRequest,
+    reads: ReadPool,
 ) -> Result<HttpResponse, ApiError> {
-    let task = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
+    let task = tasks::find_live(&reads.0, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let task = task.ok_or(ApiError::NotFound)?;
     match shared::not_modified(req.headers(), &task.etag())? {
         Some(not_modified) => Ok(not_modified),
@@ -122,13 +123,13 @@ pub struct SubtaskList {
 #[get("/tasks/{id}/subtasks")]
 #[tracing::instrument(skip_all)]
 pub async fn subtasks(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<TaskPath>,
+    reads: ReadPool,
 ) -> Result<HttpResponse, ApiError> {
-    let parent = tasks::find_live(&state.pool, caller.0, path.id).await.map_err(ApiError::from_db)?;
+    let parent = tasks::find_live(&reads.0, caller.0, path.id).await.map_err(ApiError::from_db)?;
     let parent = parent.ok_or(ApiError::NotFound)?;
-    let items = tasks::tree::children(&state.pool, caller.0, parent.id).await.map_err(ApiError::from_db)?;
+    let items = tasks::tree::children(&reads.0, caller.0, parent.id).await.map_err(ApiError::from_db)?;
     Ok(HttpResponse::Ok().json(SubtaskList { items }))
 }
 

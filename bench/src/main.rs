@@ -5,6 +5,7 @@
 //! JWTs, measures pgbench's single-row INSERT and primary-key SELECT against the same server in
 //! the same run, and prints a Markdown report (JSON under `target/bench/`).
 
+mod ceiling;
 mod load;
 mod pgbench;
 mod processes;
@@ -53,6 +54,8 @@ struct Plan {
     /// Event streams open during the streams scenario, one per user.
     streams: usize,
     only: Option<String>,
+    /// `--ceiling`: the single-node ceiling (one web process, then two) instead of the scenarios.
+    ceiling: bool,
 }
 
 impl Plan {
@@ -75,6 +78,7 @@ impl Plan {
             actors,
             streams: size.users,
             only: None,
+            ceiling: false,
         }
     }
 }
@@ -91,7 +95,13 @@ async fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
     let mut plan = Plan::new(mode);
     plan.only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    plan.ceiling = args.iter().any(|a| a == "--ceiling");
     let service = Service::start(&root, profile, &plan).await?;
+    if plan.ceiling {
+        let result = run_ceiling(&service, &plan, &root).await;
+        service.stop().await;
+        return result;
+    }
     let result = run_scenarios(&service, &plan).await;
     service.stop().await;
     let mut report = result?;
@@ -111,6 +121,8 @@ struct Service {
     url: String,
     secret: String,
     web: Arc<Process>,
+    /// A second web process over the same database, for the ceiling with two.
+    second_web: Option<(String, Process)>,
     worker: Arc<Process>,
     smtp: smtp_sink::SmtpSink,
     tokens: Vec<String>,
@@ -155,6 +167,19 @@ impl Service {
         let worker = Arc::new(Process::start(root, &command("worker")?, &env)?);
         let base = format!("http://127.0.0.1:{port}");
         wait_for(&format!("{base}/ready")).await?;
+        let second_web = match plan.ceiling {
+            true => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                let mut env = env.clone();
+                env.retain(|(k, _)| k != "PORT");
+                env.push(("PORT".into(), port.to_string()));
+                let process = Process::start(root, &command("web")?, &env)?;
+                let second = format!("http://127.0.0.1:{port}");
+                wait_for(&format!("{second}/ready")).await?;
+                Some((second, process))
+            }
+            false => None,
+        };
 
         // User 0 registers over HTTP: its argon2 hash, made by the service, is every user's.
         let client = reqwest::Client::new();
@@ -183,11 +208,14 @@ impl Service {
         let tokens = (0..plan.size.users)
             .map(|u| token(&key, if u == 0 { big_user } else { seed::user_id(u) }))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { base, url, secret, web, worker, smtp, tokens })
+        Ok(Self { base, url, secret, web, second_web, worker, smtp, tokens })
     }
 
     async fn stop(self) {
         drop(self.smtp);
+        if let Some((_, web)) = self.second_web {
+            web.stop().await;
+        }
         if let Ok(web) = Arc::try_unwrap(self.web) {
             web.stop().await;
         }
@@ -427,6 +455,34 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
         ),
     );
     Ok(report(size, scenarios, notes))
+}
+
+/// The ceiling of one node with one web process, then with two; printed, and saved as JSON.
+async fn run_ceiling(service: &Service, plan: &Plan, root: &Path) -> anyhow::Result<()> {
+    let mut target = ceiling::Target {
+        bases: vec![service.base.clone()],
+        tokens: Arc::new(service.tokens.clone()),
+        tasks_per_user: plan.size.tasks_per_user(),
+        smtp: &service.smtp,
+        streams: (plan.size.users / 10).max(2),
+    };
+    let one = ceiling::run(&target, plan.duration).await?;
+    if let Some((second, _)) = &service.second_web {
+        target.bases.push(second.clone());
+    }
+    let two = ceiling::run(&target, plan.duration).await?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("## Ceiling of one node ({cores} cores, commit {})\n", commit(root));
+    println!("{}", ceiling::markdown("One web process, one worker", &one));
+    println!("{}", ceiling::markdown("Two web processes, one worker", &two));
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let json = json!({"cores": cores, "commit": commit(root), "seeded_users": plan.size.users,
+        "seeded_tasks": plan.size.tasks, "p99_limit_ms": ceiling::P99_LIMIT_MS,
+        "one_web": one, "two_webs": two});
+    std::fs::write(dir.join("ceiling.json"), serde_json::to_vec_pretty(&json)?)?;
+    println!("JSON: {}", dir.join("ceiling.json").display());
+    Ok(())
 }
 
 fn report(size: Size, scenarios: Vec<Scenario>, notes: BTreeMap<String, String>) -> Report {

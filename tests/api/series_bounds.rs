@@ -244,6 +244,17 @@ async fn costly_recurring_tasks_do_not_slow_another_users_requests() {
         .await;
     assert_eq!(response.status(), 200);
     let other = app.new_user().await;
+    // The same requests with nothing else running, for bounds that hold on a busy machine too:
+    // what the readers may not do is slow the other user far beyond this.
+    let mut quiet_me = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(app.get_as(&other.token, "/api/v1/users/me").await.status(), 200);
+        quiet_me = quiet_me.max(started.elapsed());
+    }
+    let started = Instant::now();
+    assert_eq!(app.get_as(&heavy.token, "/api/v1/changes?since=0&limit=500").await.status(), 200);
+    let quiet_read = started.elapsed();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
@@ -284,7 +295,9 @@ async fn costly_recurring_tasks_do_not_slow_another_users_requests() {
     for reader in readers {
         let (reads, slowest) = reader.await.unwrap();
         assert!(reads > 0);
-        assert!(slowest < Duration::from_secs(1), "a read of the costly tasks took {slowest:?}");
+        let bound = Duration::from_secs(1).max(quiet_read * 10);
+        assert!(slowest < bound, "a read of the costly tasks took {slowest:?} (alone: {quiet_read:?})");
     }
-    assert!(slowest_me < Duration::from_millis(300), "another user's GET /users/me took {slowest_me:?}");
+    let bound = Duration::from_millis(300).max(quiet_me * 10);
+    assert!(slowest_me < bound, "another user's GET /users/me took {slowest_me:?} (alone: {quiet_me:?})");
 }

@@ -99,7 +99,9 @@ async fn run(
             .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
     };
     Ok(Baseline {
-        per_second: number("tps = ").context("pgbench printed no tps")?,
+        per_second: number("tps = ").with_context(|| {
+            format!("pgbench printed no tps: {stdout}{}", String::from_utf8_lossy(&output.stderr))
+        })?,
         mean_latency_ms: number("latency average = ").unwrap_or(0.0),
     })
 }

@@ -5,6 +5,7 @@
 //! JWTs, measures pgbench's single-row INSERT and primary-key SELECT against the same server in
 //! the same run, and prints a Markdown report (JSON under `target/bench/`).
 
+mod amplification;
 mod ceiling;
 mod load;
 mod pgbench;
@@ -31,7 +32,11 @@ use report::{Report, Scenario};
 use seed::Size;
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const DATABASE: &str = "todo_bench";
+/// The benchmark's database, dropped and created again by each run: `BENCH_DATABASE` names
+/// another, so two runs on one server do not drop each other's.
+fn database() -> String {
+    std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "todo_bench".to_owned())
+}
 const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,12 +135,17 @@ struct Service {
 
 impl Service {
     async fn start(root: &Path, profile: &str, plan: &Plan) -> anyhow::Result<Self> {
-        let url = format!("postgres://postgres@127.0.0.1:5432/{DATABASE}");
+        let database = database();
+        let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
         let mut admin = sqlx::PgConnection::connect(ADMIN_URL).await.context("connecting to PostgreSQL")?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")))
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")))
             .execute(&mut admin)
             .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {DATABASE}"))).execute(&mut admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).execute(&mut admin).await?;
+        // Function call counts for the write amplification, in every session of this database.
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {database} SET track_functions = 'all'")))
+            .execute(&mut admin)
+            .await?;
 
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -259,7 +269,10 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
     let size = plan.size;
     let (n, d) = (plan.connections, plan.duration);
     let insert = pgbench::insert(&service.url, n, d, size.users).await?;
+    let (plain, notifying) = pgbench::plain_insert(&service.url, n, d, size.users).await?;
     let select = pgbench::select(&service.url, n, d, size.big_user_tasks).await?;
+    let amplification = write_amplification(service, plan).await?;
+    eprintln!("{}", amplification.markdown());
     watch.take();
     let base = Arc::new(service.base.clone());
     let tokens = Arc::new(service.tokens.clone());
@@ -432,8 +445,40 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
             delivery.dropped,
         ),
     );
+    let finish = |mut scenarios: Vec<Scenario>, mut notes: BTreeMap<String, String>| {
+        // Writes are compared with both INSERTs: the real schema's (`baseline`) and the plain table's.
+        for s in scenarios.iter_mut().filter(|s| s.baseline.as_deref() == Some("INSERT")) {
+            s.plain_baseline_per_second = Some(plain.per_second);
+            s.plain_ratio = Some(s.per_second / plain.per_second);
+        }
+        notes.insert(
+            "baselines".to_owned(),
+            format!(
+                "pgbench -M prepared, {n} clients, {} s: INSERT into the real `tasks` {:.0}/s ({:.2} ms mean, {:.2}× the plain table's), into a plain table (PK only) {:.0}/s ({:.2} ms mean), the plain INSERT with a NOTIFY in its transaction {:.0}/s ({:.2}× without), PK SELECT {:.0}/s ({:.2} ms mean)",
+                d.as_secs(),
+                insert.per_second,
+                insert.mean_latency_ms,
+                insert.per_second / plain.per_second,
+                plain.per_second,
+                plain.mean_latency_ms,
+                notifying.per_second,
+                notifying.per_second / plain.per_second,
+                select.per_second,
+                select.mean_latency_ms
+            ),
+        );
+        let mut report = report(size, scenarios, notes);
+        report.baselines = BTreeMap::from([
+            ("insert".to_owned(), insert),
+            ("plain_insert_with_notify".to_owned(), notifying),
+            ("plain_insert".to_owned(), plain),
+            ("pk_select".to_owned(), select),
+        ]);
+        report.write_amplification = Some(amplification);
+        report
+    };
     if plan.only.is_some() {
-        return Ok(report(size, scenarios, notes));
+        return Ok(finish(scenarios, notes));
     }
     notes.insert("bulk".to_owned(), bulk_against_singles(service).await?);
     notes.insert("reminders".to_owned(), reminders(service, plan.reminders).await?);
@@ -443,18 +488,32 @@ async fn run_scenarios(service: &Service, plan: &Plan) -> anyhow::Result<Report>
         "peak RSS during bulk and reminders".to_owned(),
         format!("web {web} MiB, worker {worker} MiB"),
     );
-    notes.insert(
-        "baselines".to_owned(),
-        format!(
-            "pgbench -M prepared, {n} clients, {} s: INSERT {:.0}/s ({:.2} ms mean), PK SELECT {:.0}/s ({:.2} ms mean)",
-            d.as_secs(),
-            insert.per_second,
-            insert.mean_latency_ms,
-            select.per_second,
-            select.mean_latency_ms
-        ),
-    );
-    Ok(report(size, scenarios, notes))
+    Ok(finish(scenarios, notes))
+}
+
+/// Write amplification of one create through the service and of pgbench's real-schema INSERT,
+/// one write at a time so that nothing else in this database writes meanwhile.
+async fn write_amplification(service: &Service, plan: &Plan) -> anyhow::Result<amplification::Amplification> {
+    let writes = if plan.duration.as_secs() <= 1 { 50 } else { 500 };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+    let users = plan.size.users.saturating_sub(1).max(1);
+    let service_create = amplification::measure(&service.url, writes, |n| {
+        let (client, token) = (client.clone(), service.tokens[1 + n % users].clone());
+        let url = format!("{}/api/v1/tasks", service.base);
+        async move {
+            let response =
+                client.post(url).bearer_auth(token).json(&json!({"title": "bench create"})).send().await?;
+            anyhow::ensure!(response.status() == 201, "a create answered {}", response.status());
+            let body: Value = response.json().await?;
+            Ok(body["id"].as_str().context("a create without an id")?.parse()?)
+        }
+    })
+    .await
+    .context("measuring a service create's write amplification")?;
+    let pgbench_insert = amplification::pgbench_insert(&service.url, writes, plan.size.users)
+        .await
+        .context("measuring pgbench's INSERT's write amplification")?;
+    Ok(amplification::Amplification { service_create, pgbench_insert })
 }
 
 /// The ceiling of one node with one web process, then with two; printed, and saved as JSON.
@@ -495,6 +554,8 @@ fn report(size: Size, scenarios: Vec<Scenario>, notes: BTreeMap<String, String>)
         seeded_tasks: size.tasks,
         scenarios,
         notes,
+        baselines: BTreeMap::new(),
+        write_amplification: None,
     }
 }
 
@@ -521,6 +582,8 @@ fn scenario(
         baseline: baseline.map(|(name, _)| name.to_owned()),
         baseline_per_second: baseline.map(|(_, b)| b.per_second),
         ratio: baseline.map(|(_, b)| per_second / b.per_second),
+        plain_baseline_per_second: None,
+        plain_ratio: None,
         web_peak_rss_mib: web,
         worker_peak_rss_mib: worker,
     }

@@ -6,6 +6,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::amplification::Amplification;
+use crate::pgbench::Baseline;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scenario {
     pub name: String,
@@ -21,6 +24,11 @@ pub struct Scenario {
     pub baseline: Option<String>,
     pub baseline_per_second: Option<f64>,
     pub ratio: Option<f64>,
+    /// For writes, also pgbench's INSERT into a plain table (primary key only): the physical limit.
+    #[serde(default)]
+    pub plain_baseline_per_second: Option<f64>,
+    #[serde(default)]
+    pub plain_ratio: Option<f64>,
     pub web_peak_rss_mib: u64,
     pub worker_peak_rss_mib: u64,
 }
@@ -36,6 +44,12 @@ pub struct Report {
     pub scenarios: Vec<Scenario>,
     /// Free-form findings that are not request rates (reminder lateness, bulk against singles).
     pub notes: BTreeMap<String, String>,
+    /// Every pgbench baseline of the run: `insert` (the real `tasks`), `plain_insert` (a table with
+    /// `tasks`' columns and only a primary key), `plain_insert_with_notify`, `pk_select`.
+    #[serde(default)]
+    pub baselines: BTreeMap<String, Baseline>,
+    #[serde(default)]
+    pub write_amplification: Option<Amplification>,
 }
 
 impl Report {
@@ -44,8 +58,8 @@ impl Report {
             "## todo-bench ({} mode, {} build, {} cores, commit {})\n\nSeeded {} users and {} tasks.\n\n",
             self.mode, self.profile, self.cores, self.commit, self.seeded_users, self.seeded_tasks
         );
-        out.push_str("| scenario | conns | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | baseline | ratio | web RSS MiB | worker RSS MiB |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|\n");
+        out.push_str("| scenario | conns | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | baseline | ratio | ratio to plain INSERT | web RSS MiB | worker RSS MiB |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|\n");
         for s in &self.scenarios {
             let errors = match s.errors.is_empty() {
                 true => "0".to_owned(),
@@ -56,11 +70,18 @@ impl Report {
                 _ => "–".to_owned(),
             };
             let ratio = s.ratio.map_or("–".to_owned(), |r| format!("{r:.2}×"));
+            let plain = match (s.plain_baseline_per_second, s.plain_ratio) {
+                (Some(rate), Some(r)) => format!("{r:.2}× of {rate:.0}/s"),
+                _ => "–".to_owned(),
+            };
             out.push_str(&format!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {errors} | {baseline} | {ratio} | {} | {} |\n",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {errors} | {baseline} | {ratio} | {plain} | {} | {} |\n",
                 s.name, s.connections, s.per_second, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms, s.web_peak_rss_mib,
                 s.worker_peak_rss_mib
             ));
+        }
+        if let Some(amplification) = &self.write_amplification {
+            out.push_str(&amplification.markdown());
         }
         for (name, note) in &self.notes {
             out.push_str(&format!("\n- **{name}:** {note}"));

@@ -164,6 +164,9 @@ pub struct TaskSettings {
     pub idempotency_ttl_hours: u32,
     /// Tasks one account may hold, trashed ones included; creating more is a 409.
     pub max_per_user: u32,
+    /// A filtered list counts its matches exactly up to this many; past it, `total` is the
+    /// planner's estimate and `total_is_exact` is false.
+    pub list_exact_total_up_to: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -135,11 +135,16 @@ pub struct ListSpec {
     pub limit: i64,
     pub offset: i64,
     pub after: Option<After>,
+    /// A filtered list counts its matches exactly up to this many; past it, the total is the
+    /// planner's estimate (at least one more than this).
+    pub exact_total_up_to: i64,
 }
 
 pub struct Page {
     pub items: Vec<Task>,
     pub total: i64,
+    /// False when `total` is an estimate: more than `exact_total_up_to` tasks match.
+    pub total_is_exact: bool,
     /// Where the next page starts, when there is one.
     pub next: Option<After>,
 }
@@ -194,11 +199,16 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
         _ => None,
     };
     // A page past the end has no row to carry the total.
-    let total = match rows.first() {
+    let counted = match rows.first() {
         Some(row) => row.full_count.unwrap_or(0),
         None => count(conn, user_id, spec).await?,
     };
-    Ok(Page { items: rows.into_iter().map(|r| Task::from(r.task)).collect(), total, next })
+    let (total, total_is_exact) = if counted > spec.exact_total_up_to && spec.filter != Filter::default() {
+        (estimate(conn, user_id, spec).await?.max(spec.exact_total_up_to + 1), false)
+    } else {
+        (counted, true)
+    };
+    Ok(Page { items: rows.into_iter().map(|r| Task::from(r.task)).collect(), total, total_is_exact, next })
 }
 
 fn ranked(spec: &ListSpec) -> bool {
@@ -220,9 +230,22 @@ async fn count(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Resul
         .map(Option::unwrap_or_default)
 }
 
+/// How many tasks the planner expects the filter to match: the total past the exact bound, for
+/// the price of planning the count (no row is read).
+async fn estimate(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<i64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) ");
+    with_search(&mut query, spec);
+    query.push("SELECT 1");
+    from_where(&mut query, user_id, spec);
+    let plan: sqlx::types::Json<serde_json::Value> =
+        query.build_query_scalar().persistent(false).fetch_one(conn).await?;
+    let rows = plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or_default();
+    Ok(rows.round() as i64)
+}
+
 /// The count's query, written inside the list's (`q` is the search the statement starts with).
-/// Unfiltered, it is the trigger-kept count; a filter's count costs a scan of its matches, through
-/// the filter's own index.
+/// Unfiltered, it is the trigger-kept count. A filter's count stops one past the exact bound, so
+/// its cost is bounded however many tasks match.
 fn push_count(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec) {
     if spec.filter == Filter::default() {
         // Trigger-kept counts: the user's live tasks less those in archived projects.
@@ -235,8 +258,9 @@ fn push_count(query: &mut QueryBuilder<Postgres>, user_id: Uuid, spec: &ListSpec
             Shelf::Trash => query.push("SELECT trashed FROM task_counts WHERE user_id = ").push_bind(user_id),
         };
     } else {
-        query.push("SELECT count(*)");
+        query.push("SELECT count(*) FROM (SELECT 1");
         from_where(query, user_id, spec);
+        query.push(" LIMIT ").push_bind(spec.exact_total_up_to + 1).push(") matches");
     }
 }
 

@@ -239,7 +239,7 @@ mod checker {
     fn a_literal_segment_beats_a_parameter_and_unknown_paths_are_not_checked() {
         // `/tasks/trash` answers a page; checked as `/tasks/{id}` a page would be a broken task.
         let page =
-            json!({"items": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": null}).to_string();
+            json!({"items": [], "total": 0, "total_is_exact": true, "limit": 50, "offset": 0, "next_cursor": null}).to_string();
         check(Method::GET, "/api/v1/tasks/trash", 200, "application/json", &page).unwrap();
         let drift = check(Method::DELETE, "/api/v1/tasks/trash", 204, "application/json", "").unwrap_err();
         assert!(drift.starts_with("DELETE /api/v1/tasks/trash "), "{drift}");

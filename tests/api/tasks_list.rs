@@ -516,3 +516,35 @@ async fn the_list_alias_under_users_filters_the_same() {
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["title"], "Tagged");
 }
+
+#[tokio::test]
+async fn a_filtered_total_is_exact_up_to_the_bound_and_an_estimate_past_it() {
+    let app = TestApp::spawn_with(|s| s.tasks.list_exact_total_up_to = 3).await;
+    let user = app.new_user().await;
+    for i in 0..5 {
+        let tags = if i < 3 { json!(["few", "many"]) } else { json!(["many"]) };
+        app.create_task(&user, json!({"title": format!("Task {i}"), "tags": tags})).await;
+    }
+    let page = |query: &'static str| {
+        let (app, user) = (&app, &user);
+        async move {
+            let page: Value =
+                app.get_as(&user.token, &format!("/api/v1/tasks?{query}")).await.json().await.unwrap();
+            (page["total"].as_i64().unwrap(), page["total_is_exact"].as_bool().unwrap(), page)
+        }
+    };
+    // At the bound: counted exactly.
+    let (total, exact, _) = page("tags=few").await;
+    assert_eq!((total, exact), (3, true));
+    // Past it: an estimate, never below the bound plus one, on every page and past the end.
+    for query in ["tags=many", "tags=many&limit=2", "tags=many&offset=100", "q=task"] {
+        let (total, exact, body) = page(query).await;
+        assert!(!exact, "{query}: {body}");
+        assert!(total > 3, "{query}: an estimate past the bound is larger than it: {body}");
+    }
+    // Every match is still listed, whatever the total says.
+    assert_eq!(all_pages(&app, &user, "tags=many", 2).await.len(), 5);
+    // An unfiltered list's total is the kept count: always exact.
+    let (total, exact, _) = page("limit=1").await;
+    assert_eq!((total, exact), (5, true));
+}

@@ -186,11 +186,12 @@ fn find_output() -> Value {
     object(
         json!({
             "items": { "type": "array", "items": component("Task") },
-            "total": { "type": "integer", "description": "How many tasks match in all." },
+            "total": { "type": "integer", "description": "How many tasks match in all; an estimate when `total_is_exact` is false." },
+            "total_is_exact": { "type": "boolean", "description": "False when more tasks match than are counted exactly (1,000 by default)." },
             "limit": { "type": "integer" },
             "next_cursor": { "type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page." },
         }),
-        &["items", "total", "limit", "next_cursor"],
+        &["items", "total", "total_is_exact", "limit", "next_cursor"],
     )
 }
 
@@ -226,8 +227,12 @@ fn batch_output() -> Value {
 fn agenda_output() -> Value {
     let section = || {
         object(
-            json!({ "items": { "type": "array", "items": component("Task") }, "total": { "type": "integer" } }),
-            &["items", "total"],
+            json!({
+                "items": { "type": "array", "items": component("Task") },
+                "total": { "type": "integer" },
+                "total_is_exact": { "type": "boolean" },
+            }),
+            &["items", "total", "total_is_exact"],
         )
     };
     object(

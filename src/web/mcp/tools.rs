@@ -173,7 +173,7 @@ async fn find_tasks(state: &AppState, user: Uuid, arguments: Value) -> Result<Va
     let pairs = query_pairs(self::arguments("find_tasks", arguments, FIND_ARGS)?)?;
     let page = list::page(state, &state.pool, user, Shelf::Live, &pairs).await?;
     Ok(
-        json!({ "items": page.items, "total": page.total, "limit": page.limit, "next_cursor": page.next_cursor }),
+        json!({ "items": page.items, "total": page.total, "total_is_exact": page.total_is_exact, "limit": page.limit, "next_cursor": page.next_cursor }),
     )
 }
 
@@ -326,7 +326,8 @@ async fn agenda(state: &AppState, user: Uuid, arguments: Value) -> Result<Value,
         ]),
     ] {
         let page = list::page(state, &state.pool, user, Shelf::Live, &pairs).await?;
-        sections.push(json!({ "items": page.items, "total": page.total }));
+        sections
+            .push(json!({ "items": page.items, "total": page.total, "total_is_exact": page.total_is_exact }));
     }
     let [overdue, today, next] = <[Value; 3]>::try_from(sections).unwrap_or_default();
     Ok(json!({

@@ -70,6 +70,7 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
         "TaskPage" => json!({
             "items": [task()],
             "total": 1,
+            "total_is_exact": true,
             "limit": 50,
             "offset": 0,
             "next_cursor": null,

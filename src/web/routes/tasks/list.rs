@@ -134,8 +134,12 @@ fn closed<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
 #[derive(Serialize, ToSchema)]
 pub struct TaskPage {
     pub items: Vec<Task>,
-    /// How many tasks match in all.
+    /// How many tasks match in all: exact when `total_is_exact`, otherwise an estimate, larger
+    /// than the exact-count bound (1,000 by default).
     pub total: i64,
+    /// False when more tasks match than a filtered list counts exactly; `total` is then the
+    /// database's estimate. An unfiltered list's total is always exact.
+    pub total_is_exact: bool,
     pub limit: i64,
     pub offset: i64,
     /// Pass as `cursor` for the next page; `null` on the last page.
@@ -207,6 +211,7 @@ pub async fn page(
     pairs: &[(String, String)],
 ) -> Result<TaskPage, ApiError> {
     let (mut spec, cursor) = parse(pairs, shelf)?;
+    spec.exact_total_up_to = i64::from(state.settings.tasks.list_exact_total_up_to);
     let cursors = Cursors::new(&state.settings.auth.jwt_secret);
     let fingerprint = Cursors::fingerprint(&format!(
         "{user}|{shelf:?}|{:?}|{:?}|{:?}",
@@ -223,6 +228,7 @@ pub async fn page(
     Ok(TaskPage {
         items: page.items,
         total: page.total,
+        total_is_exact: page.total_is_exact,
         limit: spec.limit,
         offset: spec.offset,
         next_cursor: page.next.map(|after| cursors.seal(&fingerprint, &after)),
@@ -277,7 +283,7 @@ fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let spec = ListSpec { shelf, filter, sort, direction, limit, offset, after: None };
+    let spec = ListSpec { shelf, filter, sort, direction, limit, offset, after: None, exact_total_up_to: 0 };
     Ok((spec, cursor))
 }
 

@@ -214,23 +214,6 @@ pub async fn save(
     Ok(())
 }
 
-/// Moves a task's identity row to another task (a client's completed copy becomes the record of
-/// the occurrence it copied).
-pub async fn move_identity(
-    conn: &mut PgConnection,
-    user: Uuid,
-    from: Uuid,
-    to: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE caldav_objects SET task_id = $3 WHERE user_id = $1 AND task_id = $2")
-        .bind(user)
-        .bind(from)
-        .bind(to)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// One change a sync report names: the member as it now is, or the name it had.
 #[derive(Debug, Clone)]
 pub enum Change {

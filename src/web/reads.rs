@@ -107,17 +107,36 @@ impl Reads {
             }
             return &self.primary;
         };
+        if let Some(replica) = self.replica_at(token).await {
+            return replica;
+        }
+        metrics::counter!("db_reads_total", "target" => "primary").increment(1);
+        metrics::counter!("db_read_fallbacks_total").increment(1);
+        &self.primary
+    }
+
+    /// A replica in rotation, however far it has replayed, for a read whose answer the caller
+    /// completes from the primary afterwards (an event stream's backlog). `None` without one.
+    pub async fn any_replica(&self) -> Option<PgPool> {
+        if !self.has_replicas() {
+            return None;
+        }
+        self.replica_at(Lsn(0)).await.cloned()
+    }
+
+    /// The next replica in rotation that has replayed `at`, once it hands out a connection.
+    async fn replica_at(&self, at: Lsn) -> Option<&PgPool> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.replicas.len();
         for i in 0..count {
             let replica = &self.replicas[(start + i) % count];
-            if !replica.up.load(Ordering::Acquire) || replica.replayed.load(Ordering::Acquire) < token.0 {
+            if !replica.up.load(Ordering::Acquire) || replica.replayed.load(Ordering::Acquire) < at.0 {
                 continue;
             }
             match tokio::time::timeout(REPLICA_ACQUIRE, replica.pool.acquire()).await {
                 Ok(Ok(_)) => {
                     metrics::counter!("db_reads_total", "target" => "replica").increment(1);
-                    return &replica.pool;
+                    return Some(&replica.pool);
                 }
                 _ => {
                     replica.up.store(false, Ordering::Release);
@@ -125,9 +144,7 @@ impl Reads {
                 }
             }
         }
-        metrics::counter!("db_reads_total", "target" => "primary").increment(1);
-        metrics::counter!("db_read_fallbacks_total").increment(1);
-        &self.primary
+        None
     }
 
     /// The primary's WAL position now: after a write has committed, at or past its commit.
@@ -204,7 +221,7 @@ impl Reads {
 }
 
 /// The token a request presented, if it parsed.
-fn presented(req: &HttpRequest) -> Option<Lsn> {
+pub fn presented(req: &HttpRequest) -> Option<Lsn> {
     req.headers().get(HEADER).and_then(|v| v.to_str().ok()).and_then(Lsn::parse)
 }
 

@@ -193,3 +193,139 @@ async fn nothing_served_from_the_standby_belongs_to_another_user() {
         assert_eq!(changes["changes"].as_array().map(Vec::len), Some(1), "{changes}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_with_tokens_see_their_writes_across_processes_while_others_write() {
+    let c = cluster().await;
+    let token = register_at(&c.bases[0], "busy@example.com").await;
+    let other = register_at(&c.bases[1], "writer@example.com").await;
+    let (status, _, task) =
+        c.send(0, &token, reqwest::Method::POST, "/tasks", Some(json!({"title": "v0"})), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = task["id"].as_str().unwrap().to_owned();
+    // Another user writes through both processes all along, so the standby is always replaying.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (client, bases, stop) = (c.client.clone(), c.bases.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut failed = 0;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client
+                    .post(format!("{}/api/v1/tasks", bases[n % 2]))
+                    .bearer_auth(&other)
+                    .json(&json!({"title": format!("load {n}")}))
+                    .send()
+                    .await;
+                failed += usize::from(!response.is_ok_and(|r| r.status() == StatusCode::CREATED));
+                n += 1;
+            }
+            (n, failed)
+        })
+    };
+    for i in 1..=30 {
+        let title = format!("v{i}");
+        let path = format!("/tasks/{id}");
+        let (status, at, _) =
+            c.send(i % 2, &token, reqwest::Method::PATCH, &path, Some(json!({"title": title})), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let at = at.expect("a write's answer carries Consistency-Token");
+        // Read back at once through the other process, and again after a pause, when the
+        // standby has usually replayed the write and serves the read.
+        assert_eq!(c.title((i + 1) % 2, &token, &id, Some(&at)).await, title);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(c.title((i + 1) % 2, &token, &id, Some(&at)).await, title);
+        let (_, _, list) = c.send(i % 2, &token, reqwest::Method::GET, "/tasks", None, Some(&at)).await;
+        assert_eq!(list["items"][0]["title"], title.as_str());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (writes, failed) = writer.await.unwrap();
+    assert!(writes > 10, "the other user wrote only {writes} times");
+    assert_eq!(failed, 0, "{failed} of the other user's {writes} writes failed");
+}
+
+/// How many scans of `tasks` the standby has run, by its own statistics.
+async fn standby_task_scans(c: &Cluster) -> i64 {
+    let pool = sqlx::PgPool::connect(&c.standby.url()).await.expect("connect to the standby");
+    let scans = sqlx::query_scalar(
+        "SELECT coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::bigint \
+         FROM pg_stat_user_tables WHERE relname = 'tasks'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("standby statistics");
+    pool.close().await;
+    scans
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_stream_reads_its_backlog_on_the_standby_and_the_rest_on_the_primary() {
+    let c = cluster().await;
+    let token = register_at(&c.bases[0], "stream@example.com").await;
+    let mut at = String::new();
+    for title in ["one", "two", "three"] {
+        let (status, written, _) =
+            c.send(0, &token, reqwest::Method::POST, "/tasks", Some(json!({"title": title})), None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        at = written.unwrap();
+    }
+    c.caught_up(&at).await;
+    c.standby_sql("SELECT pg_wal_replay_pause()").await;
+    // Written after the standby stopped replaying: only the primary has it.
+    let (status, _, _) =
+        c.send(0, &token, reqwest::Method::POST, "/tasks", Some(json!({"title": "four"})), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let scans_before = standby_task_scans(&c).await;
+
+    let mut response = c
+        .client
+        .get(format!("{}/api/v1/events?since=0", c.bases[1]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text.matches("event: task.upserted").count() < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("the stream stopped before four tasks ({other:?}): {text}"),
+        }
+    }
+    for title in ["one", "two", "three", "four"] {
+        assert!(text.contains(&format!("\"title\":\"{title}\"")), "no {title} in {text}");
+    }
+    drop(response);
+    // The standby's statistics reach its counters within a second or so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while standby_task_scans(&c).await == scans_before {
+        assert!(Instant::now() < deadline, "the standby never read the backlog");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.standby_sql("SELECT pg_wal_replay_resume()").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caldav_reads_with_a_token_use_the_standby_and_a_writes_own_token_sees_it() {
+    let c = cluster().await;
+    let token = register_at(&c.bases[0], "dav@example.com").await;
+    let (id, first, second) = renamed_with_replay_paused(&c, &token).await;
+    let summary = |at: &str| {
+        let request = c
+            .client
+            .get(format!("{}/dav/calendars/inbox/{id}.ics", c.bases[1]))
+            .bearer_auth(&token)
+            .header("Consistency-Token", at);
+        async move {
+            let response = request.send().await.expect("GET sent");
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.text().await.unwrap();
+            body.lines().find_map(|l| l.strip_prefix("SUMMARY:")).map(str::to_owned).unwrap_or(body)
+        }
+    };
+    assert_eq!(summary(&first).await, "v1", "the paused standby answers an older token");
+    assert_eq!(summary(&second).await, "v2", "the write's own token is read on the primary");
+    c.standby_sql("SELECT pg_wal_replay_resume()").await;
+}

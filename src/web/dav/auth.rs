@@ -24,6 +24,9 @@ pub struct Caller {
     pub id: Uuid,
     pub email: String,
     pub scopes: Scopes,
+    /// Where this request's reads go: a replica for a read that presents a `Consistency-Token`
+    /// it has replayed, otherwise the primary (always, for a write).
+    pub reads: sqlx::PgPool,
 }
 
 impl Caller {
@@ -107,7 +110,7 @@ async fn basic(state: &AppState, email: &str, password: &str, budget: &Method) -
 async fn caller(state: &AppState, id: Uuid, scopes: Scopes) -> Result<Caller, ApiError> {
     let user = users::find(&state.pool, id).await.map_err(ApiError::from_db)?;
     let user = user.ok_or(ApiError::Unauthorized { code: crate::web::problem::ProblemCode::TokenInvalid })?;
-    Ok(Caller { id, email: user.email.unwrap_or_default(), scopes })
+    Ok(Caller { id, email: user.email.unwrap_or_default(), scopes, reads: state.pool.clone() })
 }
 
 /// Wrong credentials: a challenge, or 429 once the address has failed too often.

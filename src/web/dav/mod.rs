@@ -55,11 +55,14 @@ async fn dispatch(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
     if req.method() == Method::OPTIONS {
         return options();
     }
-    let caller = match auth::authenticate(&req, &state).await {
+    let mut caller = match auth::authenticate(&req, &state).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal,
     };
     let method = req.method().as_str();
+    if matches!(method, "PROPFIND" | "REPORT" | "GET" | "HEAD") {
+        caller.reads = state.reads.pool(crate::web::reads::presented(&req)).await.clone();
+    }
     let answer = match (method, &target) {
         ("PROPFIND", _) => props::propfind(&req, &state, &caller, &target, &body).await,
         ("PROPPATCH", Target::Collection(cal)) => collection::proppatch(&state, &caller, *cal, &body).await,

@@ -87,7 +87,7 @@ pub async fn response(state: &State, caller: &Caller, cal: Cal, object: &Object,
     let host = uid_host(state);
     let data = match wants_data(wanted) {
         true => {
-            let parent = parent_uids(state, caller, std::slice::from_ref(object), &host).await;
+            let parent = parent_uids(caller, std::slice::from_ref(object), &host).await;
             Some(render(
                 object,
                 object.task.parent_id.and_then(|p| parent.get(&p)).map(String::as_str),
@@ -100,7 +100,6 @@ pub async fn response(state: &State, caller: &Caller, cal: Cal, object: &Object,
 }
 
 async fn parent_uids(
-    state: &State,
     caller: &Caller,
     objects: &[Object],
     host: &str,
@@ -109,7 +108,7 @@ async fn parent_uids(
     if parents.is_empty() {
         return Default::default();
     }
-    caldav::uids(&state.pool, caller.id, &parents, host).await.unwrap_or_default()
+    caldav::uids(&caller.reads, caller.id, &parents, host).await.unwrap_or_default()
 }
 
 /// A 207 listing `first`, then every member of the calendar that passes `filter`, read and
@@ -127,13 +126,12 @@ pub fn stream_members(
         first: Option<String>,
         done: bool,
     }
-    let state = state.clone();
     let caller = caller.clone();
-    let host = uid_host(&state);
+    let host = uid_host(state);
     let shared = Arc::new((wanted, filter));
     let start = Cursor { after: Some(Uuid::nil()), first: Some(first), done: false };
     let stream = futures_util::stream::unfold(start, move |mut cursor| {
-        let (state, caller, host, shared) = (state.clone(), caller.clone(), host.clone(), shared.clone());
+        let (caller, host, shared) = (caller.clone(), host.clone(), shared.clone());
         async move {
             if cursor.done {
                 return None;
@@ -148,7 +146,7 @@ pub fn stream_members(
                 cursor.done = true;
                 return Some((Ok(Bytes::from_static(b"</d:multistatus>")), cursor));
             };
-            let page = match caldav::members(&state.pool, caller.id, cal, after, PAGE).await {
+            let page = match caldav::members(&caller.reads, caller.id, cal, after, PAGE).await {
                 Ok(page) => page,
                 Err(err) => {
                     tracing::error!(%err, "a CalDAV listing failed part way");
@@ -162,7 +160,7 @@ pub fn stream_members(
             let (wanted, filter) = (&shared.0, &shared.1);
             let needs_text = wants_data(wanted) || filter.is_some();
             let parents = match needs_text {
-                true => parent_uids(&state, &caller, &page, &host).await,
+                true => parent_uids(&caller, &page, &host).await,
                 false => Default::default(),
             };
             let mut out = String::new();
@@ -198,7 +196,7 @@ pub async fn get(req: &HttpRequest, state: &State, caller: &Caller, cal: Cal, na
     if !caller.can(Scope::TasksRead) {
         return lacks(Scope::TasksRead);
     }
-    let object = match caldav::find(&state.pool, caller.id, cal, name).await {
+    let object = match caldav::find(&caller.reads, caller.id, cal, name).await {
         Ok(Some(object)) => object,
         Ok(None) => return plain(StatusCode::NOT_FOUND, "No such task."),
         Err(err) => return db_error(err),
@@ -213,7 +211,7 @@ pub async fn get(req: &HttpRequest, state: &State, caller: &Caller, cal: Cal, na
         return HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish();
     }
     let host = uid_host(state);
-    let parents = parent_uids(state, caller, std::slice::from_ref(&object), &host).await;
+    let parents = parent_uids(caller, std::slice::from_ref(&object), &host).await;
     let text =
         render(&object, object.task.parent_id.and_then(|p| parents.get(&p)).map(String::as_str), &host);
     HttpResponse::Ok()
@@ -245,7 +243,7 @@ pub async fn put(
     if !caller.can(Scope::TasksWrite) {
         return lacks(Scope::TasksWrite);
     }
-    match props::project_of(state, caller, cal).await {
+    match props::project_of(caller, cal).await {
         Ok(_) => {}
         Err(None) => return plain(StatusCode::CONFLICT, "No such calendar: create it first."),
         Err(Some(err)) => return db_error(err),

@@ -52,11 +52,11 @@ pub async fn propfind(
             Ok(out)
         }
         Target::Principal => Ok(vec![respond(PRINCIPAL, &wanted, principal_props(caller))]),
-        Target::Home => home(state, caller, &wanted, deep).await,
+        Target::Home => home(caller, &wanted, deep).await,
         Target::Collection(cal) => {
             return collection(state, caller, *cal, &wanted, deep).await;
         }
-        Target::Object(cal, name) => match caldav::find(&state.pool, caller.id, *cal, name).await {
+        Target::Object(cal, name) => match caldav::find(&caller.reads, caller.id, *cal, name).await {
             Ok(Some(found)) => Ok(vec![object::response(state, caller, *cal, &found, &wanted).await]),
             Ok(None) => return plain(StatusCode::NOT_FOUND, "No such task."),
             Err(err) => Err(err),
@@ -169,17 +169,12 @@ fn privileges(write: bool) -> String {
     out
 }
 
-async fn home(
-    state: &State,
-    caller: &Caller,
-    wanted: &Wanted,
-    deep: bool,
-) -> Result<Vec<String>, sqlx::Error> {
+async fn home(caller: &Caller, wanted: &Wanted, deep: bool) -> Result<Vec<String>, sqlx::Error> {
     let mut out = vec![respond(HOME, wanted, home_props())];
     if deep {
-        let head = crate::db::changes::head(&state.pool, caller.id).await?;
+        let head = crate::db::changes::head(&caller.reads, caller.id).await?;
         out.push(respond(&collection_href(None), wanted, collection_props(caller, None, head)));
-        for project in projects::list(&state.pool, caller.id, Some(false)).await? {
+        for project in projects::list(&caller.reads, caller.id, Some(false)).await? {
             out.push(respond(
                 &collection_href(Some(project.id)),
                 wanted,
@@ -243,14 +238,10 @@ pub fn parse_sync_token(token: &str, cal: Cal) -> Option<i64> {
 }
 
 /// The project behind a calendar (`None` for the inbox), or `Err` when it is not the caller's.
-pub async fn project_of(
-    state: &State,
-    caller: &Caller,
-    cal: Cal,
-) -> Result<Option<Project>, Option<sqlx::Error>> {
+pub async fn project_of(caller: &Caller, cal: Cal) -> Result<Option<Project>, Option<sqlx::Error>> {
     match cal {
         None => Ok(None),
-        Some(id) => match projects::find(&state.pool, caller.id, id).await {
+        Some(id) => match projects::find(&caller.reads, caller.id, id).await {
             Ok(Some(project)) => Ok(Some(project)),
             Ok(None) => Err(None),
             Err(err) => Err(Some(err)),
@@ -259,12 +250,12 @@ pub async fn project_of(
 }
 
 async fn collection(state: &State, caller: &Caller, cal: Cal, wanted: &Wanted, deep: bool) -> HttpResponse {
-    let project = match project_of(state, caller, cal).await {
+    let project = match project_of(caller, cal).await {
         Ok(project) => project,
         Err(None) => return plain(StatusCode::NOT_FOUND, "No such calendar."),
         Err(Some(err)) => return object::db_error(err),
     };
-    let head = match crate::db::changes::head(&state.pool, caller.id).await {
+    let head = match crate::db::changes::head(&caller.reads, caller.id).await {
         Ok(head) => head,
         Err(err) => return object::db_error(err),
     };

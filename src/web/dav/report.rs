@@ -35,7 +35,7 @@ pub async fn report(state: &State, caller: &Caller, target: &Target, body: &[u8]
         return unsupported();
     };
     let cal = *cal;
-    match props::project_of(state, caller, cal).await {
+    match props::project_of(caller, cal).await {
         Ok(_) => {}
         Err(None) => return plain(StatusCode::NOT_FOUND, "No such calendar."),
         Err(Some(err)) => return object::db_error(err),
@@ -71,7 +71,7 @@ async fn multiget(
     let mut out = String::from(xml::ROOT_OPEN);
     for href in hrefs {
         let found = match member_name(href, cal) {
-            Some(name) => match caldav::find(&state.pool, caller.id, cal, &name).await {
+            Some(name) => match caldav::find(&caller.reads, caller.id, cal, &name).await {
                 Ok(found) => found,
                 Err(err) => return object::db_error(err),
             },
@@ -104,7 +104,7 @@ async fn sync(
     let page = limit.unwrap_or(SYNC_PAGE).clamp(1, SYNC_PAGE);
     let result = async {
         // The head, the feed's pruned mark and the changes from one snapshot.
-        let mut tx = state.pool.begin().await?;
+        let mut tx = caller.reads.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let feed = crate::db::changes::page(&mut *tx, caller.id, since, 0).await?;
         if feed.check(since).is_err() {

@@ -9,20 +9,22 @@ pub use outbox::Body;
 pub use stream::{Position, StreamAuth};
 
 use outbox::Outbox;
+use sqlx::PgPool;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 /// Starts a stream's producer on this worker's runtime and returns the body to answer with.
-pub fn open(subscription: Subscription, auth: StreamAuth, start: Position) -> Body {
+/// `backlog`: a replica to read the changes already made from, before following the primary.
+pub fn open(subscription: Subscription, auth: StreamAuth, start: Position, backlog: Option<PgPool>) -> Body {
     let (outbox, body) = Outbox::new(subscription.hub().settings.stream_buffer_bytes);
     let pool = subscription.hub().pool.clone();
     actix_web::rt::spawn(async move {
         // The preamble always fits: the buffer is empty.
         let preamble = outbox.send(stream::preamble(), std::time::Duration::ZERO, stream::preamble()).await;
         if preamble.is_ok() && !*subscription.shutdown.borrow() {
-            stream::run(pool, subscription, outbox, auth, start).await;
+            stream::run(pool, backlog, subscription, outbox, auth, start).await;
         }
     });
     body

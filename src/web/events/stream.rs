@@ -73,6 +73,7 @@ enum End {
 /// shuts down.
 pub async fn run(
     pool: PgPool,
+    backlog: Option<PgPool>,
     mut sub: Subscription,
     outbox: Arc<Outbox>,
     auth: StreamAuth,
@@ -87,6 +88,15 @@ pub async fn run(
     let expiry = tokio::time::sleep(until_expiry);
     tokio::pin!(expiry);
     let mut position = start.0;
+    if let Some(replica) = backlog {
+        // The backlog from a replica, then the rest from the primary below: numbers commit in
+        // order per user, so a replica's feed is a prefix of the primary's, and reading on from
+        // where it ended leaves no gap however far behind it is.
+        let read = catch_up(&replica, Source::Replica, &outbox, &auth, &mut position, patience, &slow).await;
+        if let Err(Some(End::Closed)) = read {
+            return;
+        }
+    }
     // When to read again after a failed read; `None` while reads succeed.
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut read_now = true;
@@ -94,7 +104,7 @@ pub async fn run(
         if read_now {
             read_now = false;
             sub.heads.borrow_and_update();
-            match catch_up(&pool, &outbox, &auth, &mut position, patience, &slow).await {
+            match catch_up(&pool, Source::Primary, &outbox, &auth, &mut position, patience, &slow).await {
                 Ok(()) => retry_at = None,
                 Err(Some(End::Closed)) => return,
                 Err(Some(End::Resync(reason))) => return outbox.finish(Some(resync(reason))),
@@ -125,9 +135,19 @@ pub async fn run(
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Primary,
+    /// May be behind the client, and may fail: it never decides how the stream ends.
+    Replica,
+}
+
 /// Sends every change after `position`. `Err(None)`: the feed could not be read this time.
+/// From a replica, a failed read or a position it has not reached stops quietly, for the
+/// primary to go on from.
 async fn catch_up(
     pool: &PgPool,
+    source: Source,
     outbox: &Outbox,
     auth: &StreamAuth,
     position: &mut i64,
@@ -139,8 +159,16 @@ async fn catch_up(
         let page = page.map_err(|err| {
             tracing::warn!(%err, "event stream could not read the change feed; retrying");
         });
-        let page = page.map_err(|()| None)?;
+        let page = page.map_err(|()| None);
+        let page = match (page, source) {
+            (Ok(page), _) => page,
+            (Err(_), Source::Replica) => return Ok(()),
+            (Err(none), Source::Primary) => return Err(none),
+        };
         if page.check(*position).is_err() {
+            if source == Source::Replica {
+                return Ok(());
+            }
             // A feed that lost its head may be an account deleted a moment ago: say so rather
             // than ask the client to start again.
             return match users::token_standing(pool, auth.user, &auth.token_id).await {

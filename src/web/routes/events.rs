@@ -144,7 +144,12 @@ pub async fn events_stream(
         Some(position) => position,
         None => changes::head(&state.pool, auth.user).await.map_err(ApiError::from_db)?,
     };
-    let body = events::open(subscription, auth, Position(start));
+    // Only a resumed stream has a backlog worth a replica; a new one starts at the head.
+    let backlog = match resume {
+        Some(_) => state.reads.any_replica().await,
+        None => None,
+    };
+    let body = events::open(subscription, auth, Position(start), backlog);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         // Compression would hold events back until a block fills.

@@ -167,6 +167,9 @@ pub struct TaskSettings {
     /// A filtered list counts its matches exactly up to this many; past it, `total` is the
     /// planner's estimate and `total_is_exact` is false.
     pub list_exact_total_up_to: u32,
+    /// A search by relevance ranks this many of its newest matches; the older ones follow,
+    /// newest first.
+    pub search_ranked_matches: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -138,6 +138,11 @@ pub struct ListSpec {
     /// A filtered list counts its matches exactly up to this many; past it, the total is the
     /// planner's estimate (at least one more than this).
     pub exact_total_up_to: i64,
+    /// How many of a search's matches, the newest, a search by relevance ranks. Ranking reads
+    /// each ranked row's search vector; bounding them bounds a search for a common word (a word
+    /// in one task in ten is 5,000 matches at 50,000 tasks). The older matches follow, newest
+    /// first, so every match stays reachable by cursor or offset.
+    pub ranked_matches: i64,
 }
 
 pub struct Page {
@@ -159,6 +164,149 @@ struct ListedRow {
 }
 
 pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<Page, sqlx::Error> {
+    match ranked(spec) && spec.direction == Direction::Desc {
+        true => ranked_list(conn, user_id, spec).await,
+        false => plain_list(conn, user_id, spec).await,
+    }
+}
+
+/// A search by relevance: the newest `ranked_matches` matches by rank, then the rest by
+/// creation, newest first. A cursor in the second part carries a time, not a rank.
+async fn ranked_list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<Page, sqlx::Error> {
+    let older = |after: After, limit: i64, offset: i64| ListSpec {
+        sort: SortKey::CreatedAt,
+        direction: Direction::Desc,
+        after: Some(after),
+        limit,
+        offset,
+        ..spec.clone()
+    };
+    if let Some(after @ After { key: Key::Time(_), .. }) = &spec.after {
+        return plain_list(conn, user_id, &older(after.clone(), spec.limit, spec.offset)).await;
+    }
+    let mut rows = ranked_rows(conn, user_id, spec).await?;
+    // Each row carries how many matches are ranked and the oldest of them; a page past the
+    // ranked part has no row to carry them.
+    let (ranked, edge) = match rows.first() {
+        Some(row) => (row.listed.full_count.unwrap_or(0), row.edge_at.zip(row.edge_id)),
+        None => newest_edge(conn, user_id, spec).await?,
+    };
+    let edge = edge.map(|(at, id)| After { key: Key::Time(at), id });
+    // Fewer ranked than the bound: they are all the matches, and their number is the total.
+    let (edge, counted) = match ranked < spec.ranked_matches {
+        true => (None, Some(ranked)),
+        false => (edge, None),
+    };
+    let more = rows.len() as i64 > spec.limit;
+    rows.truncate(usize::try_from(spec.limit).unwrap_or(0));
+    let last = rows.last().map(|last| After { key: key_of(spec, &last.listed), id: last.listed.task.id });
+    let mut items: Vec<Task> = rows.into_iter().map(|r| Task::from(r.listed.task)).collect();
+    let remaining = spec.limit - items.len() as i64;
+    let next = match edge {
+        // The ranked part goes on, or ends exactly here with older matches after it.
+        _ if more => last,
+        Some(_) if remaining == 0 => last,
+        Some(edge) => {
+            // An offset past the ranked part skips into the older part.
+            let offset = (spec.offset - ranked).max(0);
+            let older = plain_list(conn, user_id, &older(edge, remaining, offset)).await?;
+            items.extend(older.items);
+            return Ok(Page {
+                items,
+                total: older.total,
+                total_is_exact: older.total_is_exact,
+                next: older.next,
+            });
+        }
+        None => None,
+    };
+    let (total, total_is_exact) = total(conn, user_id, spec, counted).await?;
+    Ok(Page { items, total, total_is_exact, next })
+}
+
+#[derive(sqlx::FromRow)]
+struct RankedRow {
+    /// `full_count` is the number of ranked matches.
+    #[sqlx(flatten)]
+    listed: ListedRow,
+    edge_at: Option<DateTime<Utc>>,
+    edge_id: Option<Uuid>,
+}
+
+/// A page of the ranked part: narrow rows through the sort and the ranking, and only the
+/// page's own rows read whole at the end.
+async fn ranked_rows(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    spec: &ListSpec,
+) -> Result<Vec<RankedRow>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("");
+    with_search(&mut query, spec);
+    query.push(", newest AS MATERIALIZED (SELECT id, created_at, search");
+    from_where(&mut query, user_id, spec);
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(spec.ranked_matches);
+    query.push("), edge AS (SELECT created_at, id FROM newest ORDER BY created_at, id LIMIT 1)");
+    query.push(", page AS (SELECT id, ts_rank(search, q.query) AS sort_rank FROM newest, q");
+    if let Some(after) = &spec.after {
+        query.push(" WHERE (ts_rank(search, q.query), id) < (");
+        push_key(&mut query, spec, &after.key);
+        query.push(", ").push_bind(after.id).push(")");
+    }
+    query.push(" ORDER BY sort_rank DESC, id DESC LIMIT ").push_bind(spec.limit + 1);
+    query.push(" OFFSET ").push_bind(spec.offset);
+    query.push(format_args!(
+        ") SELECT {COLUMNS}, NULL::text AS sort_text, page.sort_rank, \
+         (SELECT count(*) FROM newest) AS full_count, \
+         (SELECT created_at FROM edge) AS edge_at, (SELECT id FROM edge) AS edge_id \
+         FROM page JOIN tasks USING (id) WHERE tasks.user_id = "
+    ));
+    query.push_bind(user_id).push(" ORDER BY page.sort_rank DESC, id DESC");
+    query.build_query_as().persistent(false).fetch_all(&mut *conn).await
+}
+
+/// How many matches the ranked part holds, and its oldest: where the older part starts.
+async fn newest_edge(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    spec: &ListSpec,
+) -> Result<(i64, Option<(DateTime<Utc>, Uuid)>), sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("");
+    with_search(&mut query, spec);
+    query.push(", newest AS (SELECT created_at, id");
+    from_where(&mut query, user_id, spec);
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(spec.ranked_matches);
+    query.push(
+        ") SELECT (SELECT count(*) FROM newest), oldest.created_at, oldest.id \
+         FROM (SELECT 1) one LEFT JOIN (SELECT created_at, id FROM newest ORDER BY created_at, id LIMIT 1) oldest ON true",
+    );
+    let (count, at, id): (i64, Option<DateTime<Utc>>, Option<Uuid>) =
+        query.build_query_as().persistent(false).fetch_one(&mut *conn).await?;
+    Ok((count, at.zip(id)))
+}
+
+fn tasks(rows: Vec<ListedRow>) -> Vec<Task> {
+    rows.into_iter().map(|r| Task::from(r.task)).collect()
+}
+
+/// The total for a page: exact up to the bound, then the planner's estimate. `counted` is the
+/// count a page's first row carried, when it had one.
+async fn total(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    spec: &ListSpec,
+    counted: Option<i64>,
+) -> Result<(i64, bool), sqlx::Error> {
+    let counted = match counted {
+        Some(counted) => counted,
+        None => count(conn, user_id, spec).await?,
+    };
+    Ok(match counted > spec.exact_total_up_to && spec.filter != Filter::default() {
+        true => (estimate(conn, user_id, spec).await?.max(spec.exact_total_up_to + 1), false),
+        false => (counted, true),
+    })
+}
+
+async fn plain_list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Result<Page, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("");
     with_search(&mut query, spec);
     query.push(format_args!("SELECT {COLUMNS}, "));
@@ -199,16 +347,9 @@ pub async fn list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) -> Re
         _ => None,
     };
     // A page past the end has no row to carry the total.
-    let counted = match rows.first() {
-        Some(row) => row.full_count.unwrap_or(0),
-        None => count(conn, user_id, spec).await?,
-    };
-    let (total, total_is_exact) = if counted > spec.exact_total_up_to && spec.filter != Filter::default() {
-        (estimate(conn, user_id, spec).await?.max(spec.exact_total_up_to + 1), false)
-    } else {
-        (counted, true)
-    };
-    Ok(Page { items: rows.into_iter().map(|r| Task::from(r.task)).collect(), total, total_is_exact, next })
+    let counted = rows.first().map(|row| row.full_count.unwrap_or(0));
+    let (total, total_is_exact) = total(conn, user_id, spec, counted).await?;
+    Ok(Page { items: tasks(rows), total, total_is_exact, next })
 }
 
 fn ranked(spec: &ListSpec) -> bool {

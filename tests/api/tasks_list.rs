@@ -548,3 +548,60 @@ async fn a_filtered_total_is_exact_up_to_the_bound_and_an_estimate_past_it() {
     let (total, exact, _) = page("limit=1").await;
     assert_eq!((total, exact), (5, true));
 }
+
+#[tokio::test]
+async fn a_search_ranks_its_newest_matches_and_lists_the_older_ones_after_them_newest_first() {
+    let app = TestApp::spawn_with(|s| s.tasks.search_ranked_matches = 3).await;
+    let user = app.new_user().await;
+    // The oldest says "alpha" most often: by rank alone it would come first.
+    let titles = [
+        "alpha alpha alpha alpha oldest",
+        "alpha second",
+        "alpha third",
+        "alpha fourth",
+        "alpha alpha alpha fifth",
+        "alpha sixth",
+    ];
+    let mut created = Vec::new();
+    for title in titles {
+        created
+            .push(app.create_task(&user, json!({"title": title})).await["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    app.create_task(&user, json!({"title": "unrelated"})).await;
+    let title_of = |id: &str| titles[created.iter().position(|c| c == id).unwrap()];
+
+    let page: Value = app.get_as(&user.token, "/api/v1/tasks?q=alpha").await.json().await.unwrap();
+    let order: Vec<&str> = ids(page["items"].as_array().unwrap()).iter().map(|id| title_of(id)).collect();
+    assert_eq!(page["total"], 6);
+    // The newest three by rank (the fifth says it three times), then the rest newest first.
+    assert_eq!(order[0], "alpha alpha alpha fifth");
+    let mut ranked: Vec<&str> = order[..3].to_vec();
+    ranked.sort_unstable();
+    assert_eq!(ranked, ["alpha alpha alpha fifth", "alpha fourth", "alpha sixth"]);
+    assert_eq!(order[3..], ["alpha third", "alpha second", "alpha alpha alpha alpha oldest"]);
+
+    // Every page size, by cursor, visits the same order once; offsets cut it in the same places.
+    for limit in 1..=4 {
+        let paged: Vec<String> = ids(&all_pages(&app, &user, "q=alpha", limit).await);
+        assert_eq!(paged.iter().map(|id| title_of(id)).collect::<Vec<_>>(), order, "limit {limit}");
+    }
+    for offset in 0..=6 {
+        let page: Value = app
+            .get_as(&user.token, &format!("/api/v1/tasks?q=alpha&limit=2&offset={offset}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let got: Vec<&str> = ids(page["items"].as_array().unwrap()).iter().map(|id| title_of(id)).collect();
+        let want: Vec<&str> = order.iter().skip(offset).take(2).copied().collect();
+        assert_eq!(got, want, "offset {offset}");
+        assert_eq!(page["total"], 6);
+    }
+    // Least relevant first ranks every match, as before: the two that repeat the word come last.
+    let reversed: Value =
+        app.get_as(&user.token, "/api/v1/tasks?q=alpha&order=asc").await.json().await.unwrap();
+    let reversed: Vec<&str> =
+        ids(reversed["items"].as_array().unwrap()).iter().map(|id| title_of(id)).collect();
+    assert_eq!(reversed[4..], ["alpha alpha alpha fifth", "alpha alpha alpha alpha oldest"]);
+}

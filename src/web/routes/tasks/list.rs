@@ -212,6 +212,7 @@ pub async fn page(
 ) -> Result<TaskPage, ApiError> {
     let (mut spec, cursor) = parse(pairs, shelf)?;
     spec.exact_total_up_to = i64::from(state.settings.tasks.list_exact_total_up_to);
+    spec.ranked_matches = i64::from(state.settings.tasks.search_ranked_matches).max(1);
     let cursors = Cursors::new(&state.settings.auth.jwt_secret);
     let fingerprint = Cursors::fingerprint(&format!(
         "{user}|{shelf:?}|{:?}|{:?}|{:?}",
@@ -283,7 +284,17 @@ fn parse(pairs: &[(String, String)], shelf: Shelf) -> Result<(ListSpec, Option<&
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let spec = ListSpec { shelf, filter, sort, direction, limit, offset, after: None, exact_total_up_to: 0 };
+    let spec = ListSpec {
+        shelf,
+        filter,
+        sort,
+        direction,
+        limit,
+        offset,
+        after: None,
+        exact_total_up_to: 0,
+        ranked_matches: 1,
+    };
     Ok((spec, cursor))
 }
 

@@ -1,6 +1,7 @@
 //! Retention queries run by the maintenance job.
 
 use sqlx::PgPool;
+use uuid::Uuid;
 
 /// Finished jobs are kept this long for inspection, then removed so the queue table stays small.
 const FINISHED_JOB_RETENTION_DAYS: u32 = 7;
@@ -60,21 +61,28 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
             0
         })
     };
-    let batches =
-        |table: &'static str, expired: &'static str, secs: f64| purge_in_batches(pool, table, expired, secs);
     let finished_jobs =
         keep("apalis.jobs", super::queue::purge_finished(pool, days(FINISHED_JOB_RETENTION_DAYS)).await);
     keep("apalis.workers", super::queue::purge_gone_workers(pool, days(FINISHED_JOB_RETENTION_DAYS)).await);
     // A revoked token past its expiry is rejected for expiry alone; its row is dead weight.
     let revoked_tokens = keep(
         "revoked_tokens",
-        batches("revoked_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+        purge_by_key(
+            pool,
+            "revoked_tokens",
+            "token_id",
+            "expires_at < now() - make_interval(secs => $1)",
+            0.0,
+        )
+        .await,
     );
     // `least` skips nulls: a token goes once it has been revoked or expired for the whole period.
     let api_tokens = keep(
         "api_tokens",
-        batches(
+        purge_per_user(
+            pool,
             "api_tokens",
+            "id",
             "least(revoked_at, expires_at) < now() - make_interval(secs => $1)",
             days(ENDED_API_TOKEN_RETENTION_DAYS),
         )
@@ -85,8 +93,10 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     let trashed_tasks = keep("tasks", purge_trash(pool, days(retention.trash_days)).await);
     let idempotency_keys = keep(
         "idempotency_keys",
-        batches(
+        purge_per_user(
+            pool,
             "idempotency_keys",
+            "key",
             "created_at < now() - make_interval(secs => $1)",
             f64::from(retention.idempotency_hours) * 3600.0,
         )
@@ -94,17 +104,33 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     );
     keep(
         "deleted_external_accounts",
-        batches("deleted_external_accounts", "forget_after < now() - make_interval(secs => $1)", 0.0).await,
+        purge_by_key(
+            pool,
+            "deleted_external_accounts",
+            "external_id",
+            "forget_after < now() - make_interval(secs => $1)",
+            0.0,
+        )
+        .await,
     );
     // A used link past its expiry is refused for expiry alone; its row is dead weight.
     keep(
         "used_link_tokens",
-        batches("used_link_tokens", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+        purge_by_key(
+            pool,
+            "used_link_tokens",
+            "token_id",
+            "expires_at < now() - make_interval(secs => $1)",
+            0.0,
+        )
+        .await,
     );
     keep(
         "agenda_sends",
-        batches(
+        purge_per_user(
+            pool,
             "agenda_sends",
+            "local_date",
             "recorded_at < now() - make_interval(secs => $1)",
             days(AGENDA_RECORD_RETENTION_DAYS),
         )
@@ -112,7 +138,14 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     );
     keep(
         "event_tickets",
-        batches("event_tickets", "expires_at < now() - make_interval(secs => $1)", 0.0).await,
+        purge_per_user(
+            pool,
+            "event_tickets",
+            "digest",
+            "expires_at < now() - make_interval(secs => $1)",
+            0.0,
+        )
+        .await,
     );
     // After the trash purge, whose tombstones it must not prune before their time.
     let tombstones = keep(
@@ -122,7 +155,14 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     // The delivery log keeps settled messages this long; pending ones are still owed.
     let webhook_messages = keep(
         "webhook_messages",
-        super::webhooks::messages::purge(pool, days(retention.webhook_log_days), BATCH).await,
+        purge_per_user(
+            pool,
+            "webhook_messages",
+            "id",
+            "created_at < now() - make_interval(secs => $1) AND status <> 'pending'",
+            days(retention.webhook_log_days),
+        )
+        .await,
     );
     // A webhook job is a hint: should one have been lost (failed for good through a long
     // outage), the endpoint's queue would wait for ever. Queue a fresh one.
@@ -141,23 +181,75 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
     }
 }
 
-/// Deletes trash older than `secs`, a batch at a time. Rows are locked in id order, the order
+/// Deletes trash older than `secs`, one user at a time. Rows are locked in id order, the order
 /// every other writer of several tasks takes them in, and rows another transaction holds are left
 /// for the next run rather than waited for.
 async fn purge_trash(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
-    delete_in_batches(
-        pool,
-        "DELETE FROM tasks WHERE id IN (
-             SELECT id FROM tasks WHERE deleted_at < now() - make_interval(secs => $1)
-             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        secs,
-    )
-    .await
+    purge_per_user(pool, "tasks", "id", "deleted_at < now() - make_interval(secs => $1)", secs).await
 }
 
-/// Deletes the rows of `table` matching `expired` (which takes the age in seconds as `$1`), a
-/// batch at a time.
-pub(super) async fn purge_in_batches(
+/// Users whose expired rows are deleted per pass of [`purge_per_user`].
+const USERS_PER_PASS: i64 = 500;
+
+/// Deletes the rows of a table of user data matching `expired` (which takes the age in seconds
+/// as `$1`), one user at a time and a batch at a time, locking rows in `key` order and leaving
+/// those another transaction holds for the next run.
+///
+/// No statement spans two users: sharded by user (docs/scaling.md), each delete runs on one
+/// shard, and only the search for users with expired rows reads them all.
+async fn purge_per_user(
+    pool: &PgPool,
+    table: &str,
+    key: &str,
+    expired: &str,
+    secs: f64,
+) -> Result<u64, sqlx::Error> {
+    let find = format!(
+        "SELECT DISTINCT user_id FROM {table} WHERE user_id > $2 AND ({expired}) ORDER BY user_id LIMIT $3"
+    );
+    let delete = format!(
+        "DELETE FROM {table} WHERE user_id = $3 AND {key} IN (
+             SELECT {key} FROM {table} WHERE user_id = $3 AND ({expired})
+             ORDER BY {key} LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    );
+    let mut total = 0;
+    // Users are walked in id order, so one whose rows stay locked is not found again this run.
+    let mut after = Uuid::nil();
+    loop {
+        let users: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(find.as_str()))
+            .bind(secs)
+            .bind(after)
+            .bind(USERS_PER_PASS)
+            .fetch_all(pool)
+            .await?;
+        for &user in &users {
+            total += delete_in_batches(pool, &delete, secs, Some(user)).await?;
+        }
+        match users.last() {
+            Some(&last) if users.len() as i64 == USERS_PER_PASS => after = last,
+            _ => return Ok(total),
+        }
+    }
+}
+
+/// Deletes the rows of a table that belongs to no user (a small, shared table) matching
+/// `expired`, by its `key`, a batch at a time.
+async fn purge_by_key(
+    pool: &PgPool,
+    table: &str,
+    key: &str,
+    expired: &str,
+    secs: f64,
+) -> Result<u64, sqlx::Error> {
+    let sql =
+        format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {expired} LIMIT $2)");
+    delete_in_batches(pool, &sql, secs, None).await
+}
+
+/// Deletes the rows of one of the queue's tables matching `expired`, a batch at a time. By
+/// `ctid`, since `apalis.workers` has no key; the queue's tables live on one node however the
+/// user data is spread, so a row's position names it.
+pub(super) async fn purge_queue_rows(
     pool: &PgPool,
     table: &str,
     expired: &str,
@@ -166,19 +258,24 @@ pub(super) async fn purge_in_batches(
     let sql = format!(
         "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} WHERE {expired} LIMIT $2))"
     );
-    delete_in_batches(pool, &sql, secs).await
+    delete_in_batches(pool, &sql, secs, None).await
 }
 
-/// Runs `delete` (age in seconds as `$1`, batch size as `$2`) until a batch comes back short.
-async fn delete_in_batches(pool: &PgPool, delete: &str, secs: f64) -> Result<u64, sqlx::Error> {
+/// Runs `delete` (age in seconds as `$1`, batch size as `$2`, and the user, if any, as `$3`)
+/// until a batch comes back short.
+async fn delete_in_batches(
+    pool: &PgPool,
+    delete: &str,
+    secs: f64,
+    user: Option<Uuid>,
+) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(sqlx::AssertSqlSafe(delete))
-            .bind(secs)
-            .bind(BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(delete)).bind(secs).bind(BATCH);
+        if let Some(user) = user {
+            query = query.bind(user);
+        }
+        let deleted = query.execute(pool).await?.rows_affected();
         total += deleted;
         if deleted < BATCH as u64 {
             return Ok(total);

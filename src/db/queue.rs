@@ -119,7 +119,7 @@ async fn release(conn: impl PgExecutor<'_>, lock_prefix: &str) -> Result<u64, sq
 /// Deletes jobs finished more than `secs` ago, a batch at a time. Failed jobs whose attempts are
 /// spent are finished too: nothing will fetch them again.
 pub async fn purge_finished(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
-    super::maintenance::purge_in_batches(
+    super::maintenance::purge_queue_rows(
         pool,
         "apalis.jobs",
         "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
@@ -132,7 +132,7 @@ pub async fn purge_finished(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error
 /// Deletes worker registrations silent for `secs` with no job locked. Every worker start
 /// registers one row per queue, so a name silent that long is a process that is gone.
 pub async fn purge_gone_workers(pool: &PgPool, secs: f64) -> Result<u64, sqlx::Error> {
-    super::maintenance::purge_in_batches(
+    super::maintenance::purge_queue_rows(
         pool,
         "apalis.workers w",
         "last_seen < now() - make_interval(secs => $1)

@@ -19,6 +19,7 @@ mod http_methods;
 mod json_bodies;
 mod lock_order;
 mod mail_links;
+mod maintenance;
 mod mcp;
 mod memory_bounds;
 mod ops;

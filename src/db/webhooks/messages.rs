@@ -113,26 +113,3 @@ pub async fn ping(pool: &PgPool, user_id: Uuid, endpoint_id: Uuid) -> Result<Opt
     tx.commit().await?;
     Ok(Some(message))
 }
-
-/// Deletes settled messages older than `retention_secs`, a batch at a time. Pending ones stay:
-/// they are still owed.
-pub async fn purge(pool: &PgPool, retention_secs: f64, batch: i64) -> Result<u64, sqlx::Error> {
-    let mut purged = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM webhook_messages WHERE id IN (
-                 SELECT id FROM webhook_messages
-                 WHERE created_at < now() - make_interval(secs => $1) AND status <> 'pending'
-                 LIMIT $2)",
-        )
-        .bind(retention_secs)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        purged += deleted;
-        if deleted < batch as u64 {
-            return Ok(purged);
-        }
-    }
-}

@@ -37,15 +37,31 @@ pub async fn wake_at(
 
 /// Queues a job for every enabled endpoint that has pending messages but no live job and no
 /// sender (its job failed for good, say, through a long database outage). Returns how many.
+///
+/// Two statements, so that neither joins user data to the queue: the endpoints and their
+/// messages are matched on the user as well as the endpoint, as tables sharded by user need
+/// (docs/scaling.md), and only the second reads the queue.
 pub async fn rescue_stalled(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let woken = sqlx::query(
-        "SELECT webhook_wake(e.id, e.user_id, now()) FROM webhook_endpoints e
+    let stalled: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT e.id, e.user_id FROM webhook_endpoints e
          WHERE e.enabled AND (e.lease_until IS NULL OR e.lease_until < now())
-           AND EXISTS (SELECT 1 FROM webhook_messages m WHERE m.endpoint_id = e.id AND m.status = 'pending')
-           AND NOT EXISTS (SELECT 1 FROM apalis.jobs j
-                           WHERE j.job_type = 'todo.webhook' AND j.status IN ('Pending', 'Queued', 'Running')
-                             AND j.metadata -> 'endpoint_id' = e.id::text)",
+           AND EXISTS (SELECT 1 FROM webhook_messages m
+                       WHERE m.user_id = e.user_id AND m.endpoint_id = e.id AND m.status = 'pending')",
     )
+    .fetch_all(pool)
+    .await?;
+    if stalled.is_empty() {
+        return Ok(0);
+    }
+    let (endpoints, owners): (Vec<Uuid>, Vec<Uuid>) = stalled.into_iter().unzip();
+    let woken = sqlx::query(
+        "SELECT webhook_wake(s.id, s.user_id, now()) FROM unnest($1::uuid[], $2::uuid[]) AS s (id, user_id)
+         WHERE NOT EXISTS (SELECT 1 FROM apalis.jobs j
+                           WHERE j.job_type = 'todo.webhook' AND j.status IN ('Pending', 'Queued', 'Running')
+                             AND j.metadata -> 'endpoint_id' = s.id::text)",
+    )
+    .bind(endpoints)
+    .bind(owners)
     .execute(pool)
     .await?;
     Ok(woken.rows_affected())

@@ -273,7 +273,7 @@ async fn keep_identity(
     let lines_changed =
         stored.as_ref().is_none_or(|s| s.extra != identity.extra || s.others != identity.others);
     if unchanged_fields && lines_changed {
-        return Ok(Outcome::Updated(caldav::touch(conn, written.id).await?));
+        return Ok(Outcome::Updated(caldav::touch(conn, written).await?));
     }
     Ok(Outcome::Updated(written.clone()))
 }

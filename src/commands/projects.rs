@@ -54,7 +54,7 @@ pub(super) async fn update(
         archived: changes.archived.unwrap_or(current.archived),
     };
     // `None`: nothing changed, so the version stays.
-    let updated = projects::update(conn, id, &fields).await?;
+    let updated = projects::update(conn, user, id, &fields).await?;
     Ok(Outcome::ProjectUpdated(updated.unwrap_or(current)))
 }
 
@@ -68,16 +68,16 @@ pub(super) async fn delete(
 ) -> Result<Outcome, WriteError> {
     let current = projects::find(&mut *conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(current.version)?;
-    let mut emptied = projects::empty(conn, id).await?;
+    let mut emptied = projects::empty(conn, user, id).await?;
     let locked = projects::lock(conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(locked.version)?;
     // A task put into the project after the first pass (its writer locked the project first, so
     // none can come in now) is trashed too, rather than left to the foreign key's SET NULL, which
     // would change it with no new version or change number.
-    emptied.extend(projects::empty(conn, id).await?);
+    emptied.extend(projects::empty(conn, user, id).await?);
     for (before, after) in emptied {
         task_jobs::sync(conn, Some(&before), &after).await?;
     }
-    projects::delete(conn, id).await?;
+    projects::delete(conn, user, id).await?;
     Ok(Outcome::Deleted)
 }

@@ -57,9 +57,9 @@ pub(super) async fn apply(
             if tree::in_tree(&current) {
                 tree::enter(conn, user).await?;
                 let subtree = tree::lock_around(conn, user, &current, &[current.parent_id]).await?;
-                tree::trash_all(conn, &subtree, current.id).await?;
+                tree::trash_all(conn, user, &subtree, current.id).await?;
             }
-            let trashed = tasks::move_to_trash(conn, current.id).await?;
+            let trashed = tasks::move_to_trash(conn, &current).await?;
             task_jobs::sync(conn, Some(&current), &trashed).await?;
             Ok(Outcome::Trashed(trashed))
         }
@@ -214,14 +214,14 @@ pub(super) async fn set_completed(
         tree::enter(conn, current.user_id).await?;
         let subtree = tree::lock_around(conn, current.user_id, current, &[current.parent_id]).await?;
         if let Some(at) = completed_at {
-            tree::complete_all(conn, &subtree, at).await?;
+            tree::complete_all(conn, current.user_id, &subtree, at).await?;
         }
     }
     let next = stepping::next_due(stepping::SeriesAt::of_task(current), completed_at, false)
         .await
         .map_err(|e| WriteError::Unexpected(e.to_string()))??;
     let derived = Derived { completed_at, next_occurrence_at: next };
-    let updated = tasks::set_completed(conn, current.id, completed, derived).await?;
+    let updated = tasks::set_completed(conn, current, completed, derived).await?;
     task_jobs::sync(conn, Some(current), &updated).await?;
     Ok(updated)
 }
@@ -334,13 +334,15 @@ async fn rewrite(
     let derived = derive(&fields, series, completed_at, check_rule).await?;
     // The subtree moves and completes with its root, before the root's own write.
     if fields.project_id != current.project_id {
-        tree::move_all(conn, &subtree, fields.project_id).await?;
+        tree::move_all(conn, current.user_id, &subtree, fields.project_id).await?;
     }
     if let (Some(at), false) = (completed_at.filter(|_| fields.completed), current.completed) {
-        tree::complete_all(conn, &subtree, at).await?;
+        tree::complete_all(conn, current.user_id, &subtree, at).await?;
     }
     // `None`: the new state equals the stored one, so nothing is written and the version stays.
-    let Some(updated) = tasks::update(conn, &NewTask::new(current.id, fields, series, derived)).await? else {
+    let Some(updated) =
+        tasks::update(conn, current.user_id, &NewTask::new(current.id, fields, series, derived)).await?
+    else {
         return Ok(Outcome::Updated(current.clone()));
     };
     task_jobs::sync(conn, Some(current), &updated).await?;
@@ -366,8 +368,7 @@ pub(super) async fn default_timezone(
 /// on their own before). A subtask whose parent is no longer live (or is full, or elsewhere)
 /// comes back at the top level.
 async fn restore(conn: &mut PgConnection, user: Uuid, current: &Task) -> Result<Task, WriteError> {
-    let with =
-        tasks::tree::trashed_with(conn, current.id, current.trashed_with.unwrap_or(current.id)).await?;
+    let with = tasks::tree::trashed_with(conn, current, current.trashed_with.unwrap_or(current.id)).await?;
     let mut detach = false;
     if current.parent_id.is_some() || !with.is_empty() {
         tree::enter(conn, user).await?;
@@ -383,7 +384,7 @@ async fn restore(conn: &mut PgConnection, user: Uuid, current: &Task) -> Result<
             });
         }
         let subtree: Vec<Task> = rows.into_iter().filter(|t| with.contains(&t.id)).collect();
-        tree::restore_all(conn, &subtree).await?;
+        tree::restore_all(conn, user, &subtree).await?;
     }
-    Ok(tasks::tree::restore_root(conn, current.id, detach).await?)
+    Ok(tasks::tree::restore_root(conn, current, detach).await?)
 }

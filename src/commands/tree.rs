@@ -63,12 +63,12 @@ pub async fn adopt(
         .pop()
         .filter(|p| p.deleted_at.is_none())
         .ok_or_else(|| on_parent("is not one of your tasks"))?;
-    let ancestry = tree::ancestry(conn, parent_id).await?;
+    let ancestry = tree::ancestry(conn, user, parent_id).await?;
     let height = match task {
         Some(task) if ancestry.contains(&task.id) => {
             return Err(on_parent("cannot be the task itself or one of its subtasks"));
         }
-        Some(task) => tree::height(conn, task.id).await?,
+        Some(task) => tree::height(conn, task).await?,
         None => 1,
     };
     if i32::try_from(ancestry.len()).unwrap_or(i32::MAX).saturating_add(height) > MAX_LEVELS {
@@ -107,7 +107,7 @@ pub async fn lock_around(
     root: &Task,
     parents: &[Option<Uuid>],
 ) -> Result<Vec<Task>, WriteError> {
-    let below = tree::descendants(conn, root.id).await?;
+    let below = tree::descendants(conn, user, root.id).await?;
     let mut ids: Vec<Uuid> = below.iter().copied().chain(parents.iter().flatten().copied()).collect();
     ids.sort();
     ids.dedup();
@@ -123,36 +123,43 @@ fn live(subtree: &[Task]) -> impl Iterator<Item = &Task> {
 /// Completes the open live tasks of `subtree` at `at`, cancelling their reminders.
 pub async fn complete_all(
     conn: &mut PgConnection,
+    user: Uuid,
     subtree: &[Task],
     at: DateTime<Utc>,
 ) -> Result<(), WriteError> {
     let open: Vec<Uuid> = live(subtree).filter(|t| !t.completed).map(|t| t.id).collect();
-    let after = tree::complete(conn, &open, at).await?;
+    let after = tree::complete(conn, user, &open, at).await?;
     sync_jobs(conn, subtree, &after).await
 }
 
 /// Moves the live tasks of `subtree` to the trash with `root`, cancelling their reminders.
-pub async fn trash_all(conn: &mut PgConnection, subtree: &[Task], root: Uuid) -> Result<(), WriteError> {
+pub async fn trash_all(
+    conn: &mut PgConnection,
+    user: Uuid,
+    subtree: &[Task],
+    root: Uuid,
+) -> Result<(), WriteError> {
     let ids: Vec<Uuid> = live(subtree).map(|t| t.id).collect();
-    let after = tree::trash_with(conn, &ids, root).await?;
+    let after = tree::trash_with(conn, user, &ids, root).await?;
     sync_jobs(conn, subtree, &after).await
 }
 
 /// Brings back the tasks trashed with their root, with their jobs.
-pub async fn restore_all(conn: &mut PgConnection, subtree: &[Task]) -> Result<(), WriteError> {
+pub async fn restore_all(conn: &mut PgConnection, user: Uuid, subtree: &[Task]) -> Result<(), WriteError> {
     let ids: Vec<Uuid> = subtree.iter().map(|t| t.id).collect();
-    let after = tree::restore(conn, &ids).await?;
+    let after = tree::restore(conn, user, &ids).await?;
     sync_jobs(conn, subtree, &after).await
 }
 
 /// Moves every task of `subtree`, trashed ones included, to `project` as its root moves.
 pub async fn move_all(
     conn: &mut PgConnection,
+    user: Uuid,
     subtree: &[Task],
     project: Option<Uuid>,
 ) -> Result<(), WriteError> {
     let ids: Vec<Uuid> = subtree.iter().filter(|t| t.project_id != project).map(|t| t.id).collect();
-    tree::move_to(conn, &ids, project).await?;
+    tree::move_to(conn, user, &ids, project).await?;
     Ok(())
 }
 

@@ -160,12 +160,14 @@ pub async fn find_by_selector(
 
 /// Records a use, unless one was recorded in the last minute: the condition is in the
 /// statement, so processes racing on the same token write once between them.
-pub async fn touch(conn: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn touch(conn: impl PgExecutor<'_>, user_id: Uuid, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE api_tokens SET last_used_at = now()
-          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+          WHERE id = $1 AND user_id = $2
+            AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
     )
     .bind(id)
+    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())

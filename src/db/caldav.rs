@@ -330,11 +330,13 @@ pub async fn unnamed_occurrence(
 
 /// Gives a task a new version (and so a new ETag and change number) when only what a client
 /// said beyond its fields changed.
-pub async fn touch(conn: &mut PgConnection, task: Uuid) -> Result<Task, sqlx::Error> {
+pub async fn touch(conn: &mut PgConnection, task: &Task) -> Result<Task, sqlx::Error> {
     let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE tasks SET version = version + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+        "UPDATE tasks SET version = version + 1, updated_at = now()
+         WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
     )))
-    .bind(task)
+    .bind(task.id)
+    .bind(task.user_id)
     .fetch_one(conn)
     .await?;
     Ok(row.into())

@@ -130,13 +130,14 @@ pub async fn insert(
 /// Writes `fields` over the project; `None` when nothing would change (the version stays).
 pub async fn update(
     conn: &mut PgConnection,
+    user_id: Uuid,
     id: Uuid,
     fields: &ProjectFields,
 ) -> Result<Option<Project>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE projects SET name = $2, color = $3, position = coalesce($4, position), archived = $5,
                 updated_at = now(), version = version + 1
-         WHERE id = $1 AND (name, color, position, archived)
+         WHERE id = $1 AND user_id = $6 AND (name, color, position, archived)
                IS DISTINCT FROM ($2, $3, coalesce($4, position), $5)
          RETURNING {COLUMNS}"
     )))
@@ -145,6 +146,7 @@ pub async fn update(
     .bind(fields.color.as_ref().map(Color::as_str))
     .bind(fields.position.map(Position::get))
     .bind(fields.archived)
+    .bind(user_id)
     .fetch_optional(conn)
     .await
 }
@@ -152,18 +154,26 @@ pub async fn update(
 /// Empties the project: its live tasks go to the trash and every task, trashed ones included,
 /// leaves it (so a later restore lands in the inbox). Returns each live task before and after,
 /// for their jobs to be cancelled. The tasks are locked in id order before any is written.
-pub async fn empty(conn: &mut PgConnection, project_id: Uuid) -> Result<Vec<(Task, Task)>, sqlx::Error> {
-    let mut live: std::collections::HashMap<Uuid, Task> = tasks::lock_in_project(conn, project_id)
+pub async fn empty(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    project_id: Uuid,
+) -> Result<Vec<(Task, Task)>, sqlx::Error> {
+    let mut live: std::collections::HashMap<Uuid, Task> = tasks::lock_in_project(conn, user_id, project_id)
         .await?
         .into_iter()
         .filter(|t| t.deleted_at.is_none())
         .map(|t| (t.id, t))
         .collect();
-    let after = tasks::trash_project_tasks(conn, project_id).await?;
+    let after = tasks::trash_project_tasks(conn, user_id, project_id).await?;
     Ok(after.into_iter().filter_map(|task| live.remove(&task.id).map(|before| (before, task))).collect())
 }
 
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(conn).await?;
+pub async fn delete(conn: &mut PgConnection, user_id: Uuid, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM projects WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

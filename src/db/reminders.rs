@@ -125,14 +125,17 @@ pub async fn ensure(
 /// on the task, so the user's own writes to the task never wait for a send.
 pub async fn claim(
     conn: &mut PgConnection,
+    user_id: Uuid,
     task_id: Uuid,
     reminder_at: DateTime<Utc>,
 ) -> Result<Option<Delivery>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM reminder_deliveries WHERE task_id = $1 AND reminder_at = $2 FOR UPDATE"
+        "SELECT {COLUMNS} FROM reminder_deliveries
+         WHERE task_id = $1 AND reminder_at = $2 AND user_id = $3 FOR UPDATE"
     )))
     .bind(task_id)
     .bind(reminder_at)
+    .bind(user_id)
     .fetch_optional(conn)
     .await
 }
@@ -231,17 +234,19 @@ pub async fn subject(
 /// task was completed, trashed, or its reminder moved) while a retry was pending.
 pub async fn skip_pending(
     conn: &mut PgConnection,
+    user_id: Uuid,
     task_id: Uuid,
     reminder_at: DateTime<Utc>,
     reason: SkipReason,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE reminder_deliveries SET status = 'skipped', skip_reason = $3, updated_at = now()
-         WHERE task_id = $1 AND reminder_at = $2 AND status = 'pending'",
+         WHERE task_id = $1 AND reminder_at = $2 AND user_id = $4 AND status = 'pending'",
     )
     .bind(task_id)
     .bind(reminder_at)
     .bind(reason.as_str())
+    .bind(user_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -270,6 +275,7 @@ pub enum Attempted<'a> {
 
 pub async fn record(
     conn: &mut PgConnection,
+    user_id: Uuid,
     task_id: Uuid,
     reminder_at: DateTime<Utc>,
     attempted: Attempted<'_>,
@@ -289,7 +295,7 @@ pub async fn record(
              skip_reason = $6, message_id = COALESCE($7, message_id),
              recipient = COALESCE($8, recipient),
              sent_at = CASE WHEN $3 = 'sent' THEN now() END, updated_at = now()
-         WHERE task_id = $1 AND reminder_at = $2",
+         WHERE task_id = $1 AND reminder_at = $2 AND user_id = $9",
     )
     .bind(task_id)
     .bind(reminder_at)
@@ -299,15 +305,17 @@ pub async fn record(
     .bind(reason)
     .bind(message_id)
     .bind(recipient)
+    .bind(user_id)
     .execute(&mut *conn)
     .await?;
     if status == DeliveryStatus::Sent {
         // `reminder.sent` for the owner's webhooks, in the transaction that records the send.
         sqlx::query(
             "SELECT webhook_emit(t.user_id, 'reminder.sent', 'task', to_jsonb(t) - 'search', t.change_seq)
-             FROM tasks t WHERE t.id = $1 AND webhook_has_endpoints(t.user_id)",
+             FROM tasks t WHERE t.id = $1 AND t.user_id = $2 AND webhook_has_endpoints(t.user_id)",
         )
         .bind(task_id)
+        .bind(user_id)
         .execute(conn)
         .await?;
     }

@@ -53,7 +53,7 @@ pub(super) async fn sync(
         // queue a fresh attempt.
         let paused = before.is_some_and(|b| b.series_paused.is_some());
         if cancel_for_task(conn, NextOccurrence::QUEUE, after.id).await? > 0 || paused {
-            tasks::set_next_occurrence_queued(conn, after.id, false).await?;
+            tasks::set_next_occurrence_queued(conn, after, false).await?;
         }
         return Ok(());
     }
@@ -76,7 +76,7 @@ pub(super) async fn sync(
         ..Schedule::default()
     };
     enqueue(conn, &job, schedule).await?;
-    tasks::set_next_occurrence_queued(conn, after.id, true).await?;
+    tasks::set_next_occurrence_queued(conn, after, true).await?;
     Ok(())
 }
 
@@ -117,18 +117,18 @@ pub async fn make_next(
         // fresh follow-up, so the flag that stops a second one is cleared — unless this is a
         // rerun of a job that already made the successor.
         let made = match task.series_id.zip(task.occurrence_at) {
-            Some((series, at)) => tasks::has_successor(&mut *tx, series, at).await?,
+            Some((series, at)) => tasks::has_successor(&mut *tx, task.user_id, series, at).await?,
             None => false,
         };
         if !made {
-            tasks::set_next_occurrence_queued(&mut *tx, task.id, false).await?;
+            tasks::set_next_occurrence_queued(&mut *tx, &task, false).await?;
         }
         return Ok((Handled::Cancelled("not_completed"), None));
     }
     // Checked under the source's lock before inserting: a skipped insert would still take a
     // change number from the numbering trigger.
     if let Some((series, at)) = task.series_id.zip(task.occurrence_at)
-        && tasks::has_successor(&mut *tx, series, at).await?
+        && tasks::has_successor(&mut *tx, task.user_id, series, at).await?
     {
         return Ok((Handled::Cancelled("already_created"), None));
     }
@@ -151,10 +151,10 @@ pub async fn make_next(
     // Occurrences obey the task limit like every create. The count is locked (after the task
     // row, in the lock order) so a create in a web process cannot slip past it meanwhile.
     // The next occurrence brings a fresh copy of the live subtree; they count as tasks too.
-    let below = tasks::tree::live_subtree(&mut *tx, task.id).await?;
+    let below = tasks::tree::live_subtree(&mut *tx, &task).await?;
     let adding = i64::try_from(below.len()).unwrap_or(i64::MAX).saturating_add(1);
     if tasks::count_all_locked(&mut *tx, task.user_id).await?.saturating_add(adding) > i64::from(max_tasks) {
-        tasks::set_series_paused(&mut *tx, task.id, Some(TASK_LIMIT)).await?;
+        tasks::set_series_paused(&mut *tx, &task, Some(TASK_LIMIT)).await?;
         tracing::info!(max_tasks, "series paused: the account holds its maximum of tasks");
         return Ok((Handled::Cancelled(TASK_LIMIT), None));
     }
@@ -165,7 +165,7 @@ pub async fn make_next(
     let Some(created) = tasks::insert(&mut *tx, task.user_id, &[row], None).await?.pop() else {
         return Ok((Handled::Cancelled("already_created"), None));
     };
-    tasks::set_series_paused(&mut *tx, task.id, None).await?;
+    tasks::set_series_paused(&mut *tx, &task, None).await?;
     task_jobs::sync(&mut *tx, None, &created).await?;
     for copy in copy_subtree(&mut *tx, &task, &created, &below).await? {
         task_jobs::sync(&mut *tx, None, &copy).await?;

@@ -92,7 +92,7 @@ pub(super) async fn sync(
     if let Some(old) = before.and_then(|b| b.reminder_at) {
         // A retry that was waiting for this reminder will not come; say so in its history.
         if let Some(reason) = Wanted::of(after).refusal(old) {
-            reminders::skip_pending(conn, after.id, old, reason).await?;
+            reminders::skip_pending(conn, after.user_id, after.id, old, reason).await?;
         }
     }
     // A reminder just set to a past time fires at once; one that merely passed while the
@@ -138,7 +138,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
     // Under the claim, read what is true now: a write that committed while another worker held
     // the claim is seen.
     let mut tx = pool.begin().await?;
-    let Some(delivery) = reminders::claim(&mut tx, job.task_id, job.reminder_at).await? else {
+    let Some(delivery) = reminders::claim(&mut tx, job.user_id, job.task_id, job.reminder_at).await? else {
         return Ok(Handled::Cancelled("task_gone"));
     };
     if delivery.status == "sent" {
@@ -154,7 +154,8 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
     let wanted = Wanted { reminder_at: task.reminder_at, completed: task.completed, deleted: task.deleted };
     let skip = wanted.refusal(job.reminder_at).or_else(|| user.refusal());
     if let Some(reason) = skip {
-        reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Skipped { reason }).await?;
+        reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, Attempted::Skipped { reason })
+            .await?;
         tx.commit().await?;
         tracing::info!(reason = reason.as_str(), "reminder skipped");
         return Ok(Handled::Cancelled(reason.as_str()));
@@ -165,8 +166,14 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
         Ok(address) => Mailbox::new(user.name.clone(), address),
         Err(err) => {
             let error = format!("the account's address {address:?} cannot receive mail: {err}");
-            reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Failed { error: &error })
-                .await?;
+            reminders::record(
+                &mut tx,
+                job.user_id,
+                job.task_id,
+                job.reminder_at,
+                Attempted::Failed { error: &error },
+            )
+            .await?;
             tx.commit().await?;
             return Err(JobError::Permanent(error));
         }
@@ -174,7 +181,8 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
     let recipient = to.email.to_string().to_lowercase();
     if let Some(cap) = over_cap(&mut tx, caps, job.user_id, &recipient).await? {
         let reason = SkipReason::RateLimited;
-        reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Skipped { reason }).await?;
+        reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, Attempted::Skipped { reason })
+            .await?;
         tx.commit().await?;
         metrics::counter!(crate::metrics::REMINDERS_RATE_LIMITED, "cap" => cap.as_str()).increment(1);
         tracing::warn!(cap = cap.as_str(), "reminder skipped: the hourly cap is reached");
@@ -196,8 +204,14 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
         Ok(email) => email,
         Err(err) => {
             let error = format!("building the email: {err}");
-            reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Failed { error: &error })
-                .await?;
+            reminders::record(
+                &mut tx,
+                job.user_id,
+                job.task_id,
+                job.reminder_at,
+                Attempted::Failed { error: &error },
+            )
+            .await?;
             tx.commit().await?;
             return Err(JobError::Permanent(error));
         }
@@ -207,7 +221,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
         Ok(()) => {
             let message_id = message::message_id(job.task_id, job.reminder_at, mailer.from_address());
             let sent = Attempted::Sent { message_id: &message_id, recipient: &recipient };
-            reminders::record(&mut tx, job.task_id, job.reminder_at, sent).await?;
+            reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, sent).await?;
             tx.commit().await?;
             let lateness = (Utc::now() - job.reminder_at).num_milliseconds() as f64 / 1000.0;
             metrics::histogram!(crate::metrics::REMINDER_LATENESS).record(lateness.max(0.0));
@@ -219,13 +233,19 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
                 true => Attempted::Failed { error: &error },
                 false => Attempted::Retrying { error: &error },
             };
-            reminders::record(&mut tx, job.task_id, job.reminder_at, attempted).await?;
+            reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, attempted).await?;
             tx.commit().await?;
             Err(JobError::Transient(error))
         }
         Err(SendError::Permanent(error)) => {
-            reminders::record(&mut tx, job.task_id, job.reminder_at, Attempted::Failed { error: &error })
-                .await?;
+            reminders::record(
+                &mut tx,
+                job.user_id,
+                job.task_id,
+                job.reminder_at,
+                Attempted::Failed { error: &error },
+            )
+            .await?;
             tx.commit().await?;
             Err(JobError::Permanent(error))
         }

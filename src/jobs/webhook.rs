@@ -23,10 +23,12 @@ use crate::webhooks::secret::SigningKey;
 use crate::webhooks::send::{Attempt, Outgoing};
 
 /// Send what endpoint `endpoint_id` has pending. The payload is also written by SQL
-/// (`webhook_wake`), so its shape is fixed.
+/// (`webhook_wake`), so its shape is fixed. Jobs queued before it named the owner have none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookSend {
     pub endpoint_id: Uuid,
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
 }
 
 impl Job for WebhookSend {
@@ -37,20 +39,27 @@ impl Job for WebhookSend {
     }
 
     async fn handle(&self, ctx: &Context, _attempt: AttemptInfo) -> Result<Handled, JobError> {
-        drain(ctx, self.endpoint_id).await
+        let owner = match self.user_id {
+            Some(owner) => Some(owner),
+            None => sending::owner(&ctx.pool, self.endpoint_id).await?,
+        };
+        match owner {
+            Some(owner) => drain(ctx, owner, self.endpoint_id).await,
+            None => Ok(Handled::Cancelled("endpoint_gone")),
+        }
     }
 }
 
 #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint_id))]
-async fn drain(ctx: &Context, endpoint_id: Uuid) -> Result<Handled, JobError> {
+async fn drain(ctx: &Context, owner: Uuid, endpoint_id: Uuid) -> Result<Handled, JobError> {
     let lease_secs = ctx.webhooks.lease_secs();
-    match sending::take_lease(&ctx.pool, endpoint_id, lease_secs).await? {
+    match sending::take_lease(&ctx.pool, owner, endpoint_id, lease_secs).await? {
         Lease::Gone => return Ok(Handled::Cancelled("endpoint_gone")),
         Lease::Held(until) => {
             // Another sender has it. Should that sender have died, a job at the end of its
             // lease takes over; if it is alive, that job finds nothing left and stops.
             if let Next::Due(endpoint, _) | Next::Later(endpoint, _) =
-                sending::next(&ctx.pool, endpoint_id).await?
+                sending::next(&ctx.pool, owner, endpoint_id).await?
             {
                 let mut conn = ctx.pool.acquire().await?;
                 let at = until + chrono::Duration::milliseconds(100);
@@ -62,10 +71,10 @@ async fn drain(ctx: &Context, endpoint_id: Uuid) -> Result<Handled, JobError> {
     }
     let mut sent = 0;
     loop {
-        match sending::next(&ctx.pool, endpoint_id).await? {
+        match sending::next(&ctx.pool, owner, endpoint_id).await? {
             Next::Gone => return Ok(Handled::Cancelled("endpoint_gone")),
             Next::Idle => {
-                if sending::park(&ctx.pool, endpoint_id).await? {
+                if sending::park(&ctx.pool, owner, endpoint_id).await? {
                     return Ok(if sent > 0 { Handled::Done } else { Handled::Cancelled("nothing_pending") });
                 }
             }
@@ -81,7 +90,7 @@ async fn drain(ctx: &Context, endpoint_id: Uuid) -> Result<Handled, JobError> {
                 }
                 deliver(ctx, &endpoint, &message).await?;
                 sent += 1;
-                sending::renew_lease(&ctx.pool, endpoint_id, lease_secs).await?;
+                sending::renew_lease(&ctx.pool, owner, endpoint_id, lease_secs).await?;
             }
         }
     }
@@ -109,7 +118,7 @@ async fn deliver(ctx: &Context, endpoint: &Endpoint, message: &Pending) -> Resul
         metrics::histogram!(WEBHOOK_QUEUE_AGE).record(age.as_secs_f64());
     }
     // Renewed just before the send, so the lease outlasts it however long rendering took.
-    sending::renew_lease(&ctx.pool, endpoint.id, ctx.webhooks.lease_secs()).await?;
+    sending::renew_lease(&ctx.pool, endpoint.user_id, endpoint.id, ctx.webhooks.lease_secs()).await?;
     let keys = endpoint.signing_keys(now);
     let keys: Vec<&SigningKey> = keys.iter().collect();
     let id = webhook_id(message.id);
@@ -144,7 +153,7 @@ async fn settle(
     let disable_after = ctx.webhooks.settings.disable_after_secs as f64;
     let mut tx = ctx.pool.begin().await?;
     let disabled =
-        attempts::record(&mut tx, endpoint.id, message.id, settled, &record, gone, disable_after).await?;
+        attempts::record(&mut tx, endpoint, message.id, settled, &record, gone, disable_after).await?;
     if let Some(reason) = disabled {
         let notice =
             WebhookDisabled { endpoint_id: endpoint.id, user_id: endpoint.user_id, reason: reason.into() };

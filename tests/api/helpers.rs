@@ -316,8 +316,15 @@ impl TestApp {
 
     /// Another web process on the same database, as when several run behind a load balancer.
     pub async fn second_instance(&self) -> SecondInstance {
-        let pool = todo::db::connect(&self.settings.database).await.expect("second pool");
-        let app = Application::build_with_pool(self.settings.clone(), pool).expect("build app");
+        self.second_instance_with(|_| {}).await
+    }
+
+    /// [`Self::second_instance`] with its settings changed by `change`.
+    pub async fn second_instance_with(&self, change: impl FnOnce(&mut Settings)) -> SecondInstance {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
+        let pool = todo::db::connect(&settings.database).await.expect("second pool");
+        let app = Application::build_with_pool(settings, pool).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         SecondInstance { client: self.client.for_other_app(&address), address }

@@ -137,3 +137,117 @@ async fn foreign_keys_between_user_tables_pair_user_id_with_user_id() {
     assert!(checked >= 10, "only {checked} foreign keys read: is the query right?");
     assert!(broken.is_empty(), "foreign keys that do not carry user_id on both sides: {broken:?}");
 }
+
+/// Statements that read several users' rows on purpose, each with why (a substring of the
+/// statement, and the file it is in).
+const MULTI_USER: &[(&str, &str, &str)] = &[
+    ("src/db/tasks/mod.rs", "FROM tasks {filter}", "the filter, given by each caller, names the user"),
+    (
+        "src/db/tasks/mod.rs",
+        "series_start IS NULL",
+        "the upgrade's backfill: a read across users, then a write per task that names its user",
+    ),
+];
+
+/// Pieces of statements built in steps, each a whole literal, with the step that names the user.
+const FRAGMENTS: &[(&str, &str, &str)] =
+    &[("src/db/task_list.rs", " FROM tasks", "the list's query builder pushes `WHERE user_id = ` next")];
+
+/// The string literals of a Rust source file, outside comments and char literals.
+fn string_literals(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            // A char literal: '"' or '\"' is not the start of a string.
+            '\'' => {
+                let literal: String = chars.clone().take(3).collect();
+                if literal.starts_with("\"'") {
+                    chars.nth(1);
+                } else if literal.starts_with("\\\"'") {
+                    chars.nth(2);
+                }
+            }
+            '"' => {
+                let mut text = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        c => text.push(c),
+                    }
+                }
+                found.push(text);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn rust_files(dir: &std::path::Path, into: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push(path);
+        }
+    }
+}
+
+/// Whether `sql` reads or writes `table` (after FROM, UPDATE, INTO or JOIN).
+fn touches(sql: &str, table: &str) -> bool {
+    let words: Vec<&str> = sql.split(|c: char| c.is_whitespace() || c == '(' || c == ',').collect();
+    words.windows(2).any(|pair| {
+        ["FROM", "UPDATE", "INTO", "JOIN"].contains(&pair[0].to_ascii_uppercase().as_str())
+            && pair[1] == table
+    })
+}
+
+/// Without the user in a statement, Citus sends it to every shard, and a multi-shard `FOR UPDATE`
+/// fails (docs/scaling.md, "Queries by id name the user"). Read from the source, so a new query
+/// that forgets the user fails here.
+#[tokio::test]
+async fn every_statement_on_user_data_names_the_user() {
+    let app = TestApp::spawn().await;
+    let tables = user_tables(&app).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src/db", "src/jobs", "workers/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut statements = 0;
+    let mut unnamed = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        for sql in string_literals(&std::fs::read_to_string(file).unwrap()) {
+            let Some(table) = tables.keys().find(|table| touches(&sql, table)) else { continue };
+            statements += 1;
+            let allowed = MULTI_USER.iter().any(|(f, part, _)| *f == relative && sql.contains(part))
+                || FRAGMENTS.iter().any(|(f, fragment, _)| *f == relative && sql == *fragment);
+            if !(sql.contains("user_id") || sql.contains("owner") || allowed) {
+                unnamed.push(format!(
+                    "{relative} ({table}): {}",
+                    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+    }
+    assert!(statements > 100, "the scan found only {statements} statements: is it still reading the source?");
+    assert!(
+        unnamed.is_empty(),
+        "statements on user data that do not name the user (add `AND user_id = $n`, or list one that \
+         reads several users on purpose in MULTI_USER with why):\n{}",
+        unnamed.join("\n")
+    );
+}

@@ -484,3 +484,32 @@ async fn an_endpoint_failing_past_the_limit_is_disabled_and_its_owner_emailed() 
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.received().len(), attempts, "nothing more is sent while disabled");
 }
+
+#[tokio::test]
+async fn a_job_queued_before_jobs_named_their_owner_still_delivers() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/hook"), &["task.created"]).await;
+    receiver.trust(&secret);
+    app.create_task(&user, json!({"title": "queued before the upgrade"})).await;
+    // The payload as `webhook_wake` wrote it before it named the owner.
+    let rewritten = sqlx::query(
+        "UPDATE apalis.jobs SET job = convert_to(json_build_object('endpoint_id', $1::uuid)::text, 'UTF8')
+         WHERE job_type = 'todo.webhook' AND metadata -> 'endpoint_id' = $1",
+    )
+    .bind(&id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rewritten.rows_affected(), 1);
+    let _worker = fast_worker(&app, &smtp).await;
+    let accepted = eventually("the message delivered", WAIT, || async {
+        let accepted = receiver.accepted();
+        (!accepted.is_empty()).then_some(accepted)
+    })
+    .await;
+    assert_eq!(accepted[0].body["data"]["title"], "queued before the upgrade");
+    assert_eq!(deliveries(&app, &user, &id).await[0]["status"], "succeeded");
+}

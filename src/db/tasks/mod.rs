@@ -105,14 +105,15 @@ async fn fetch_one(
 /// the owner sees, so the version moves and the change feed carries it.
 pub async fn set_series_paused(
     conn: &mut PgConnection,
-    task_id: Uuid,
+    task: &Task,
     reason: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE tasks SET series_paused = $2, updated_at = now(), version = version + 1
-         WHERE id = $1 AND series_paused IS DISTINCT FROM $2",
+        "UPDATE tasks SET series_paused = $3, updated_at = now(), version = version + 1
+         WHERE id = $1 AND user_id = $2 AND series_paused IS DISTINCT FROM $3",
     )
-    .bind(task_id)
+    .bind(task.id)
+    .bind(task.user_id)
     .bind(reason)
     .execute(conn)
     .await?;
@@ -142,23 +143,21 @@ pub async fn paused_with_room(
     .await
 }
 
-pub async fn move_to_trash(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
-    write_returning(conn, "deleted_at = now(), trashed_with = id", task_id).await
-}
-
-pub async fn restore(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, sqlx::Error> {
-    write_returning(conn, "deleted_at = NULL, trashed_with = NULL", task_id).await
+pub async fn move_to_trash(conn: &mut PgConnection, task: &Task) -> Result<Task, sqlx::Error> {
+    write_returning(conn, "deleted_at = now(), trashed_with = id", task).await
 }
 
 async fn write_returning(
     conn: &mut PgConnection,
     set: &'static str,
-    task_id: Uuid,
+    task: &Task,
 ) -> Result<Task, sqlx::Error> {
     let row: TaskRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE tasks SET {set}, updated_at = now(), version = version + 1 WHERE id = $1 RETURNING {COLUMNS}"
+        "UPDATE tasks SET {set}, updated_at = now(), version = version + 1
+         WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
     )))
-    .bind(task_id)
+    .bind(task.id)
+    .bind(task.user_id)
     .fetch_one(conn)
     .await?;
     Ok(row.into())
@@ -168,11 +167,12 @@ async fn write_returning(
 /// the version stays.
 pub async fn set_next_occurrence_queued(
     conn: &mut PgConnection,
-    task_id: Uuid,
+    task: &Task,
     queued: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tasks SET next_occurrence_queued = $2 WHERE id = $1")
-        .bind(task_id)
+    sqlx::query("UPDATE tasks SET next_occurrence_queued = $3 WHERE id = $1 AND user_id = $2")
+        .bind(task.id)
+        .bind(task.user_id)
         .bind(queued)
         .execute(conn)
         .await?;
@@ -182,14 +182,18 @@ pub async fn set_next_occurrence_queued(
 /// Whether the series already has an occurrence after `occurrence_at`: its successor was made.
 pub async fn has_successor(
     conn: &mut PgConnection,
+    user_id: Uuid,
     series_id: Uuid,
     occurrence_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE series_id = $1 AND occurrence_at > $2)")
-        .bind(series_id)
-        .bind(occurrence_at)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE user_id = $3 AND series_id = $1 AND occurrence_at > $2)",
+    )
+    .bind(series_id)
+    .bind(occurrence_at)
+    .bind(user_id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Locks a task of this user, trashed or not, for a job that acts on it. The user row is locked
@@ -221,11 +225,16 @@ pub async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> Result<bool
 }
 
 /// Locks every task of a project, trashed ones included, in id order.
-pub async fn lock_in_project(conn: &mut PgConnection, project_id: Uuid) -> Result<Vec<Task>, sqlx::Error> {
+pub async fn lock_in_project(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    project_id: Uuid,
+) -> Result<Vec<Task>, sqlx::Error> {
     let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY id FOR NO KEY UPDATE"
+        "SELECT {COLUMNS} FROM tasks WHERE user_id = $2 AND project_id = $1 ORDER BY id FOR NO KEY UPDATE"
     )))
     .bind(project_id)
+    .bind(user_id)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Task::from).collect())
@@ -234,15 +243,17 @@ pub async fn lock_in_project(conn: &mut PgConnection, project_id: Uuid) -> Resul
 /// Takes every task out of a project, moving the live ones to the trash.
 pub async fn trash_project_tasks(
     conn: &mut PgConnection,
+    user_id: Uuid,
     project_id: Uuid,
 ) -> Result<Vec<Task>, sqlx::Error> {
     let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tasks SET project_id = NULL, deleted_at = coalesce(deleted_at, now()),
                 updated_at = now(), version = version + 1
-         WHERE project_id = $1
+         WHERE user_id = $2 AND project_id = $1
          RETURNING {COLUMNS}"
     )))
     .bind(project_id)
+    .bind(user_id)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Task::from).collect())
@@ -316,10 +327,11 @@ pub async fn backfill_series(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
             let next = task.next_occurrence(task.completed_at).ok().flatten().map(|next| next.due_at);
             sqlx::query(
                 "UPDATE tasks SET series_start = coalesce(due_at, created_at), next_occurrence_at = $2
-                 WHERE id = $1",
+                 WHERE id = $1 AND user_id = $3",
             )
             .bind(task.id)
             .bind(next)
+            .bind(task.user_id)
             .execute(pool)
             .await?;
             filled += 1;

@@ -243,10 +243,15 @@ pub fn subtask_copy(
 /// Writes `task` over the stored task of the same id and bumps the version by one. `None` when
 /// it equals what is stored: nothing is written, so the version and `updated_at` stay and other
 /// clients' `If-Match` still holds. Reopening clears a paused series.
-pub async fn update(conn: &mut PgConnection, task: &NewTask) -> Result<Option<Task>, sqlx::Error> {
+pub async fn update(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    task: &NewTask,
+) -> Result<Option<Task>, sqlx::Error> {
     let mut args = PgArguments::default();
     sqlx::Arguments::add(&mut args, task.id).map_err(sqlx::Error::Encode)?;
-    let args = bind_values(args, task).map_err(sqlx::Error::Encode)?;
+    let mut args = bind_values(args, task).map_err(sqlx::Error::Encode)?;
+    sqlx::Arguments::add(&mut args, user_id).map_err(sqlx::Error::Encode)?;
     let row: Option<TaskRow> =
         sqlx::query_as_with(sqlx::AssertSqlSafe(UPDATE.as_str()), args).fetch_optional(conn).await?;
     Ok(row.map(Task::from))
@@ -277,10 +282,12 @@ fn update_statement() -> String {
         kept.join(", ")
     };
     let completed = NAMES.iter().position(|name| *name == "completed").map_or(0, |i| i + 2);
+    // The owner is bound after the values.
+    let owner = NAMES.len() + 2;
     format!(
         "UPDATE tasks t SET ({names}, series_paused, updated_at, version)
              = ({values}, CASE WHEN ${completed}::boolean THEN t.series_paused END, now(), t.version + 1)
-         WHERE t.id = $1 AND ({stored}) IS DISTINCT FROM ({given})
+         WHERE t.id = $1 AND t.user_id = ${owner} AND ({stored}) IS DISTINCT FROM ({given})
          RETURNING {COLUMNS}",
         names = NAMES.join(", "),
         values = values.join(", "),
@@ -293,7 +300,7 @@ fn update_statement() -> String {
 /// next completion makes its own attempt.
 pub async fn set_completed(
     conn: &mut PgConnection,
-    task_id: Uuid,
+    task: &Task,
     completed: bool,
     derived: Derived,
 ) -> Result<Task, sqlx::Error> {
@@ -302,13 +309,14 @@ pub async fn set_completed(
              completed = $2, completed_at = $3, next_occurrence_at = $4,
              series_paused = CASE WHEN $2 THEN series_paused END,
              updated_at = now(), version = version + 1
-         WHERE id = $1
+         WHERE id = $1 AND user_id = $5
          RETURNING {COLUMNS}"
     )))
-    .bind(task_id)
+    .bind(task.id)
     .bind(completed)
     .bind(derived.completed_at)
     .bind(derived.next_occurrence_at)
+    .bind(task.user_id)
     .fetch_one(conn)
     .await?;
     Ok(row.into())

@@ -6,6 +6,7 @@ use serde_json::Value;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::Endpoint;
 use super::sending::Pending;
 use crate::db::projects::{self, Project};
 use crate::db::tasks::{self, Task, TaskRow};
@@ -78,7 +79,7 @@ pub struct AttemptRecord {
 /// had already turned it off).
 pub async fn record(
     conn: &mut PgConnection,
-    endpoint_id: Uuid,
+    endpoint: &Endpoint,
     message_id: Uuid,
     settled: Settled,
     attempt: &AttemptRecord,
@@ -94,7 +95,7 @@ pub async fn record(
         "UPDATE webhook_messages SET status = $2, attempts = attempts + 1,
                 next_attempt_at = coalesce($3, next_attempt_at), last_attempt_at = now(),
                 status_code = $4, duration_ms = $5, response_body = $6, error = $7
-         WHERE id = $1",
+         WHERE id = $1 AND user_id = $8",
     )
     .bind(message_id)
     .bind(status)
@@ -103,20 +104,24 @@ pub async fn record(
     .bind(attempt.duration_ms)
     .bind(&attempt.response_body)
     .bind(&attempt.error)
+    .bind(endpoint.user_id)
     .execute(&mut *conn)
     .await?;
     if settled == Settled::Succeeded {
         sqlx::query(
-            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            "UPDATE webhook_endpoints SET failing_since = NULL
+             WHERE id = $1 AND user_id = $2 AND failing_since IS NOT NULL",
         )
-        .bind(endpoint_id)
+        .bind(endpoint.id)
+        .bind(endpoint.user_id)
         .execute(&mut *conn)
         .await?;
         return Ok(None);
     }
     // A 410 disables at once; otherwise only a run of failures longer than the limit does.
     let disabled: Option<String> = sqlx::query_scalar(
-        "WITH before AS (SELECT enabled AS was FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE)
+        "WITH before AS (
+             SELECT enabled AS was FROM webhook_endpoints WHERE id = $1 AND user_id = $4 FOR NO KEY UPDATE)
          UPDATE webhook_endpoints e SET failing_since = coalesce(e.failing_since, now()),
                 enabled = e.enabled AND NOT $2
                     AND coalesce(e.failing_since, now()) > now() - make_interval(secs => $3),
@@ -126,12 +131,13 @@ pub async fn record(
                     WHEN coalesce(e.failing_since, now()) <= now() - make_interval(secs => $3) THEN 'failing'
                     ELSE e.disabled_reason END
          FROM before
-         WHERE e.id = $1
+         WHERE e.id = $1 AND e.user_id = $4
          RETURNING CASE WHEN before.was AND NOT e.enabled THEN e.disabled_reason END",
     )
-    .bind(endpoint_id)
+    .bind(endpoint.id)
     .bind(gone)
     .bind(disable_after_secs)
+    .bind(endpoint.user_id)
     .fetch_optional(&mut *conn)
     .await?
     .flatten();

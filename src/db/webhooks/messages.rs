@@ -41,18 +41,20 @@ const COLUMNS: &str = "m.id, m.seq, m.event_type, m.status, m.attempts, m.next_a
 /// Up to `limit` messages of the endpoint older than `before` (a `seq`), newest first.
 pub async fn page(
     conn: impl PgExecutor<'_>,
+    user_id: Uuid,
     endpoint_id: Uuid,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Message>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM webhook_messages m
-         WHERE m.endpoint_id = $1 AND ($2::bigint IS NULL OR m.seq < $2)
+         WHERE m.endpoint_id = $1 AND m.user_id = $4 AND ($2::bigint IS NULL OR m.seq < $2)
          ORDER BY m.seq DESC LIMIT $3"
     )))
     .bind(endpoint_id)
     .bind(before)
     .bind(limit)
+    .bind(user_id)
     .fetch_all(conn)
     .await
 }

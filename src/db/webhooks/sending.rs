@@ -12,8 +12,9 @@ use super::{COLUMNS, Endpoint};
 /// Queues a delivery job for the endpoint now and marks it as having one, in the caller's
 /// transaction.
 pub async fn wake(conn: &mut PgConnection, endpoint_id: Uuid, user_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE webhook_endpoints SET job_queued = true WHERE id = $1")
+    sqlx::query("UPDATE webhook_endpoints SET job_queued = true WHERE id = $1 AND user_id = $2")
         .bind(endpoint_id)
+        .bind(user_id)
         .execute(&mut *conn)
         .await?;
     wake_at(conn, endpoint_id, user_id, Utc::now()).await
@@ -67,6 +68,15 @@ pub async fn rescue_stalled(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(woken.rows_affected())
 }
 
+/// The endpoint's owner, for a job queued before its payload named one: a lookup by id alone,
+/// which only jobs from before that change need.
+pub async fn owner(pool: &PgPool, endpoint_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM webhook_endpoints WHERE id = $1")
+        .bind(endpoint_id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Whether this sender may send to the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
@@ -77,15 +87,21 @@ pub enum Lease {
 }
 
 /// Takes the endpoint's lease for `secs`, unless another sender holds an unexpired one.
-pub async fn take_lease(pool: &PgPool, endpoint_id: Uuid, secs: f64) -> Result<Lease, sqlx::Error> {
+pub async fn take_lease(
+    pool: &PgPool,
+    user_id: Uuid,
+    endpoint_id: Uuid,
+    secs: f64,
+) -> Result<Lease, sqlx::Error> {
     let row: Option<(bool, Option<DateTime<Utc>>)> = sqlx::query_as(
         "WITH taken AS (
              UPDATE webhook_endpoints SET lease_until = now() + make_interval(secs => $2)
-             WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()) RETURNING id)
-         SELECT EXISTS (SELECT 1 FROM taken), lease_until FROM webhook_endpoints WHERE id = $1",
+             WHERE id = $1 AND user_id = $3 AND (lease_until IS NULL OR lease_until < now()) RETURNING id)
+         SELECT EXISTS (SELECT 1 FROM taken), lease_until FROM webhook_endpoints WHERE id = $1 AND user_id = $3",
     )
     .bind(endpoint_id)
     .bind(secs)
+    .bind(user_id)
     .fetch_optional(pool)
     .await?;
     Ok(match row {
@@ -95,12 +111,21 @@ pub async fn take_lease(pool: &PgPool, endpoint_id: Uuid, secs: f64) -> Result<L
     })
 }
 
-pub async fn renew_lease(pool: &PgPool, endpoint_id: Uuid, secs: f64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE webhook_endpoints SET lease_until = now() + make_interval(secs => $2) WHERE id = $1")
-        .bind(endpoint_id)
-        .bind(secs)
-        .execute(pool)
-        .await?;
+pub async fn renew_lease(
+    pool: &PgPool,
+    user_id: Uuid,
+    endpoint_id: Uuid,
+    secs: f64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET lease_until = now() + make_interval(secs => $2)
+         WHERE id = $1 AND user_id = $3",
+    )
+    .bind(endpoint_id)
+    .bind(secs)
+    .bind(user_id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -108,8 +133,9 @@ pub async fn renew_lease(pool: &PgPool, endpoint_id: Uuid, secs: f64) -> Result<
 pub async fn hand_on(pool: &PgPool, endpoint: &Endpoint, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     wake_at(&mut tx, endpoint.id, endpoint.user_id, at).await?;
-    sqlx::query("UPDATE webhook_endpoints SET lease_until = NULL WHERE id = $1")
+    sqlx::query("UPDATE webhook_endpoints SET lease_until = NULL WHERE id = $1 AND user_id = $2")
         .bind(endpoint.id)
+        .bind(endpoint.user_id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await
@@ -139,21 +165,25 @@ pub enum Next {
     Due(Box<Endpoint>, Box<Pending>),
 }
 
-pub async fn next(pool: &PgPool, endpoint_id: Uuid) -> Result<Next, sqlx::Error> {
-    let endpoint: Option<Endpoint> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE id = $1")))
-            .bind(endpoint_id)
-            .fetch_optional(pool)
-            .await?;
+pub async fn next(pool: &PgPool, user_id: Uuid, endpoint_id: Uuid) -> Result<Next, sqlx::Error> {
+    let endpoint: Option<Endpoint> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM webhook_endpoints WHERE id = $1 AND user_id = $2"
+    )))
+    .bind(endpoint_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
     let Some(endpoint) = endpoint else { return Ok(Next::Gone) };
     if !endpoint.enabled {
         return Ok(Next::Idle);
     }
     let head: Option<Pending> = sqlx::query_as(
         "SELECT id, event_type, resource, snapshot, change_seq, attempts, next_attempt_at, created_at
-         FROM webhook_messages WHERE endpoint_id = $1 AND status = 'pending' ORDER BY seq LIMIT 1",
+         FROM webhook_messages WHERE endpoint_id = $1 AND user_id = $2 AND status = 'pending'
+         ORDER BY seq LIMIT 1",
     )
     .bind(endpoint_id)
+    .bind(user_id)
     .fetch_optional(pool)
     .await?;
     Ok(match head {
@@ -169,28 +199,35 @@ pub async fn next(pool: &PgPool, endpoint_id: Uuid) -> Result<Next, sqlx::Error>
 /// after all. The endpoint's row is locked first: a writer adding a message holds that lock
 /// until it commits, so the look for pending messages that follows sees its message, or the
 /// writer sees the mark cleared and queues a job itself. True when parked.
-pub async fn park(pool: &PgPool, endpoint_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn park(pool: &PgPool, user_id: Uuid, endpoint_id: Uuid) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let enabled: Option<bool> =
-        sqlx::query_scalar("SELECT enabled FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(endpoint_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let enabled: Option<bool> = sqlx::query_scalar(
+        "SELECT enabled FROM webhook_endpoints WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE",
+    )
+    .bind(endpoint_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(enabled) = enabled else { return Ok(true) };
     // A new statement, so a new snapshot: it sees what committed while the lock was awaited.
     let pending: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM webhook_messages WHERE endpoint_id = $1 AND status = 'pending')",
+        "SELECT EXISTS (SELECT 1 FROM webhook_messages
+                        WHERE endpoint_id = $1 AND user_id = $2 AND status = 'pending')",
     )
     .bind(endpoint_id)
+    .bind(user_id)
     .fetch_one(&mut *tx)
     .await?;
     if enabled && pending {
         return Ok(false);
     }
-    sqlx::query("UPDATE webhook_endpoints SET job_queued = false, lease_until = NULL WHERE id = $1")
-        .bind(endpoint_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE webhook_endpoints SET job_queued = false, lease_until = NULL WHERE id = $1 AND user_id = $2",
+    )
+    .bind(endpoint_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

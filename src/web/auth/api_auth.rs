@@ -85,7 +85,7 @@ pub async fn authenticate_scoped(
     }
     // At most one write a minute per token, however busy it is.
     let stale = stored.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1));
-    if stale && let Err(err) = api_tokens::touch(&state.pool, stored.id).await {
+    if stale && let Err(err) = api_tokens::touch(&state.pool, stored.user_id, stored.id).await {
         tracing::warn!(%err, "could not record an API token's use");
     }
     let user = AuthUser {

@@ -122,8 +122,9 @@ pub async fn list(
         })
         .transpose()?;
     let endpoint = owned(&state, user.id, path.id).await?;
-    let mut rows =
-        messages::page(&state.pool, endpoint.id, before, limit + 1).await.map_err(ApiError::from_db)?;
+    let mut rows = messages::page(&state.pool, endpoint.user_id, endpoint.id, before, limit + 1)
+        .await
+        .map_err(ApiError::from_db)?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more.then(|| rows.last().map(|m| m.seq.to_string())).flatten();

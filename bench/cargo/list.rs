@@ -15,7 +15,7 @@ mod measure;
 
 use std::time::Instant;
 
-use helpers::{TestApp, TestUser};
+use helpers::{SecondInstance, TestApp, TestUser};
 use measure::{Outcome, measure};
 use serde_json::Value;
 
@@ -111,6 +111,9 @@ async fn main() {
     let due_from = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%dT00:00:00Z");
     let due_to = (chrono::Utc::now() + chrono::Duration::days(40)).format("%Y-%m-%dT00:00:00Z");
 
+    // The same search on a process that ranks every match, as before the bound: a baseline for
+    // the bound's own effect, in the same run.
+    let ranking_all = app.second_instance_with(|s| s.tasks.search_ranked_matches = u32::MAX).await;
     let scenarios: Vec<(String, String)> = vec![
         ("GET /health (baseline)".into(), "/health".into()),
         ("first page of 50".into(), "/api/v1/tasks?limit=50".into()),
@@ -121,6 +124,7 @@ async fn main() {
             format!("/api/v1/tasks?due_from={due_from}&due_to={due_to}&sort=due_at&limit=50"),
         ),
         ("full-text q=dentist (ranked)".into(), "/api/v1/tasks?q=dentist&limit=50".into()),
+        (RANKING_ALL.into(), "/api/v1/tasks?q=dentist&limit=50".into()),
         ("full-text q=dent (prefix)".into(), "/api/v1/tasks?q=dent&limit=50".into()),
         ("full-text q=\"dentist taxes\"".into(), "/api/v1/tasks?q=%22dentist%20taxes%22&limit=50".into()),
         (
@@ -130,7 +134,8 @@ async fn main() {
     ];
     let mut outcomes = Vec::new();
     for (name, path) in scenarios {
-        outcomes.push(run(&app, &user, name, &path).await);
+        let door = if name == RANKING_ALL { Door::Other(&ranking_all) } else { Door::App(&app) };
+        outcomes.push(run(&door, &user, name, &path).await);
     }
     let base = &outcomes[0];
     println!(
@@ -163,6 +168,23 @@ async fn main() {
     }
 }
 
+const RANKING_ALL: &str = "full-text q=dentist, every match ranked (no bound)";
+
+/// Which web process a scenario asks.
+enum Door<'a> {
+    App(&'a TestApp),
+    Other(&'a SecondInstance),
+}
+
+impl Door<'_> {
+    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        match self {
+            Door::App(app) => app.get_as(token, path).await,
+            Door::Other(other) => other.get_as(token, path).await,
+        }
+    }
+}
+
 fn cursor_param(cursor: &str) -> String {
     if cursor.is_empty() { String::new() } else { format!("&cursor={cursor}") }
 }
@@ -173,11 +195,11 @@ async fn get(app: &TestApp, user: &TestUser, path: &str) -> Value {
     response.json().await.expect("a JSON page")
 }
 
-async fn run(app: &TestApp, user: &TestUser, name: String, path: &str) -> Outcome {
+async fn run(door: &Door<'_>, user: &TestUser, name: String, path: &str) -> Outcome {
     // Warm the path once so the first measured request does not pay for cold caches alone.
-    let _ = app.get_as(&user.token, path).await;
+    let _ = door.get(&user.token, path).await;
     measure(name, REQUESTS, CONCURRENCY, |_| async {
-        let response = app.get_as(&user.token, path).await;
+        let response = door.get(&user.token, path).await;
         assert!(response.status().is_success(), "{path}: {}", response.status());
         response.bytes().await.expect("body read");
     })

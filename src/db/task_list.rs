@@ -187,15 +187,18 @@ async fn ranked_list(conn: &mut PgConnection, user_id: Uuid, spec: &ListSpec) ->
     let mut rows = ranked_rows(conn, user_id, spec).await?;
     // Each row carries how many matches are ranked and the oldest of them; a page past the
     // ranked part has no row to carry them.
-    let (ranked, edge) = match rows.first() {
-        Some(row) => (row.listed.full_count.unwrap_or(0), row.edge_at.zip(row.edge_id)),
-        None => newest_edge(conn, user_id, spec).await?,
+    let (ranked, edge, matches) = match rows.first() {
+        Some(row) => (row.listed.full_count.unwrap_or(0), row.edge_at.zip(row.edge_id), row.matches),
+        None => {
+            let (ranked, edge) = newest_edge(conn, user_id, spec).await?;
+            (ranked, edge, None)
+        }
     };
     let edge = edge.map(|(at, id)| After { key: Key::Time(at), id });
     // Fewer ranked than the bound: they are all the matches, and their number is the total.
     let (edge, counted) = match ranked < spec.ranked_matches {
         true => (None, Some(ranked)),
-        false => (edge, None),
+        false => (edge, matches),
     };
     let more = rows.len() as i64 > spec.limit;
     rows.truncate(usize::try_from(spec.limit).unwrap_or(0));
@@ -231,6 +234,8 @@ struct RankedRow {
     listed: ListedRow,
     edge_at: Option<DateTime<Utc>>,
     edge_id: Option<Uuid>,
+    /// Every match, ranked or not: counted in the pass that finds the newest.
+    matches: Option<i64>,
 }
 
 /// A page of the ranked part: narrow rows through the sort and the ranking, and only the
@@ -242,7 +247,9 @@ async fn ranked_rows(
 ) -> Result<Vec<RankedRow>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("");
     with_search(&mut query, spec);
-    query.push(", newest AS MATERIALIZED (SELECT id, created_at, search");
+    // The scan that finds the newest matches reads every match anyway: counting them there
+    // costs a window over narrow rows, where a count of its own would read them all again.
+    query.push(", newest AS MATERIALIZED (SELECT id, created_at, search, count(*) OVER () AS matches");
     from_where(&mut query, user_id, spec);
     query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(spec.ranked_matches);
     query.push("), edge AS (SELECT created_at, id FROM newest ORDER BY created_at, id LIMIT 1)");
@@ -256,7 +263,7 @@ async fn ranked_rows(
     query.push(" OFFSET ").push_bind(spec.offset);
     query.push(format_args!(
         ") SELECT {COLUMNS}, NULL::text AS sort_text, page.sort_rank, \
-         (SELECT count(*) FROM newest) AS full_count, \
+         (SELECT count(*) FROM newest) AS full_count, (SELECT matches FROM newest LIMIT 1) AS matches, \
          (SELECT created_at FROM edge) AS edge_at, (SELECT id FROM edge) AS edge_id \
          FROM page JOIN tasks USING (id) WHERE tasks.user_id = "
     ));

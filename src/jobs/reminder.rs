@@ -154,8 +154,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
     let wanted = Wanted { reminder_at: task.reminder_at, completed: task.completed, deleted: task.deleted };
     let skip = wanted.refusal(job.reminder_at).or_else(|| user.refusal());
     if let Some(reason) = skip {
-        reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, Attempted::Skipped { reason })
-            .await?;
+        record(&mut tx, job, Attempted::Skipped { reason }).await?;
         tx.commit().await?;
         tracing::info!(reason = reason.as_str(), "reminder skipped");
         return Ok(Handled::Cancelled(reason.as_str()));
@@ -166,14 +165,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
         Ok(address) => Mailbox::new(user.name.clone(), address),
         Err(err) => {
             let error = format!("the account's address {address:?} cannot receive mail: {err}");
-            reminders::record(
-                &mut tx,
-                job.user_id,
-                job.task_id,
-                job.reminder_at,
-                Attempted::Failed { error: &error },
-            )
-            .await?;
+            record(&mut tx, job, Attempted::Failed { error: &error }).await?;
             tx.commit().await?;
             return Err(JobError::Permanent(error));
         }
@@ -181,8 +173,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
     let recipient = to.email.to_string().to_lowercase();
     if let Some(cap) = over_cap(&mut tx, caps, job.user_id, &recipient).await? {
         let reason = SkipReason::RateLimited;
-        reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, Attempted::Skipped { reason })
-            .await?;
+        record(&mut tx, job, Attempted::Skipped { reason }).await?;
         tx.commit().await?;
         metrics::counter!(crate::metrics::REMINDERS_RATE_LIMITED, "cap" => cap.as_str()).increment(1);
         tracing::warn!(cap = cap.as_str(), "reminder skipped: the hourly cap is reached");
@@ -204,14 +195,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
         Ok(email) => email,
         Err(err) => {
             let error = format!("building the email: {err}");
-            reminders::record(
-                &mut tx,
-                job.user_id,
-                job.task_id,
-                job.reminder_at,
-                Attempted::Failed { error: &error },
-            )
-            .await?;
+            record(&mut tx, job, Attempted::Failed { error: &error }).await?;
             tx.commit().await?;
             return Err(JobError::Permanent(error));
         }
@@ -221,7 +205,7 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
         Ok(()) => {
             let message_id = message::message_id(job.task_id, job.reminder_at, mailer.from_address());
             let sent = Attempted::Sent { message_id: &message_id, recipient: &recipient };
-            reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, sent).await?;
+            record(&mut tx, job, sent).await?;
             tx.commit().await?;
             let lateness = (Utc::now() - job.reminder_at).num_milliseconds() as f64 / 1000.0;
             metrics::histogram!(crate::metrics::REMINDER_LATENESS).record(lateness.max(0.0));
@@ -233,19 +217,12 @@ pub async fn deliver(ctx: &Context, job: &Reminder, attempt: AttemptInfo) -> Res
                 true => Attempted::Failed { error: &error },
                 false => Attempted::Retrying { error: &error },
             };
-            reminders::record(&mut tx, job.user_id, job.task_id, job.reminder_at, attempted).await?;
+            record(&mut tx, job, attempted).await?;
             tx.commit().await?;
             Err(JobError::Transient(error))
         }
         Err(SendError::Permanent(error)) => {
-            reminders::record(
-                &mut tx,
-                job.user_id,
-                job.task_id,
-                job.reminder_at,
-                Attempted::Failed { error: &error },
-            )
-            .await?;
+            record(&mut tx, job, Attempted::Failed { error: &error }).await?;
             tx.commit().await?;
             Err(JobError::Permanent(error))
         }
@@ -270,6 +247,15 @@ impl Links {
 /// The cap this reminder would break, if any. The count runs under locks held until the outcome
 /// commits, so concurrent workers cannot overshoot (see `reminders::lock_and_count_recent_sends`);
 /// with both caps off nothing is locked and sends for one account run in parallel.
+/// Records what became of `job`'s reminder.
+async fn record(
+    conn: &mut PgConnection,
+    job: &Reminder,
+    attempted: Attempted<'_>,
+) -> Result<(), sqlx::Error> {
+    reminders::record(conn, job.user_id, job.task_id, job.reminder_at, attempted).await
+}
+
 async fn over_cap(
     conn: &mut PgConnection,
     caps: ReminderCaps,

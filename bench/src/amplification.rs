@@ -134,6 +134,14 @@ where
 {
     let mut conn = PgConnection::connect(url).await?;
     sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_walinspect").execute(&mut conn).await?;
+    // The WAL from `start` on is read at the end. Other databases on a shared server (CI's checks
+    // beside this one) can write enough meanwhile for a checkpoint to remove it; a temporary slot,
+    // reserved now, keeps it until this session ends.
+    sqlx::query("SELECT pg_create_physical_replication_slot($1, true, true)")
+        .bind(format!("bench_wal_{}", Uuid::new_v4().simple()))
+        .execute(&mut conn)
+        .await
+        .context("reserving the WAL to be read")?;
     // A first write outside the count, so no page is new to it; its statistics settle first.
     let start = snapshot(&mut conn).await?;
     create(usize::MAX).await?;

@@ -13,6 +13,7 @@ Each check prints one `session: ` line; the first failure raises and exits non-z
 """
 
 import asyncio
+import contextlib
 import json
 import sys
 import urllib.error
@@ -20,9 +21,9 @@ import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import httpx2
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
 BASE = sys.argv[1].rstrip("/")
@@ -61,9 +62,15 @@ def at(hours):
 MODE = "auto"
 
 
-def connect(token):
-    http = create_mcp_http_client(headers={"authorization": f"Bearer {token}"})
-    return Client(streamable_http_client(f"{BASE}/mcp", http_client=http), mode=MODE)
+@contextlib.asynccontextmanager
+async def connect(token):
+    # The transport takes any httpx2 client (the SDK's own HTTP library, a public dependency) and
+    # leaves closing a client it was given to its owner.
+    async with (
+        httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http,
+        Client(streamable_http_client(f"{BASE}/mcp", http_client=http), mode=MODE) as client,
+    ):
+        yield client
 
 
 async def good(client, tool, arguments):

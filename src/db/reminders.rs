@@ -375,6 +375,40 @@ pub async fn history(
     .await
 }
 
+/// One page of a task's deliveries, newest first: at most `limit`, those scheduled before
+/// `before` (the last `reminder_at` of the previous page; a task has one delivery per reminder
+/// time, so the time alone is the position). Returns the page, whether more follow, and how many
+/// deliveries the task has in all, counted exactly: one task's history is small enough to count.
+pub async fn history_page(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    task_id: Uuid,
+    before: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<(Vec<Delivery>, bool, i64), sqlx::Error> {
+    let mut items: Vec<Delivery> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reminder_deliveries
+         WHERE task_id = $1 AND user_id = $2 AND ($3::timestamptz IS NULL OR reminder_at < $3)
+         ORDER BY reminder_at DESC
+         LIMIT $4"
+    )))
+    .bind(task_id)
+    .bind(user_id)
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(0));
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM reminder_deliveries WHERE task_id = $1 AND user_id = $2")
+            .bind(task_id)
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok((items, more, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

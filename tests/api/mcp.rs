@@ -474,3 +474,47 @@ async fn subtasks_are_added_with_parent_id_and_found_by_their_parent() {
     let text = tool_error(&app, &token, "find_tasks", json!({"parent_id": "soon"})).await;
     assert!(text.contains("parent_id"), "{text}");
 }
+
+#[tokio::test]
+async fn reminder_history_pages_on_past_fifty_with_an_exact_total() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let token = full_token(&app, &user).await;
+    let task = app.create_task(&user, json!({"title": "Water the plants"})).await;
+    let other = app.create_task(&user, json!({"title": "Other"})).await;
+    let id: uuid::Uuid = task["id"].as_str().unwrap().parse().unwrap();
+    // Sixty deliveries, an hour apart, as the reminder job would have recorded failed ones: sending
+    // sixty emails through the worker would only slow the test.
+    sqlx::query(
+        "INSERT INTO reminder_deliveries (task_id, reminder_at, user_id, status, attempts, last_error)
+         SELECT $1, timestamptz '2030-01-01 00:00:00+00' + n * interval '1 hour', $2, 'failed', 3, 'mailbox full'
+         FROM generate_series(1, 60) AS n",
+    )
+    .bind(id)
+    .bind(user.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let first = ok(&app, &token, "reminder_history", json!({"task_id": id})).await;
+    assert_eq!((first["items"].as_array().unwrap().len(), first["total"].as_i64()), (50, Some(60)));
+    let cursor = first["next_cursor"].as_str().expect("a cursor past the first fifty").to_owned();
+    let second = ok(&app, &token, "reminder_history", json!({"task_id": id, "cursor": cursor})).await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 10);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let mut paged = first["items"].as_array().unwrap().clone();
+    paged.extend(second["items"].as_array().unwrap().iter().cloned());
+    let rest: Value =
+        app.get_as(&user.token, &format!("/api/v1/tasks/{id}/reminders")).await.json().await.unwrap();
+    assert_eq!(Value::Array(paged), rest["items"], "the pages are REST's history, newest first, whole");
+
+    let small = ok(&app, &token, "reminder_history", json!({"task_id": id, "limit": 7})).await;
+    assert_eq!(small["items"].as_array().unwrap().len(), 7);
+    let text = tool_error(&app, &token, "reminder_history", json!({"task_id": id, "cursor": "forged"})).await;
+    assert!(text.contains("cursor"), "{text}");
+    let text =
+        tool_error(&app, &token, "reminder_history", json!({"task_id": other["id"], "cursor": cursor})).await;
+    assert!(text.contains("cursor"), "another task's cursor: {text}");
+    let text = tool_error(&app, &token, "reminder_history", json!({"task_id": id, "limit": 101})).await;
+    assert!(text.contains("limit"), "{text}");
+}

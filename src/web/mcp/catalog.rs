@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde_json::{Value, json};
 
 use super::schema::{self, component, object};
-use super::tools::{MAX_BATCH, PAGE};
+use super::tools::{MAX_BATCH, MAX_PAGE, PAGE};
 use crate::domain::{Scope, Scopes};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -145,12 +145,26 @@ pub(super) const TOOLS: &[Tool] = &[
         title: "Reminder history",
         scope: Scope::TasksRead,
         effect: Effect::Read,
-        description: "What became of a task's email reminders, newest first: sent, failed (with the error), skipped (with why) or pending. At most 50 entries, with the total.",
-        input: || object(json!({ "task_id": schema::uuid("The task's id.") }), &["task_id"]),
+        description: "What became of a task's email reminders, newest first: sent, failed (with the error), skipped (with why) or pending. Returns up to `limit` entries (50 by default, at most 100), the exact `total`, and `next_cursor`: pass it back as `cursor`, with the same `task_id`, for the next page. Use this to tell whether a reminder went out; use `get_task` for the reminder time that is set now.",
+        input: || {
+            object(
+                json!({
+                    "task_id": schema::uuid("The task's id."),
+                    "limit": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE },
+                    "cursor": { "type": "string", "description": "`next_cursor` from the previous call for the same task." },
+                }),
+                &["task_id"],
+            )
+        },
         output: || {
             object(
-                json!({ "items": { "type": "array", "items": component("Delivery") }, "total": { "type": "integer" } }),
-                &["items", "total"],
+                json!({
+                    "items": { "type": "array", "items": component("Delivery") },
+                    "total": { "type": "integer", "description": "How many entries the task has in all, counted exactly." },
+                    "limit": { "type": "integer" },
+                    "next_cursor": { "type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page." },
+                }),
+                &["items", "total", "limit", "next_cursor"],
             )
         },
     },
@@ -175,7 +189,7 @@ fn find_input() -> Value {
             "parent_id": { "type": "string", "description": "A task's id for its direct subtasks, or `none` for top-level tasks only." },
             "sort": { "enum": ["created_at", "updated_at", "due_at", "priority", "title"] },
             "order": { "enum": ["asc", "desc"] },
-            "limit": { "type": "integer", "minimum": 1, "maximum": 100, "default": PAGE },
+            "limit": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE },
             "cursor": { "type": "string", "description": "`next_cursor` from the previous call with the same other arguments." },
         }),
         &[],

@@ -10,16 +10,19 @@ use uuid::Uuid;
 
 use super::catalog::TOOLS;
 use crate::commands::{Command, Outcome};
-use crate::db::task_list::Shelf;
+use crate::db::task_list::{After, Key, Shelf};
 use crate::db::{projects, reminders, tasks, users};
 use crate::domain::{Scopes, TimeZone};
 use crate::web::problem::{ApiError, FieldError};
 use crate::web::routes::projects as project_routes;
+use crate::web::routes::tasks::cursor::{CursorError, Cursors};
 use crate::web::routes::tasks::{bulk, list};
 use crate::web::state::AppState;
 
 /// Tasks a list tool returns per call unless asked for fewer; `find_tasks` pages on with `cursor`.
 pub const PAGE: i64 = 50;
+/// The most a list tool returns per call when asked for more.
+pub const MAX_PAGE: i64 = 100;
 /// Items one batch tool call may carry, as a bulk request may.
 pub const MAX_BATCH: usize = 100;
 
@@ -351,13 +354,42 @@ fn start_of_next_day(now: DateTime<Utc>, zone: TimeZone) -> DateTime<Utc> {
 }
 
 async fn reminder_history(state: &AppState, user: Uuid, arguments: Value) -> Result<Value, ApiError> {
-    let id = required_id(&self::arguments("reminder_history", arguments, &["task_id"])?, "task_id")?;
+    let map = self::arguments("reminder_history", arguments, &["task_id", "limit", "cursor"])?;
+    let id = required_id(&map, "task_id")?;
+    let limit = match map.get("limit") {
+        None | Some(Value::Null) => PAGE,
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| (1..=MAX_PAGE).contains(&n)) => {
+            n.as_i64().unwrap_or(PAGE)
+        }
+        Some(_) => return Err(ApiError::field("limit", format!("must be an integer from 1 to {MAX_PAGE}"))),
+    };
+    // The list's sealed cursors, bound to this user's task, so one cannot be forged or carried
+    // over to another task's history.
+    let cursors = Cursors::new(&state.settings.auth.jwt_secret);
+    let fingerprint = Cursors::fingerprint(&format!("reminder_history|{user}|{id}"));
+    let before = match map.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(cursor)) => match cursors.open(&fingerprint, cursor) {
+            Ok(After { key: Key::Time(at), .. }) => Some(at),
+            Ok(_) => return Err(ApiError::field("cursor", CursorError::OtherQuery.to_string())),
+            Err(err) => return Err(ApiError::field("cursor", err.to_string())),
+        },
+        Some(_) => {
+            return Err(ApiError::field("cursor", "must be a string: `next_cursor` of the previous call"));
+        }
+    };
     // The task must be the caller's and live, as on `GET /tasks/{id}/reminders`.
     tasks::find_live(&state.pool, user, id).await.map_err(ApiError::from_db)?.ok_or(ApiError::NotFound)?;
-    let mut items = reminders::history(&state.pool, user, id).await.map_err(ApiError::from_db)?;
-    let total = items.len();
-    items.truncate(PAGE as usize);
-    Ok(json!({ "items": items, "total": total }))
+    let mut conn = state.pool.acquire().await.map_err(ApiError::from_db)?;
+    let (items, more, total) =
+        reminders::history_page(&mut conn, user, id, before, limit).await.map_err(ApiError::from_db)?;
+    let next_cursor = match items.last() {
+        Some(last) if more => {
+            Some(cursors.seal(&fingerprint, &After { key: Key::Time(last.reminder_at), id }))
+        }
+        _ => None,
+    };
+    Ok(json!({ "items": items, "total": total, "limit": limit, "next_cursor": next_cursor }))
 }
 
 #[cfg(test)]

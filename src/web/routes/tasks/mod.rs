@@ -2,7 +2,7 @@
 //! Reads go straight to the pool; every write goes to the caller's actor.
 
 pub mod bulk;
-mod cursor;
+pub mod cursor;
 mod form;
 pub mod list;
 pub mod reminders;

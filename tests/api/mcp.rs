@@ -518,3 +518,34 @@ async fn reminder_history_pages_on_past_fifty_with_an_exact_total() {
     let text = tool_error(&app, &token, "reminder_history", json!({"task_id": id, "limit": 101})).await;
     assert!(text.contains("limit"), "{text}");
 }
+
+#[tokio::test]
+async fn a_rate_limited_message_is_a_429_with_retry_after() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limit.enabled = true;
+        s.rate_limit.user_reads_per_minute = 3;
+    })
+    .await;
+    let user = app.new_user().await;
+    let token = create_token(&app, &user, &["tasks:read"]).await;
+    let mut limited = None;
+    for attempt in 0..10 {
+        let body = json!({"jsonrpc": "2.0", "id": attempt, "method": if attempt % 2 == 0 { "tools/list" } else { "ping" }});
+        let response = post(&app, Some(&token), &body, &[("mcp-protocol-version", "2025-06-18")]).await;
+        if response.status() != 200 {
+            limited = Some((attempt, response));
+            break;
+        }
+    }
+    let (attempt, response) = limited.expect("the read limit is reached");
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["id"], attempt, "the JSON-RPC error still answers the request");
+    assert_eq!(answer["error"]["code"], -32000);
+    assert_eq!(answer["error"]["data"]["code"], "rate_limited");
+    // A tool call over the limit stays a tool result, so a model reads when to retry.
+    let text = tool_error(&app, &token, "find_tasks", json!({})).await;
+    assert!(text.contains("rate_limited") && text.contains("Retry after"), "{text}");
+}

@@ -100,7 +100,10 @@ async fn post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) ->
             "server/discover" => rpc::result(&id, discover()),
             // The handshake belongs to the older revisions.
             "initialize" => rpc::error(&id, rpc::METHOD_NOT_FOUND, "Method not found: initialize", None),
-            _ => answer(&state, &caller, &id, &method, params).await,
+            _ => match counted(&state, &caller, &method) {
+                Err(err) => return rate_limited(&id, &err),
+                Ok(counted) => answer(&state, &caller, &id, &method, params, counted).await,
+            },
         };
         let code = answer["error"]["code"].as_i64();
         return HttpResponse::build(status(code.map_or(200, modern::status_of)))
@@ -115,16 +118,50 @@ async fn post(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) ->
         let body = rpc::error(&id, rpc::INVALID_REQUEST, "Unsupported protocol version", Some(data));
         return HttpResponse::BadRequest().insert_header(no_store()).json(body);
     }
-    let answer = answer(&state, &caller, &id, &method, params).await;
+    let counted = match counted(&state, &caller, &method) {
+        Ok(counted) => counted,
+        Err(err) => return rate_limited(&id, &err),
+    };
+    let answer = answer(&state, &caller, &id, &method, params, counted).await;
     HttpResponse::Ok().insert_header(no_store()).json(answer)
 }
 
-async fn answer(state: &AppState, caller: &Caller, id: &Value, method: &str, params: Value) -> Value {
+/// Counts the message as one read of the caller's. A tool call's rate limit is its tool's result
+/// (the outer `Ok` carries it on); any other message over the limit is refused outright (`Err`).
+fn counted(state: &AppState, caller: &Caller, method: &str) -> Result<Result<(), ApiError>, ApiError> {
     let counted =
         if caller.count_here { state.rate_limits.check_user(caller.user, &Method::GET) } else { Ok(()) };
-    match (method, counted) {
+    match counted {
+        Err(err) if method != "tools/call" => Err(err),
+        counted => Ok(counted),
+    }
+}
+
+/// A message the rate limit refused before it ran: `429` with `Retry-After`, as REST answers it,
+/// so HTTP-level clients and proxies back off; the SDKs surface a non-2xx answer as an error of
+/// the request, as they would a JSON-RPC error. The body is still a JSON-RPC error for the id.
+fn rate_limited(id: &Value, err: &ApiError) -> HttpResponse {
+    let summary = err.summary();
+    let mut response = HttpResponse::build(status(summary.status));
+    response.insert_header(no_store());
+    if let Some(secs) = summary.retry_after_secs {
+        response.insert_header((header::RETRY_AFTER, secs));
+    }
+    response.json(rpc::error(id, -32000, &summary.detail, Some(json!(summary))))
+}
+
+async fn answer(
+    state: &AppState,
+    caller: &Caller,
+    id: &Value,
+    method: &str,
+    params: Value,
+    // Only a tool call can arrive here over the limit (see `counted`).
+    counted: Result<(), ApiError>,
+) -> Value {
+    match method {
         // A tool call's problems, its rate limit included, are the tool's result.
-        ("tools/call", counted) => {
+        "tools/call" => {
             let Some(name) = params["name"].as_str() else {
                 return rpc::error(id, rpc::INVALID_PARAMS, "tools/call needs `name`.", None);
             };
@@ -138,21 +175,15 @@ async fn answer(state: &AppState, caller: &Caller, id: &Value, method: &str, par
                 None => rpc::error(id, rpc::INVALID_PARAMS, &format!("Unknown tool: {name}"), None),
             }
         }
-        (_, Err(err)) => {
-            let summary = err.summary();
-            rpc::error(id, -32000, &summary.detail, Some(json!(summary)))
-        }
-        ("initialize", Ok(())) => rpc::result(id, initialize(&params)),
-        ("ping", Ok(())) => rpc::result(id, json!({})),
-        ("tools/list", Ok(())) => rpc::result(id, json!({ "tools": catalog::listed(&caller.scopes) })),
-        ("resources/list", Ok(())) => rpc::result(id, json!({ "resources": [] })),
-        ("resources/templates/list", Ok(())) => {
+        "initialize" => rpc::result(id, initialize(&params)),
+        "ping" => rpc::result(id, json!({})),
+        "tools/list" => rpc::result(id, json!({ "tools": catalog::listed(&caller.scopes) })),
+        "resources/list" => rpc::result(id, json!({ "resources": [] })),
+        "resources/templates/list" => {
             rpc::result(id, json!({ "resourceTemplates": resources::templates(&caller.scopes) }))
         }
-        ("resources/read", Ok(())) => resources::read(state, caller.user, &caller.scopes, id, &params).await,
-        (method, Ok(())) => {
-            rpc::error(id, rpc::METHOD_NOT_FOUND, &format!("Method not found: {method}"), None)
-        }
+        "resources/read" => resources::read(state, caller.user, &caller.scopes, id, &params).await,
+        method => rpc::error(id, rpc::METHOD_NOT_FOUND, &format!("Method not found: {method}"), None),
     }
 }
 

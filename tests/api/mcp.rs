@@ -475,6 +475,151 @@ async fn subtasks_are_added_with_parent_id_and_found_by_their_parent() {
     assert!(text.contains("parent_id"), "{text}");
 }
 
+/// The ids of a page of tasks, in order.
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn find_tasks_filters_as_the_rest_list_does() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let token = full_token(&app, &user).await;
+    let garden = ok(&app, &token, "add_project", json!({"name": "Garden"})).await;
+    let garden_id = garden["id"].as_str().unwrap().to_owned();
+    let added = ok(&app, &token, "add_tasks", json!({"tasks": [
+        {"title": "Buy seeds", "tags": ["errand", "garden"], "priority": "high", "due_at": "2030-01-02T10:00:00Z", "project_id": garden_id},
+        {"title": "Buy bread", "tags": ["errand"], "priority": "low", "due_at": "2030-01-05T10:00:00Z"},
+        {"title": "Fix the fence", "tags": ["garden"], "priority": "medium", "due_at": "2030-01-03T10:00:00Z", "project_id": garden_id},
+        {"title": "Read a book", "priority": "high"},
+        {"title": "Buy paint", "tags": ["garden", "errand"], "priority": "medium", "project_id": garden_id},
+    ]}))
+    .await;
+    let id: Vec<String> = added["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    ok(&app, &token, "complete_tasks", json!({"tasks": [{"id": id[4]}]})).await;
+
+    // Each query as find_tasks arguments, as the REST query string, and the tasks it must find.
+    let cases: Vec<(Value, String, Vec<usize>)> = vec![
+        (json!({"q": "buy"}), "q=buy".into(), vec![0, 1, 4]),
+        (
+            json!({"tags": ["errand", "garden"], "tag_mode": "all"}),
+            "tags=errand,garden&tag_mode=all".into(),
+            vec![0, 4],
+        ),
+        (
+            json!({"tags": ["errand", "garden"], "tag_mode": "any"}),
+            "tags=errand,garden&tag_mode=any".into(),
+            vec![0, 1, 2, 4],
+        ),
+        (json!({"priority": ["high", "low"]}), "priority=high,low".into(), vec![0, 1, 3]),
+        (json!({"project_id": garden_id}), format!("project_id={garden_id}"), vec![0, 2, 4]),
+        (
+            json!({"due_from": "2030-01-02T00:00:00Z", "due_to": "2030-01-04T00:00:00Z"}),
+            "due_from=2030-01-02T00:00:00Z&due_to=2030-01-04T00:00:00Z".into(),
+            vec![0, 2],
+        ),
+        (json!({"completed": true}), "completed=true".into(), vec![4]),
+        (
+            json!({"q": "buy", "tags": ["errand"], "completed": false, "priority": ["high", "low"], "sort": "title"}),
+            "q=buy&tags=errand&completed=false&priority=high,low&sort=title".into(),
+            vec![1, 0],
+        ),
+    ];
+    for (arguments, query, expected) in cases {
+        let found = ok(&app, &token, "find_tasks", arguments.clone()).await;
+        let rest: Value =
+            app.get_as(&user.token, &format!("/api/v1/tasks?{query}")).await.json().await.unwrap();
+        assert_eq!(ids(&found), ids(&rest), "{arguments} against ?{query}");
+        assert_eq!(found["total"], rest["total"], "{arguments}");
+        let mut found_ids = ids(&found);
+        let mut expected: Vec<String> = expected.into_iter().map(|i| id[i].clone()).collect();
+        if !query.contains("sort=") {
+            found_ids.sort();
+            expected.sort();
+        }
+        assert_eq!(found_ids, expected, "{arguments}");
+    }
+}
+
+#[tokio::test]
+async fn a_task_is_readable_as_a_resource_with_its_etag() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let token = full_token(&app, &user).await;
+    let task = app.create_task(&user, json!({"title": "Read me", "tags": ["x"]})).await;
+    let id = task["id"].as_str().unwrap();
+    let uri = format!("task://{id}");
+    let read = rpc(&app, &token, "resources/read", json!({"uri": uri})).await;
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(
+        (contents["uri"].as_str(), contents["mimeType"].as_str()),
+        (Some(uri.as_str()), Some("application/json"))
+    );
+    let resource: Value = serde_json::from_str(contents["text"].as_str().unwrap()).unwrap();
+    let response = rest_task(&app, &user, id).await;
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let rest: Value = response.json().await.unwrap();
+    assert_eq!(resource["task"], rest);
+    assert_eq!(resource["etag"], etag, "the ETag REST sends");
+
+    let projects_only = create_token(&app, &user, &["projects:read"]).await;
+    let refused = rpc(&app, &projects_only, "resources/read", json!({"uri": uri})).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("tasks:read"), "{refused}");
+    assert_eq!(refused["error"]["data"]["required_scope"], "tasks:read");
+    assert!(!refused.to_string().contains("Read me"), "nothing of the task leaks");
+}
+
+#[tokio::test]
+async fn the_agenda_follows_the_user_s_time_zone() {
+    use chrono::{Duration, TimeZone as _, Utc};
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let zone = chrono_tz::Pacific::Auckland;
+    let response = app
+        .send_as(
+            &user.token,
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(&json!({"timezone": "Pacific/Auckland"})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let token = full_token(&app, &user).await;
+    let now = Utc::now();
+    let today = now.with_timezone(&zone).date_naive();
+    // 23:30 in Auckland, later today there; in the day's last half hour, its last second instead.
+    let local = |date: chrono::NaiveDate, h, m, s| {
+        zone.from_local_datetime(&date.and_hms_opt(h, m, s).unwrap()).earliest().unwrap().with_timezone(&Utc)
+    };
+    let mut tonight = local(today, 23, 30, 0);
+    if tonight <= now + Duration::seconds(30) {
+        tonight = local(today, 23, 59, 59);
+    }
+    let tomorrow_morning = local(today + Duration::days(1), 0, 30, 0);
+    app.create_task(&user, json!({"title": "tonight", "due_at": tonight.to_rfc3339()})).await;
+    app.create_task(&user, json!({"title": "past", "due_at": (now - Duration::hours(2)).to_rfc3339()})).await;
+    app.create_task(&user, json!({"title": "after midnight", "due_at": tomorrow_morning.to_rfc3339()})).await;
+    let agenda = ok(&app, &token, "agenda", json!({})).await;
+    let titles = |section: &str| -> Vec<String> {
+        agenda[section]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(agenda["timezone"], "Pacific/Auckland");
+    assert_eq!(titles("overdue"), ["past"]);
+    assert_eq!(titles("today"), ["tonight"], "23:30 in Auckland is today there: {agenda}");
+    assert_eq!(titles("next_7_days"), ["after midnight"]);
+}
+
 #[tokio::test]
 async fn reminder_history_pages_on_past_fifty_with_an_exact_total() {
     let app = TestApp::spawn().await;
@@ -548,4 +693,86 @@ async fn a_rate_limited_message_is_a_429_with_retry_after() {
     // A tool call over the limit stays a tool result, so a model reads when to retry.
     let text = tool_error(&app, &token, "find_tasks", json!({})).await;
     assert!(text.contains("rate_limited") && text.contains("Retry after"), "{text}");
+}
+
+#[tokio::test]
+async fn no_tool_writes_into_another_user_s_projects_or_tasks() {
+    let app = TestApp::spawn().await;
+    let owner = app.new_user().await;
+    let owner_token = full_token(&app, &owner).await;
+    let project = ok(&app, &owner_token, "add_project", json!({"name": "Owner's project"})).await;
+    let parent = app.create_task(&owner, json!({"title": "Owner's parent"})).await;
+    let stranger = app.new_user().await;
+    let token = full_token(&app, &stranger).await;
+    let mine = app.create_task(&stranger, json!({"title": "Stranger's own"})).await;
+
+    let text = tool_error(
+        &app,
+        &token,
+        "add_tasks",
+        json!({"tasks": [{"title": "into their project", "project_id": project["id"]}]}),
+    )
+    .await;
+    assert!(text.contains("tasks[0]") && !text.contains("(500)"), "{text}");
+    let text = tool_error(
+        &app,
+        &token,
+        "add_tasks",
+        json!({"tasks": [{"title": "under their task", "parent_id": parent["id"]}]}),
+    )
+    .await;
+    assert!(text.contains("tasks[0]") && !text.contains("(500)"), "{text}");
+    let text = tool_error(
+        &app,
+        &token,
+        "move_tasks",
+        json!({"tasks": [{"id": mine["id"], "project_id": project["id"]}]}),
+    )
+    .await;
+    assert!(text.contains("tasks[0]") && !text.contains("(500)"), "{text}");
+
+    let theirs: Value = app.get_as(&stranger.token, "/api/v1/tasks").await.json().await.unwrap();
+    assert_eq!(ids(&theirs), [mine["id"].as_str().unwrap()], "nothing was added for the stranger");
+    let after: Value = rest_task(&app, &stranger, mine["id"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(after, mine, "not moved");
+    let owners: Value = app.get_as(&owner.token, "/api/v1/tasks").await.json().await.unwrap();
+    assert_eq!(ids(&owners), [parent["id"].as_str().unwrap()], "nothing was added for the owner");
+    let project_now: Value = app
+        .get_as(&owner.token, &format!("/api/v1/projects/{}", project["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project_now, project, "the owner's project is as it was, its counts too");
+    let listed = ok(&app, &token, "list_projects", json!({})).await;
+    assert!(!listed.to_string().contains("Owner's project"), "{listed}");
+}
+
+#[tokio::test]
+async fn deleted_tasks_are_in_the_trash_and_long_descriptions_come_back_whole() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let token = full_token(&app, &user).await;
+    // The longest description allowed (2,000 characters), in several scripts and an emoji.
+    let description = "é漢a 🙂".repeat(400);
+    assert_eq!(description.chars().count(), 2000);
+    let added =
+        ok(&app, &token, "add_tasks", json!({"tasks": [{"title": "Long", "description": description}]}))
+            .await;
+    let id = added["results"][0]["task"]["id"].as_str().unwrap().to_owned();
+    let got = ok(&app, &token, "get_task", json!({"id": id})).await;
+    assert_eq!(got["task"]["description"], description);
+    let text = tool_error(
+        &app,
+        &token,
+        "add_tasks",
+        json!({"tasks": [{"title": "Longer", "description": format!("{description}x")}]}),
+    )
+    .await;
+    assert!(text.contains("tasks[0].description"), "{text}");
+
+    ok(&app, &token, "delete_tasks", json!({"tasks": [{"id": id}]})).await;
+    let trash: Value = app.get_as(&user.token, "/api/v1/tasks/trash").await.json().await.unwrap();
+    assert_eq!(ids(&trash), [id.as_str()], "the trash lists it");
+    assert_eq!(trash["items"][0]["description"], description);
 }

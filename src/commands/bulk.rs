@@ -2,6 +2,8 @@
 //! does exactly what its single-task route does, jobs included; the first failure rolls back the
 //! whole batch and names its index.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -199,17 +201,24 @@ async fn create_run(
     let in_batch = |index: usize, error: WriteError| failed(index, "create", error);
     let default_zone = default_timezone(conn, user, zone).await.map_err(|e| in_batch(first, e))?;
     let mut rows = Vec::with_capacity(run.len());
+    // The run's creates under each parent so far: they are inserted together at the end, so the
+    // parent's stored count does not show them yet, and a run that fills a parent past its limit
+    // must be refused at the create that crosses it (the commit-time check would only name the
+    // batch).
+    let mut pending: HashMap<Uuid, i32> = HashMap::new();
     for (offset, op) in run.iter().enumerate() {
         let BulkOp::Create(task, id) = op else { continue };
         let fields = task.clone().with_default_timezone(default_zone);
         let mut row = new_task(fields, *id).await.map_err(|e| in_batch(first + offset, e))?;
-        if row.fields.parent_id.is_some() {
+        if let Some(parent) = row.fields.parent_id {
             let keeps_project = row.fields.project_id.is_none();
+            let ahead = pending.get(&parent).copied().unwrap_or(0);
             let adopted = async {
                 super::tree::enter(conn, user).await?;
-                super::tree::adopt(conn, user, None, &mut row.fields, keeps_project).await
+                super::tree::adopt(conn, user, None, &mut row.fields, keeps_project, ahead).await
             };
             adopted.await.map_err(|e| in_batch(first + offset, e))?;
+            *pending.entry(parent).or_default() += 1;
         }
         rows.push(row);
     }

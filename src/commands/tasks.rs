@@ -194,7 +194,7 @@ pub(super) async fn create(
     if row.fields.parent_id.is_some() {
         tree::enter(conn, user).await?;
         let keeps_project = row.fields.project_id.is_none();
-        tree::adopt(conn, user, None, &mut row.fields, keeps_project).await?;
+        tree::adopt(conn, user, None, &mut row.fields, keeps_project, 0).await?;
     }
     lock_target_project(conn, user, row.fields.project_id).await?;
     let mut created = insert_new(conn, user, std::slice::from_ref(&row)).await?;
@@ -294,7 +294,7 @@ async fn rewrite(
         tree::enter(conn, user).await?;
         if fields.parent_id != current.parent_id {
             let keeps_project = fields.project_id.is_none() || fields.project_id == current.project_id;
-            tree::adopt(conn, user, Some(current), &mut fields, keeps_project).await?;
+            tree::adopt(conn, user, Some(current), &mut fields, keeps_project, 0).await?;
         } else if fields.parent_id.is_some() {
             tree::keep_parents_project(current, &mut fields)?;
         }

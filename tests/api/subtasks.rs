@@ -354,3 +354,61 @@ async fn two_processes_moving_a_under_b_and_b_under_a_at_once_never_make_a_cycle
         );
     }
 }
+
+async fn bulk(app: &TestApp, user: &TestUser, operations: Vec<Value>) -> reqwest::Response {
+    let body = json!({"operations": operations});
+    app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await
+}
+
+async fn task_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&app.pool).await.unwrap()
+}
+
+/// A refused batch's problem: the operation that crossed the limit, named in its own field.
+async fn refused_operation(response: reqwest::Response, index: usize, field: &str) {
+    let body = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(body["operation"], index, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["field"], format!("operations[{index}].{field}"), "{body}");
+    assert!(errors[0]["message"].as_str().unwrap().contains("200"), "{body}");
+}
+
+#[tokio::test]
+async fn a_batch_that_would_pass_200_subtasks_is_refused_at_the_operation_that_crosses_it() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = create(&app, &user, json!({"title": "Big"})).await;
+    let children = |from: usize, count: usize| -> Vec<Value> {
+        (from..from + count)
+            .map(|i| json!({"op": "create", "task": {"title": format!("S{i}"), "parent_id": parent["id"]}}))
+            .collect()
+    };
+    assert_eq!(bulk(&app, &user, children(0, 100)).await.status(), 200);
+    assert_eq!(bulk(&app, &user, children(100, 50)).await.status(), 200);
+    let before = task_count(&app).await;
+
+    // 150 + 60: the 51st create of the batch (operation 50) would be the 201st subtask.
+    refused_operation(bulk(&app, &user, children(150, 60)).await, 50, "task.parent_id").await;
+    assert_eq!(task_count(&app).await, before, "nothing of the batch was written");
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 150);
+
+    // Updates that move tasks under it count against the same limit, after the batch's creates.
+    assert_eq!(bulk(&app, &user, children(150, 49)).await.status(), 200);
+    let x = create(&app, &user, json!({"title": "X"})).await;
+    let y = create(&app, &user, json!({"title": "Y"})).await;
+    let moves = vec![
+        json!({"op": "update", "id": x["id"], "changes": {"parent_id": parent["id"]}}),
+        json!({"op": "update", "id": y["id"], "changes": {"parent_id": parent["id"]}}),
+    ];
+    refused_operation(bulk(&app, &user, moves).await, 1, "changes.parent_id").await;
+    let mixed = vec![
+        json!({"op": "create", "task": {"title": "Last", "parent_id": parent["id"]}}),
+        json!({"op": "update", "id": x["id"], "changes": {"parent_id": parent["id"]}}),
+    ];
+    refused_operation(bulk(&app, &user, mixed).await, 1, "changes.parent_id").await;
+    for task in [&x, &y] {
+        assert_eq!(get(&app, &user, &task["id"]).await["parent_id"], Value::Null, "{}", task["title"]);
+    }
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 199);
+}

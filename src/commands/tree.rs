@@ -89,6 +89,20 @@ pub async fn adopt(
     Ok(())
 }
 
+/// Places a task under `parent` that the write gave no position: after its last live sibling.
+/// Called after [`adopt`], which locked the parent.
+pub async fn append(
+    conn: &mut PgConnection,
+    user: Uuid,
+    parent: Uuid,
+    fields: &mut TaskFields,
+) -> Result<(), WriteError> {
+    if fields.position.is_none() {
+        fields.position = Some(tree::next_position(conn, user, parent).await?);
+    }
+    Ok(())
+}
+
 /// A subtask that keeps its parent stays in its project: left out or null, `project_id` follows
 /// the parent; another project is refused.
 pub fn keep_parents_project(current: &Task, fields: &mut TaskFields) -> Result<(), WriteError> {

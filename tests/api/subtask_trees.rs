@@ -324,7 +324,8 @@ async fn a_batch_creates_a_parent_and_its_subtasks_together_through_refs() {
         app.get_as(&user.token, &format!("{}/subtasks", path(&task(0)))).await.json().await.unwrap();
     let titles: Vec<&str> =
         listed["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
-    assert_eq!(titles, ["Existing", "Tickets", "Pack"]);
+    // Existing, moved under it with no position, goes after the subtasks placed before it.
+    assert_eq!(titles, ["Tickets", "Pack", "Existing"]);
     assert_eq!(seen(&app, &user, &task(0)).await["subtask_count"], 3);
 
     // A whole subtree moves and completes through bulk too.

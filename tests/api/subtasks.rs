@@ -412,3 +412,79 @@ async fn a_batch_that_would_pass_200_subtasks_is_refused_at_the_operation_that_c
     }
     assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 199);
 }
+
+/// (title, position) of a parent's subtasks, as listed.
+async fn places(app: &TestApp, user: &TestUser, parent: &Value) -> Vec<(String, i64)> {
+    let path = format!("/api/v1/tasks/{}/subtasks", parent["id"].as_str().unwrap());
+    let body: Value = app.get_as(&user.token, &path).await.json().await.unwrap();
+    let items = body["items"].as_array().unwrap();
+    items.iter().map(|t| (t["title"].as_str().unwrap().to_owned(), t["position"].as_i64().unwrap())).collect()
+}
+
+fn owned(places: &[(&str, i64)]) -> Vec<(String, i64)> {
+    places.iter().map(|(title, position)| ((*title).to_owned(), *position)).collect()
+}
+
+#[tokio::test]
+async fn a_subtask_given_no_position_goes_after_its_last_sibling() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = create(&app, &user, json!({"title": "Trip"})).await;
+    for title in ["Tickets", "Passport"] {
+        create(&app, &user, json!({"title": title, "parent_id": parent["id"]})).await;
+    }
+    create(&app, &user, json!({"title": "Hotel", "parent_id": parent["id"], "position": 7})).await;
+    // A batch appends each of its creates after the one before, and after an explicit place.
+    let operations = vec![
+        json!({"op": "create", "task": {"title": "Bags", "parent_id": parent["id"]}}),
+        json!({"op": "create", "task": {"title": "Visa", "parent_id": parent["id"]}}),
+    ];
+    assert_eq!(bulk(&app, &user, operations).await.status(), 200);
+    assert_eq!(
+        places(&app, &user, &parent).await,
+        owned(&[("Tickets", 0), ("Passport", 1), ("Hotel", 7), ("Bags", 8), ("Visa", 9)])
+    );
+
+    // A task given a new parent without a position goes last; an edit that keeps the parent
+    // keeps the place, and a position moves it.
+    let taxi = create(&app, &user, json!({"title": "Taxi", "position": 3})).await;
+    assert_eq!(patch(&app, &user, &taxi["id"], json!({"parent_id": parent["id"]})).await.status(), 200);
+    assert_eq!(get(&app, &user, &taxi["id"]).await["position"], 10);
+    assert_eq!(patch(&app, &user, &taxi["id"], json!({"title": "Cab"})).await.status(), 200);
+    assert_eq!(get(&app, &user, &taxi["id"]).await["position"], 10);
+    assert_eq!(patch(&app, &user, &taxi["id"], json!({"position": 1})).await.status(), 200);
+    let listed: Vec<String> = places(&app, &user, &parent).await.into_iter().map(|(t, _)| t).collect();
+    assert_eq!(listed, ["Tickets", "Passport", "Cab", "Hotel", "Bags", "Visa"], "ties in creation order");
+    let response = patch(&app, &user, &taxi["id"], json!({"position": null})).await;
+    refused_parent(response, "position").await;
+
+    // Appends from two processes at once each get their own place, in the order they committed.
+    let other = app.second_instance().await;
+    let fresh = create(&app, &user, json!({"title": "Fresh"})).await;
+    let body = |title: String| json!({"title": title, "parent_id": fresh["id"]});
+    let here = async {
+        for i in 0..6 {
+            let response =
+                app.send_as(&user.token, Method::POST, "/api/v1/tasks", Some(&body(format!("A{i}")))).await;
+            assert_eq!(response.status(), 201);
+        }
+    };
+    let there = async {
+        for i in 0..6 {
+            let response = other
+                .send_as(&user.token, Method::POST, "/api/v1/tasks", &[], Some(&body(format!("B{i}"))))
+                .await;
+            assert_eq!(response.status(), 201);
+        }
+    };
+    tokio::join!(here, there);
+    let mut positions: Vec<i64> = places(&app, &user, &fresh).await.into_iter().map(|(_, p)| p).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (0..12).collect::<Vec<_>>());
+    let listed: Vec<String> = places(&app, &user, &fresh).await.into_iter().map(|(t, _)| t).collect();
+    for prefix in ["A", "B"] {
+        let own: Vec<&String> = listed.iter().filter(|t| t.starts_with(prefix)).collect();
+        let expected: Vec<String> = (0..6).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(own, expected.iter().collect::<Vec<_>>(), "each process's appends in its order");
+    }
+}

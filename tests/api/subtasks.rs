@@ -144,13 +144,32 @@ async fn another_users_task_is_the_same_422_as_a_missing_or_trashed_one() {
     let path = format!("/api/v1/tasks/{}", trashed["id"].as_str().unwrap());
     assert_eq!(app.send_as(&user.token, Method::DELETE, &path, None).await.status(), 204);
 
+    // The same answer on every path that sets a parent: create, PATCH, PUT and a bulk update.
+    let mine = create(&app, &user, json!({"title": "Mine"})).await;
+    let mine_path = format!("/api/v1/tasks/{}", mine["id"].as_str().unwrap());
     let mut messages = Vec::new();
     for parent in [theirs["id"].clone(), json!(uuid::Uuid::now_v7()), trashed["id"].clone()] {
         let body = json!({"title": "Child", "parent_id": parent});
         let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks", Some(&body)).await;
         messages.push(refused_parent(response, "parent_id").await);
+        let response = patch(&app, &user, &mine["id"], json!({"parent_id": parent})).await;
+        messages.push(refused_parent(response, "parent_id").await);
+        let body = json!({"title": "Mine", "parent_id": parent});
+        let response = app.send_as(&user.token, Method::PUT, &mine_path, Some(&body)).await;
+        messages.push(refused_parent(response, "parent_id").await);
+        let update = json!({"op": "update", "id": mine["id"], "changes": {"parent_id": parent}});
+        let response = bulk(&app, &user, vec![update]).await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["operation"], 0, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "operations[0].changes.parent_id", "{problem}");
+        messages.push(problem["errors"][0]["message"].as_str().unwrap().to_owned());
     }
     assert!(messages.iter().all(|m| m == "is not one of your tasks"), "{messages:?}");
+    let stored = get(&app, &user, &mine["id"]).await;
+    assert_eq!(
+        (stored["parent_id"].clone(), stored["version"].clone()),
+        (Value::Null, mine["version"].clone())
+    );
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE title = 'Child'")
         .fetch_one(&app.pool)
         .await
@@ -487,4 +506,33 @@ async fn a_subtask_given_no_position_goes_after_its_last_sibling() {
         let expected: Vec<String> = (0..6).map(|i| format!("{prefix}{i}")).collect();
         assert_eq!(own, expected.iter().collect::<Vec<_>>(), "each process's appends in its order");
     }
+}
+
+#[tokio::test]
+async fn put_sets_and_clears_a_parent_as_patch_does() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = create(&app, &user, json!({"title": "Parent"})).await;
+    create(&app, &user, json!({"title": "First", "parent_id": parent["id"]})).await;
+    let task = create(&app, &user, json!({"title": "Task", "priority": "high"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+
+    let body = json!({"title": "Task", "parent_id": parent["id"]});
+    let response = app.send_as(&user.token, Method::PUT, &path, Some(&body)).await;
+    assert_eq!(response.status(), 200);
+    let put: Value = response.json().await.unwrap();
+    assert_eq!(put["parent_id"], parent["id"]);
+    assert_eq!(put["priority"], "medium", "a PUT replaces the whole task");
+    assert_eq!(put["position"], 1, "after its sibling");
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 2);
+
+    let body = json!({"title": "Task"});
+    let response = app.send_as(&user.token, Method::PUT, &path, Some(&body)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["parent_id"],
+        Value::Null,
+        "left out of a PUT: top level"
+    );
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 1);
 }

@@ -2,6 +2,8 @@
 //! does exactly what its single-task route does, jobs included; the first failure rolls back the
 //! whole batch and names its index.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -9,7 +11,7 @@ use uuid::Uuid;
 use super::tasks::{check_task_limit, default_timezone, insert_new, new_task};
 use super::{Command, CommandSettings, IfMatch, Outcome, TaskChanges, WriteError};
 use crate::db::tasks;
-use crate::domain::{Invalid, Patch, Task, TaskFields, TimeZone};
+use crate::domain::{Invalid, Patch, Position, Task, TaskFields, TimeZone};
 
 #[derive(Debug, Clone)]
 pub enum BulkOp {
@@ -187,6 +189,13 @@ fn failed(index: usize, op: &str, error: WriteError) -> WriteError {
     WriteError::InBatch { index, error: Box::new(error) }
 }
 
+/// A create run's subtasks of one parent: how many, and the place after the last of them.
+#[derive(Debug, Clone, Copy)]
+struct Added {
+    count: i32,
+    next: i32,
+}
+
 /// Inserts consecutive creates (operations `first…`) in one statement, after checking each as
 /// a single create would, then queues their jobs.
 async fn create_run(
@@ -199,17 +208,33 @@ async fn create_run(
     let in_batch = |index: usize, error: WriteError| failed(index, "create", error);
     let default_zone = default_timezone(conn, user, zone).await.map_err(|e| in_batch(first, e))?;
     let mut rows = Vec::with_capacity(run.len());
+    // The run's creates under each parent so far. They are inserted together at the end, so
+    // neither the parent's stored count nor its subtasks' positions show them yet: a run that
+    // fills a parent past its limit must be refused at the create that crosses it (the
+    // commit-time check would only name the batch), and each appended create goes after the
+    // one before it.
+    let mut added: HashMap<Uuid, Added> = HashMap::new();
     for (offset, op) in run.iter().enumerate() {
         let BulkOp::Create(task, id) = op else { continue };
         let fields = task.clone().with_default_timezone(default_zone);
         let mut row = new_task(fields, *id).await.map_err(|e| in_batch(first + offset, e))?;
-        if row.fields.parent_id.is_some() {
+        if let Some(parent) = row.fields.parent_id {
             let keeps_project = row.fields.project_id.is_none();
-            let adopted = async {
+            let before = added.get(&parent).copied();
+            let placed = async {
                 super::tree::enter(conn, user).await?;
-                super::tree::adopt(conn, user, None, &mut row.fields, keeps_project).await
+                let ahead = before.map_or(0, |a| a.count);
+                super::tree::adopt(conn, user, None, &mut row.fields, keeps_project, ahead).await?;
+                let next = match before {
+                    Some(a) => a.next,
+                    None => tasks::tree::next_position(conn, user, parent).await?,
+                };
+                let position = *row.fields.position.get_or_insert(next);
+                let next = next.max(position.saturating_add(1)).min(Position::MAX);
+                Ok::<_, WriteError>(Added { count: ahead + 1, next })
             };
-            adopted.await.map_err(|e| in_batch(first + offset, e))?;
+            let now = placed.await.map_err(|e| in_batch(first + offset, e))?;
+            added.insert(parent, now);
         }
         rows.push(row);
     }

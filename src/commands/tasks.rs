@@ -191,10 +191,11 @@ pub(super) async fn create(
 ) -> Result<Task, WriteError> {
     let mut row =
         new_task(task.clone().with_default_timezone(default_timezone(conn, user, zone).await?), None).await?;
-    if row.fields.parent_id.is_some() {
+    if let Some(parent) = row.fields.parent_id {
         tree::enter(conn, user).await?;
         let keeps_project = row.fields.project_id.is_none();
-        tree::adopt(conn, user, None, &mut row.fields, keeps_project).await?;
+        tree::adopt(conn, user, None, &mut row.fields, keeps_project, 0).await?;
+        tree::append(conn, user, parent, &mut row.fields).await?;
     }
     lock_target_project(conn, user, row.fields.project_id).await?;
     let mut created = insert_new(conn, user, std::slice::from_ref(&row)).await?;
@@ -294,12 +295,17 @@ async fn rewrite(
         tree::enter(conn, user).await?;
         if fields.parent_id != current.parent_id {
             let keeps_project = fields.project_id.is_none() || fields.project_id == current.project_id;
-            tree::adopt(conn, user, Some(current), &mut fields, keeps_project).await?;
+            tree::adopt(conn, user, Some(current), &mut fields, keeps_project, 0).await?;
+            if let Some(parent) = fields.parent_id {
+                tree::append(conn, user, parent, &mut fields).await?;
+            }
         } else if fields.parent_id.is_some() {
             tree::keep_parents_project(current, &mut fields)?;
         }
         subtree = tree::lock_around(conn, user, current, &[current.parent_id, fields.parent_id]).await?;
     }
+    // A write that names no position and keeps its parent keeps its place.
+    fields.position = fields.position.or(Some(current.position));
     if fields.project_id != current.project_id {
         lock_target_project(conn, current.user_id, fields.project_id).await?;
     }

@@ -49,12 +49,15 @@ fn on_project() -> WriteError {
 
 /// Checks the parent `fields` names for `task` (`None`: a new task), locks it, and puts the
 /// task in the parent's project. `keeps_project`: the client did not ask for another project.
+/// `pending`: subtasks the caller has checked for the same parent but not written yet (a
+/// batch's earlier creates, inserted together), which the stored count does not show.
 pub async fn adopt(
     conn: &mut PgConnection,
     user: Uuid,
     task: Option<&Task>,
     fields: &mut TaskFields,
     keeps_project: bool,
+    pending: i32,
 ) -> Result<(), WriteError> {
     let Some(parent_id) = fields.parent_id else { return Ok(()) };
     // Another user's task, a trashed one and a missing one are the same answer.
@@ -74,7 +77,7 @@ pub async fn adopt(
     if i32::try_from(ancestry.len()).unwrap_or(i32::MAX).saturating_add(height) > MAX_LEVELS {
         return Err(on_parent("subtasks nest at most four levels deep"));
     }
-    if parent.subtask_count >= MAX_CHILDREN {
+    if parent.subtask_count.saturating_add(pending) >= MAX_CHILDREN {
         return Err(on_parent("that task has the most subtasks a task may have (200)"));
     }
     if fields.project_id != parent.project_id {
@@ -82,6 +85,20 @@ pub async fn adopt(
             true => fields.project_id = parent.project_id,
             false => return Err(on_project()),
         }
+    }
+    Ok(())
+}
+
+/// Places a task under `parent` that the write gave no position: after its last live sibling.
+/// Called after [`adopt`], which locked the parent.
+pub async fn append(
+    conn: &mut PgConnection,
+    user: Uuid,
+    parent: Uuid,
+    fields: &mut TaskFields,
+) -> Result<(), WriteError> {
+    if fields.position.is_none() {
+        fields.position = Some(tree::next_position(conn, user, parent).await?);
     }
     Ok(())
 }

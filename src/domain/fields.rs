@@ -14,6 +14,8 @@
 //! - `cleared`: left out or null, it takes its default (null clears it);
 //! - `nullable`: left out or null, it has none;
 //! - `zone`: left out of a whole task, it is the owner's time zone; it cannot be null.
+//! - `placed`: left out (of a whole task or a patch), the write works it out from the task's
+//!   siblings (`None` until then); it cannot be null.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -83,9 +85,11 @@ macro_rules! task_fields {
             parent_id: Uuid [nullable] "a task id" |s: String| parse_parent(&s),
                 stored |t| Ok(t.parent_id), schema uuid(),
                 column "uuid" = |v| *v;
-            /// Manual order among its siblings, 0–1000000 (default 0); ties list in creation order.
-            position: i32 [defaulted] "an integer" |n: i64| parse_position(n),
-                stored |t| Ok(t.position), schema integer(0, 1_000_000),
+            /// Manual order among its siblings, 0–1000000; ties list in creation order. Left
+            /// out, a new subtask, or a task given a new parent, goes after its last sibling;
+            /// any other write keeps it where it is.
+            position: i32 [placed] "an integer" |n: i64| parse_position(n),
+                stored |t| Ok(Some(t.position)), schema integer(0, 1_000_000),
                 column "integer" = |v| *v;
         }
     };
@@ -167,6 +171,7 @@ macro_rules! define_fields {
 macro_rules! field_type {
     (nullable, $ty:ty, $zone:ty) => { Option<$ty> };
     (zone, $ty:ty, $zone:ty) => { $zone };
+    (placed, $ty:ty, $zone:ty) => { Option<$ty> };
     ($kind:ident, $ty:ty, $zone:ty) => { $ty };
 }
 
@@ -269,6 +274,23 @@ mod kinds {
         pub use super::required::with_zone;
     }
 
+    /// Not a fixed default: where a subtask goes depends on its siblings, which only the write
+    /// sees (under its parent's lock). So a patch that leaves it out says nothing either, and the
+    /// write keeps the stored value unless the task changes parent.
+    pub mod placed {
+        use super::*;
+        pub fn whole<T>(p: Patch<T>, field: &'static str, errors: &mut Vec<Invalid>) -> Option<Option<T>> {
+            if matches!(p, Patch::Null) {
+                cannot_be_null(field, errors);
+            }
+            Some(p.apply(None))
+        }
+        pub fn merge<T>(p: Patch<T>, _: Option<T>) -> Option<T> {
+            p.apply(None)
+        }
+        pub use super::required::{check, with_zone};
+    }
+
     pub mod zone {
         use super::*;
         pub fn whole(
@@ -288,4 +310,4 @@ mod kinds {
     }
 }
 
-use kinds::{cleared, defaulted, nullable, required, zone};
+use kinds::{cleared, defaulted, nullable, placed, required, zone};

@@ -402,7 +402,7 @@ mod tests {
             recurrence_anchor: RecurrenceAnchor::Due,
             project_id: None,
             parent_id: None,
-            position: 0,
+            position: None,
         };
         assert_eq!(fields.check().unwrap_err()[0].field, "reminder_at");
         assert!(fields.check_with(LateReminder::Allowed).is_ok(), "a snooze may pass the due time");

@@ -84,7 +84,9 @@ pub fn task_fields(
         recurrence_anchor: current.map_or(Patch::Absent, |t| Patch::Value(t.recurrence_anchor)),
         project_id: place.project.map_or(Patch::Null, Patch::Value),
         parent_id: place.parent.map_or(Patch::Null, Patch::Value),
-        position: current.map_or(Patch::Absent, |t| Patch::Value(t.position)),
+        // iCalendar has no order among siblings: the write keeps the task's place, or puts it
+        // after its new siblings.
+        position: Patch::Absent,
     };
     changes.into_fields()
 }

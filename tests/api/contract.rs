@@ -168,6 +168,43 @@ async fn security_headers_and_closed_sets_are_declared_for_generators() {
     assert_eq!(schemas["TaskInput"]["properties"]["priority"]["$ref"], "#/components/schemas/Priority");
 }
 
+/// Request bodies as a generated client validates them before sending: a bulk operation's
+/// `parent_id` may be `"$<ref>"` (README, Bulk), while the single-task bodies take only a task id.
+#[test]
+fn a_bulk_parent_id_may_name_an_earlier_ref_and_the_task_bodies_take_only_ids() {
+    let document = serde_json::to_value(todo::web::openapi::document()).unwrap();
+    let example = document["paths"]["/api/v1/tasks/bulk"]["post"]["requestBody"]["content"]["application/json"]
+        ["example"]
+        .clone();
+    let mut compiler = boon::Compiler::new();
+    compiler.set_default_draft(boon::Draft::V2020_12);
+    compiler.enable_format_assertions();
+    compiler.add_resource("urn:todo:openapi", document).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut valid = |name: &str, body: Value| {
+        let index = compiler.compile(&format!("urn:todo:openapi#/components/schemas/{name}"), &mut schemas);
+        schemas.validate(&body, index.unwrap()).is_ok()
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    assert!(example.to_string().contains("\"$trip\""), "the example shows a ref: {example}");
+    assert!(valid("BulkRequest", example));
+    let batch = serde_json::json!({"operations": [
+        {"op": "create", "ref": "trip", "task": {"title": "Trip"}},
+        {"op": "create", "task": {"title": "Pack", "parent_id": "$trip"}},
+        {"op": "update", "id": id, "changes": {"parent_id": "$trip"}},
+        {"op": "update", "id": id, "changes": {"parent_id": id}},
+        {"op": "update", "id": id, "changes": {"parent_id": null}},
+    ]});
+    assert!(valid("BulkRequest", batch));
+    for parent in ["trip", "$", "$no spaces", "not-a-uuid"] {
+        let batch = serde_json::json!({"operations": [{"op": "create", "task": {"title": "A", "parent_id": parent}}]});
+        assert!(!valid("BulkRequest", batch), "{parent}");
+    }
+    assert!(valid("TaskInput", serde_json::json!({"title": "A", "parent_id": id})));
+    assert!(!valid("TaskInput", serde_json::json!({"title": "A", "parent_id": "$trip"})));
+    assert!(!valid("TaskPatch", serde_json::json!({"parent_id": "$trip"})));
+}
+
 // The checker that every test's responses pass through (helpers::contract_check) must be able
 // to fail: each of these hands it an answer the document does not describe.
 

@@ -187,3 +187,72 @@ async fn a_stream_on_another_process_gets_every_task_a_tree_write_touched() {
     expected.sort();
     assert_eq!(deleted, expected);
 }
+
+/// One side of a raw race: on its own connection, puts `child` under `parent` and commits,
+/// starting its statement when the other side does.
+async fn reparent_raw(
+    url: &str,
+    child: uuid::Uuid,
+    parent: uuid::Uuid,
+    start: &tokio::sync::Barrier,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let mut tx = conn.begin().await?;
+    start.wait().await;
+    let moved = sqlx::query("UPDATE tasks SET parent_id = $1 WHERE id = $2")
+        .bind(parent)
+        .bind(child)
+        .execute(&mut *tx)
+        .await;
+    match moved {
+        Ok(_) => tx.commit().await,
+        Err(error) => Err(error),
+    }
+}
+
+#[tokio::test]
+async fn two_raw_transactions_moving_a_under_b_and_b_under_a_cannot_both_commit() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let url = secrecy::ExposeSecret::expose_secret(&app.settings.database.url).to_owned();
+    let uuid = |task: &Value| task["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
+    for round in 0..10 {
+        let a = uuid(&app.create_task(&user, json!({"title": format!("A{round}")})).await);
+        let b = uuid(&app.create_task(&user, json!({"title": format!("B{round}")})).await);
+        let start = tokio::sync::Barrier::new(2);
+        let (first, second) =
+            tokio::join!(reparent_raw(&url, a, b, &start), reparent_raw(&url, b, a, &start));
+        let failed: Vec<&sqlx::Error> =
+            [&first, &second].into_iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(failed.len(), 1, "round {round}: exactly one commits: {first:?} {second:?}");
+        // The loser is stopped by the commit-time cycle check, by the tree lock's try (40001), or
+        // by PostgreSQL's deadlock detector (40P01) when the count triggers' row locks cross.
+        let error = failed[0].as_database_error().expect("a database error");
+        let cycle = error.constraint() == Some("tasks_parent_cycle");
+        let code = error.code().unwrap_or_default().into_owned();
+        assert!(cycle || code == "40001" || code == "40P01", "round {round}: {error} ({code})");
+        let parents: Vec<Option<uuid::Uuid>> =
+            sqlx::query_scalar("SELECT parent_id FROM tasks WHERE id IN ($1, $2)")
+                .bind(a)
+                .bind(b)
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!(parents.iter().flatten().count(), 1, "round {round}: one is under the other");
+    }
+    // No task anywhere is its own ancestor.
+    let cyclic: i64 = sqlx::query_scalar(
+        "WITH RECURSIVE up (start, id, level) AS (
+             SELECT id, parent_id, 1 FROM tasks WHERE parent_id IS NOT NULL
+             UNION ALL
+             SELECT up.start, t.parent_id, up.level + 1 FROM up JOIN tasks t ON t.id = up.id
+             WHERE t.parent_id IS NOT NULL AND up.level < 10
+         ) SELECT count(*) FROM up WHERE id = start",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(cyclic, 0);
+    assert_tree_consistent(&app).await;
+}

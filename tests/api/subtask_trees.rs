@@ -45,6 +45,11 @@ fn id(task: &Value) -> String {
     task["id"].as_str().unwrap().to_owned()
 }
 
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
 #[tokio::test]
 async fn completing_a_parent_completes_its_open_subtree_cancels_their_reminders_and_reopening_leaves_them() {
     let app = TestApp::spawn().await;
@@ -152,10 +157,15 @@ async fn deleting_a_parent_trashes_its_subtree_and_a_restore_brings_back_only_wh
     expected.sort();
     assert_eq!(changed, expected);
 
+    let since = head(&app, &user).await;
     let response = app.send_as(&user.token, Method::POST, &format!("{}/restore", path(&parent)), None).await;
     assert_eq!(response.status(), 200);
     let restored: Value = response.json().await.unwrap();
     assert_eq!(restored["subtask_count"], 1, "Weed was trashed on its own and stays there");
+    assert_eq!(
+        sorted(changed_since(&app, &user, since).await),
+        sorted(vec![id(&parent), id(&kept), id(&below)])
+    );
     assert_eq!(seen(&app, &user, &below).await["parent_id"], kept["id"]);
     assert_eq!(get(&app, &user, &alone).await.status(), 404);
     assert_eq!(app.jobs(REMINDER).await.len(), 1, "the restored subtask's reminder is back");
@@ -241,8 +251,10 @@ async fn the_next_occurrence_of_a_recurring_parent_gets_one_fresh_open_copy_of_i
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(seen(&app, &user, &inbox).await["completed"], true);
+    let since = head(&app, &user).await;
     let outcomes = run_follow_ups(&app).await;
     assert_eq!(outcomes, [todo::jobs::Handled::Done]);
+    let made_by_worker = changed_since(&app, &user, since).await;
 
     let page: Value =
         app.get_as(&user.token, "/api/v1/tasks?parent_id=none&completed=false").await.json().await.unwrap();
@@ -274,21 +286,37 @@ async fn the_next_occurrence_of_a_recurring_parent_gets_one_fresh_open_copy_of_i
         app.get_as(&user.token, &format!("{}/subtasks", path(copy))).await.json().await.unwrap();
     assert_eq!(below["items"][0]["title"], "Archive mail");
     assert_eq!(below["items"][0]["completed"], false);
+    for made in [&next, copy, &below["items"][0]] {
+        assert!(made_by_worker.contains(&id(made)), "the feed carries {}: {made_by_worker:?}", made["title"]);
+    }
     let reminders: Vec<chrono::DateTime<Utc>> =
         app.jobs(REMINDER).await.into_iter().map(|(_, at, _)| at).collect();
     assert_eq!(reminders, ["2030-03-11T07:30:00Z".parse::<chrono::DateTime<Utc>>().unwrap()]);
 
-    // Exactly once: a rerun of the job, or completing again, copies nothing more.
+    // Exactly once: a rerun of the job, or completing the occurrence again, copies nothing more.
     sqlx::query("UPDATE apalis.jobs SET status = 'Pending' WHERE job_type = 'todo.recurrence'")
         .execute(&app.pool)
         .await
         .unwrap();
+    run_follow_ups(&app).await;
+    let toggle = format!("{}/toggle", path(&parent));
+    for completed in [false, true] {
+        let response = app.send_as(&user.token, Method::POST, &toggle, None).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Value>().await.unwrap()["completed"], completed);
+    }
     run_follow_ups(&app).await;
     let copies: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE title = 'Archive mail'")
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(copies, 2, "the original and one copy");
+    let occurrences: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tasks WHERE title = 'Weekly review' AND deleted_at IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(occurrences, 2, "the first occurrence and one next");
 }
 
 #[tokio::test]
@@ -324,7 +352,8 @@ async fn a_batch_creates_a_parent_and_its_subtasks_together_through_refs() {
         app.get_as(&user.token, &format!("{}/subtasks", path(&task(0)))).await.json().await.unwrap();
     let titles: Vec<&str> =
         listed["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
-    assert_eq!(titles, ["Existing", "Tickets", "Pack"]);
+    // Existing, moved under it with no position, goes after the subtasks placed before it.
+    assert_eq!(titles, ["Tickets", "Pack", "Existing"]);
     assert_eq!(seen(&app, &user, &task(0)).await["subtask_count"], 3);
 
     // A whole subtree moves and completes through bulk too.
@@ -384,4 +413,42 @@ async fn the_export_carries_the_tree_and_the_task_limit_counts_subtasks() {
     assert_eq!(by_title("Child")["position"], 4);
     assert_eq!(by_title("Grandchild")["parent_id"], child["id"]);
     assert_eq!(by_title("Parent")["subtask_count"], 1);
+}
+
+#[tokio::test]
+async fn the_feed_carries_a_moved_subtree_and_both_parents_of_a_reparented_task() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let project: Value = app
+        .send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Work"})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let parent = app.create_task(&user, json!({"title": "Report"})).await;
+    let child = app.create_task(&user, json!({"title": "Draft", "parent_id": parent["id"]})).await;
+    let grandchild = app.create_task(&user, json!({"title": "Outline", "parent_id": child["id"]})).await;
+    let other = app.create_task(&user, json!({"title": "Slides"})).await;
+
+    // A project move carries the whole subtree.
+    let since = head(&app, &user).await;
+    let body = json!({"project_id": project["id"]});
+    assert_eq!(app.send_as(&user.token, Method::PATCH, &path(&parent), Some(&body)).await.status(), 200);
+    assert_eq!(
+        sorted(changed_since(&app, &user, since).await),
+        sorted(vec![id(&parent), id(&child), id(&grandchild)])
+    );
+
+    // A reparent changes the task and both parents' counts.
+    app.send_as(&user.token, Method::PATCH, &path(&other), Some(&body)).await;
+    let since = head(&app, &user).await;
+    let body = json!({"parent_id": other["id"]});
+    assert_eq!(app.send_as(&user.token, Method::PATCH, &path(&child), Some(&body)).await.status(), 200);
+    assert_eq!(
+        sorted(changed_since(&app, &user, since).await),
+        sorted(vec![id(&parent), id(&child), id(&other)])
+    );
+    assert_eq!(seen(&app, &user, &parent).await["subtask_count"], 0);
+    assert_eq!(seen(&app, &user, &other).await["subtask_count"], 1);
+    assert_eq!(seen(&app, &user, &grandchild).await["parent_id"], child["id"]);
 }

@@ -144,13 +144,32 @@ async fn another_users_task_is_the_same_422_as_a_missing_or_trashed_one() {
     let path = format!("/api/v1/tasks/{}", trashed["id"].as_str().unwrap());
     assert_eq!(app.send_as(&user.token, Method::DELETE, &path, None).await.status(), 204);
 
+    // The same answer on every path that sets a parent: create, PATCH, PUT and a bulk update.
+    let mine = create(&app, &user, json!({"title": "Mine"})).await;
+    let mine_path = format!("/api/v1/tasks/{}", mine["id"].as_str().unwrap());
     let mut messages = Vec::new();
     for parent in [theirs["id"].clone(), json!(uuid::Uuid::now_v7()), trashed["id"].clone()] {
         let body = json!({"title": "Child", "parent_id": parent});
         let response = app.send_as(&user.token, Method::POST, "/api/v1/tasks", Some(&body)).await;
         messages.push(refused_parent(response, "parent_id").await);
+        let response = patch(&app, &user, &mine["id"], json!({"parent_id": parent})).await;
+        messages.push(refused_parent(response, "parent_id").await);
+        let body = json!({"title": "Mine", "parent_id": parent});
+        let response = app.send_as(&user.token, Method::PUT, &mine_path, Some(&body)).await;
+        messages.push(refused_parent(response, "parent_id").await);
+        let update = json!({"op": "update", "id": mine["id"], "changes": {"parent_id": parent}});
+        let response = bulk(&app, &user, vec![update]).await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["operation"], 0, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "operations[0].changes.parent_id", "{problem}");
+        messages.push(problem["errors"][0]["message"].as_str().unwrap().to_owned());
     }
     assert!(messages.iter().all(|m| m == "is not one of your tasks"), "{messages:?}");
+    let stored = get(&app, &user, &mine["id"]).await;
+    assert_eq!(
+        (stored["parent_id"].clone(), stored["version"].clone()),
+        (Value::Null, mine["version"].clone())
+    );
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE title = 'Child'")
         .fetch_one(&app.pool)
         .await
@@ -353,4 +372,167 @@ async fn two_processes_moving_a_under_b_and_b_under_a_at_once_never_make_a_cycle
             "round {round}: one is under the other"
         );
     }
+}
+
+async fn bulk(app: &TestApp, user: &TestUser, operations: Vec<Value>) -> reqwest::Response {
+    let body = json!({"operations": operations});
+    app.send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&body)).await
+}
+
+async fn task_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&app.pool).await.unwrap()
+}
+
+/// A refused batch's problem: the operation that crossed the limit, named in its own field.
+async fn refused_operation(response: reqwest::Response, index: usize, field: &str) {
+    let body = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(body["operation"], index, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["field"], format!("operations[{index}].{field}"), "{body}");
+    assert!(errors[0]["message"].as_str().unwrap().contains("200"), "{body}");
+}
+
+#[tokio::test]
+async fn a_batch_that_would_pass_200_subtasks_is_refused_at_the_operation_that_crosses_it() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = create(&app, &user, json!({"title": "Big"})).await;
+    let children = |from: usize, count: usize| -> Vec<Value> {
+        (from..from + count)
+            .map(|i| json!({"op": "create", "task": {"title": format!("S{i}"), "parent_id": parent["id"]}}))
+            .collect()
+    };
+    assert_eq!(bulk(&app, &user, children(0, 100)).await.status(), 200);
+    assert_eq!(bulk(&app, &user, children(100, 50)).await.status(), 200);
+    let before = task_count(&app).await;
+
+    // 150 + 60: the 51st create of the batch (operation 50) would be the 201st subtask.
+    refused_operation(bulk(&app, &user, children(150, 60)).await, 50, "task.parent_id").await;
+    assert_eq!(task_count(&app).await, before, "nothing of the batch was written");
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 150);
+
+    // Updates that move tasks under it count against the same limit, after the batch's creates.
+    assert_eq!(bulk(&app, &user, children(150, 49)).await.status(), 200);
+    let x = create(&app, &user, json!({"title": "X"})).await;
+    let y = create(&app, &user, json!({"title": "Y"})).await;
+    let moves = vec![
+        json!({"op": "update", "id": x["id"], "changes": {"parent_id": parent["id"]}}),
+        json!({"op": "update", "id": y["id"], "changes": {"parent_id": parent["id"]}}),
+    ];
+    refused_operation(bulk(&app, &user, moves).await, 1, "changes.parent_id").await;
+    let mixed = vec![
+        json!({"op": "create", "task": {"title": "Last", "parent_id": parent["id"]}}),
+        json!({"op": "update", "id": x["id"], "changes": {"parent_id": parent["id"]}}),
+    ];
+    refused_operation(bulk(&app, &user, mixed).await, 1, "changes.parent_id").await;
+    for task in [&x, &y] {
+        assert_eq!(get(&app, &user, &task["id"]).await["parent_id"], Value::Null, "{}", task["title"]);
+    }
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 199);
+}
+
+/// (title, position) of a parent's subtasks, as listed.
+async fn places(app: &TestApp, user: &TestUser, parent: &Value) -> Vec<(String, i64)> {
+    let path = format!("/api/v1/tasks/{}/subtasks", parent["id"].as_str().unwrap());
+    let body: Value = app.get_as(&user.token, &path).await.json().await.unwrap();
+    let items = body["items"].as_array().unwrap();
+    items.iter().map(|t| (t["title"].as_str().unwrap().to_owned(), t["position"].as_i64().unwrap())).collect()
+}
+
+fn owned(places: &[(&str, i64)]) -> Vec<(String, i64)> {
+    places.iter().map(|(title, position)| ((*title).to_owned(), *position)).collect()
+}
+
+#[tokio::test]
+async fn a_subtask_given_no_position_goes_after_its_last_sibling() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = create(&app, &user, json!({"title": "Trip"})).await;
+    for title in ["Tickets", "Passport"] {
+        create(&app, &user, json!({"title": title, "parent_id": parent["id"]})).await;
+    }
+    create(&app, &user, json!({"title": "Hotel", "parent_id": parent["id"], "position": 7})).await;
+    // A batch appends each of its creates after the one before, and after an explicit place.
+    let operations = vec![
+        json!({"op": "create", "task": {"title": "Bags", "parent_id": parent["id"]}}),
+        json!({"op": "create", "task": {"title": "Visa", "parent_id": parent["id"]}}),
+    ];
+    assert_eq!(bulk(&app, &user, operations).await.status(), 200);
+    assert_eq!(
+        places(&app, &user, &parent).await,
+        owned(&[("Tickets", 0), ("Passport", 1), ("Hotel", 7), ("Bags", 8), ("Visa", 9)])
+    );
+
+    // A task given a new parent without a position goes last; an edit that keeps the parent
+    // keeps the place, and a position moves it.
+    let taxi = create(&app, &user, json!({"title": "Taxi", "position": 3})).await;
+    assert_eq!(patch(&app, &user, &taxi["id"], json!({"parent_id": parent["id"]})).await.status(), 200);
+    assert_eq!(get(&app, &user, &taxi["id"]).await["position"], 10);
+    assert_eq!(patch(&app, &user, &taxi["id"], json!({"title": "Cab"})).await.status(), 200);
+    assert_eq!(get(&app, &user, &taxi["id"]).await["position"], 10);
+    assert_eq!(patch(&app, &user, &taxi["id"], json!({"position": 1})).await.status(), 200);
+    let listed: Vec<String> = places(&app, &user, &parent).await.into_iter().map(|(t, _)| t).collect();
+    assert_eq!(listed, ["Tickets", "Passport", "Cab", "Hotel", "Bags", "Visa"], "ties in creation order");
+    let response = patch(&app, &user, &taxi["id"], json!({"position": null})).await;
+    refused_parent(response, "position").await;
+
+    // Appends from two processes at once each get their own place, in the order they committed.
+    let other = app.second_instance().await;
+    let fresh = create(&app, &user, json!({"title": "Fresh"})).await;
+    let body = |title: String| json!({"title": title, "parent_id": fresh["id"]});
+    let here = async {
+        for i in 0..6 {
+            let response =
+                app.send_as(&user.token, Method::POST, "/api/v1/tasks", Some(&body(format!("A{i}")))).await;
+            assert_eq!(response.status(), 201);
+        }
+    };
+    let there = async {
+        for i in 0..6 {
+            let response = other
+                .send_as(&user.token, Method::POST, "/api/v1/tasks", &[], Some(&body(format!("B{i}"))))
+                .await;
+            assert_eq!(response.status(), 201);
+        }
+    };
+    tokio::join!(here, there);
+    let mut positions: Vec<i64> = places(&app, &user, &fresh).await.into_iter().map(|(_, p)| p).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (0..12).collect::<Vec<_>>());
+    let listed: Vec<String> = places(&app, &user, &fresh).await.into_iter().map(|(t, _)| t).collect();
+    for prefix in ["A", "B"] {
+        let own: Vec<&String> = listed.iter().filter(|t| t.starts_with(prefix)).collect();
+        let expected: Vec<String> = (0..6).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(own, expected.iter().collect::<Vec<_>>(), "each process's appends in its order");
+    }
+}
+
+#[tokio::test]
+async fn put_sets_and_clears_a_parent_as_patch_does() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let parent = create(&app, &user, json!({"title": "Parent"})).await;
+    create(&app, &user, json!({"title": "First", "parent_id": parent["id"]})).await;
+    let task = create(&app, &user, json!({"title": "Task", "priority": "high"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+
+    let body = json!({"title": "Task", "parent_id": parent["id"]});
+    let response = app.send_as(&user.token, Method::PUT, &path, Some(&body)).await;
+    assert_eq!(response.status(), 200);
+    let put: Value = response.json().await.unwrap();
+    assert_eq!(put["parent_id"], parent["id"]);
+    assert_eq!(put["priority"], "medium", "a PUT replaces the whole task");
+    assert_eq!(put["position"], 1, "after its sibling");
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 2);
+
+    let body = json!({"title": "Task"});
+    let response = app.send_as(&user.token, Method::PUT, &path, Some(&body)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["parent_id"],
+        Value::Null,
+        "left out of a PUT: top level"
+    );
+    assert_eq!(get(&app, &user, &parent["id"]).await["subtask_count"], 1);
 }

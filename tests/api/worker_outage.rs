@@ -31,7 +31,7 @@ async fn create_reminder(
         recurrence_anchor: RecurrenceAnchor::Due,
         project_id: None,
         parent_id: None,
-        position: 0,
+        position: None,
     };
     let command = Command::Create { task, idempotency: None };
     let settings = commands::CommandSettings {

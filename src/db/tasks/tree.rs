@@ -64,6 +64,19 @@ pub async fn live_subtree(conn: &mut PgConnection, root: &Task) -> Result<Vec<Ta
     Ok(rows.into_iter().map(Task::from).collect())
 }
 
+/// The place after the last live subtask of `parent` (0 for its first), or the last place when
+/// that is taken. The caller holds the parent's row lock, so appends to one parent take turns.
+pub async fn next_position(conn: &mut PgConnection, user_id: Uuid, parent: Uuid) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT least(coalesce(max(position) + 1, 0), 1000000) FROM tasks
+         WHERE user_id = $1 AND parent_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(parent)
+    .fetch_one(conn)
+    .await
+}
+
 /// How many levels `id` and its subtree span (1 for a task with no subtasks).
 pub async fn height(conn: &mut PgConnection, task: &Task) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar(

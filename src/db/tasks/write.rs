@@ -116,6 +116,11 @@ macro_rules! bound {
     (nullable, $t:ident, $name:ident, $value:expr) => {
         $t.fields.$name.as_ref().map($value)
     };
+    // Still unplaced, only a top-level task gets here (the commands place every subtask): its
+    // position orders nothing, and 0 is what it has always been.
+    (placed, $t:ident, $name:ident, $value:expr) => {
+        bind(&$t.fields.$name.clone().unwrap_or_default(), $value)
+    };
     (zone, $t:ident, $name:ident, $value:expr) => {
         (!$t.owner_zone).then(|| bind(&$t.fields.$name, $value))
     };

@@ -75,8 +75,11 @@ pub(super) fn of_schema(name: &str) -> Option<Value> {
             "offset": 0,
             "next_cursor": null,
         }),
+        // The second create names the first by its `ref`: a parent and its subtask in one batch.
         "BulkRequest" => json!({"operations": [
-            {"op": "create", "task": {"title": "Book hotel", "tags": ["travel"]}},
+            {"op": "create", "ref": "trip", "task": {"title": "Trip", "tags": ["travel"]}},
+            {"op": "create", "task": {"title": "Book hotel", "parent_id": "$trip"}},
+            {"op": "update", "id": TASK_ID, "changes": {"parent_id": "$trip"}},
             {"op": "complete", "id": TASK_ID, "if_match": format!("\"{}-3\"", TASK_ID.replace('-', ""))},
             {"op": "move", "id": TASK_ID, "project_id": null},
         ]}),

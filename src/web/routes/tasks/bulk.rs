@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::form::{TaskForm, TaskInput, TaskPatch};
+use super::form::{BulkTaskInput, BulkTaskPatch, TaskForm};
 use crate::commands::{BatchItem, BulkOp, Command, IfMatch};
 use crate::domain::Invalid;
 use crate::web::json::Json;
@@ -45,12 +45,12 @@ pub struct BulkOperation {
     id: Option<String>,
     #[schema(nullable = false)]
     if_match: Option<String>,
-    /// For `create`.
+    /// For `create`: a task as `POST /tasks` takes it, `parent_id` also a `"$<ref>"`.
     #[schema(nullable = false)]
-    task: Option<TaskInput>,
-    /// For `update`: a merge patch, as `PATCH /tasks/{id}` takes.
+    task: Option<BulkTaskInput>,
+    /// For `update`: a merge patch, as `PATCH /tasks/{id}` takes, `parent_id` also a `"$<ref>"`.
     #[schema(nullable = false)]
-    changes: Option<TaskPatch>,
+    changes: Option<BulkTaskPatch>,
     /// For `move`: the target project, or `null` for the inbox.
     #[schema(format = Uuid)]
     project_id: Option<String>,

@@ -22,6 +22,15 @@ pub struct TaskInput;
 /// A merge patch of a task (PATCH): only the fields sent change, and `null` clears a nullable one.
 pub struct TaskPatch;
 
+/// [`TaskInput`] as a bulk `create` takes it: `parent_id` may also name an earlier create's `ref`.
+pub struct BulkTaskInput;
+
+/// [`TaskPatch`] as a bulk `update` takes it: `parent_id` may also name an earlier create's `ref`.
+pub struct BulkTaskPatch;
+
+/// A bulk operation's `"$<ref>"`, as `bulk::resolve_refs` reads it (the `ref` pattern after `$`).
+const PARENT_REF_PATTERN: &str = "^\\$[A-Za-z0-9_-]{1,50}$";
+
 /// The web layer's view of the field table: the body parser, the field names and the schemas.
 macro_rules! define_form {
     ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty [$kind:ident] $shape:literal |$raw:ident : $raw_ty:ty| $parse:expr,
@@ -144,8 +153,9 @@ fn named<T: ToSchema>() -> Value {
 }
 
 /// The object schema of a body: `whole` for POST and PUT, or a merge patch. A field that may be
-/// sent as `null` says so in its type.
-fn body_schema(whole: bool) -> RefOr<Schema> {
+/// sent as `null` says so in its type. `in_batch`: a bulk operation's body, whose `parent_id`
+/// may be a `"$<ref>"` as well as a task id (a generated client would refuse it otherwise).
+fn body_schema(whole: bool, in_batch: bool) -> RefOr<Schema> {
     let mut fields = Map::new();
     let mut required = Vec::new();
     for (name, description, kind, mut schema) in properties() {
@@ -156,6 +166,11 @@ fn body_schema(whole: bool) -> RefOr<Schema> {
         };
         if nullable && let Some(ty) = schema.get("type").cloned() {
             schema["type"] = json!([ty, "null"]);
+        }
+        if in_batch && name == "parent_id" {
+            let reference = json!({"type": "string", "pattern": PARENT_REF_PATTERN,
+                                   "description": "`$` and the `ref` of an earlier create in the batch"});
+            schema = json!({"anyOf": [schema, reference]});
         }
         if !description.is_empty() {
             schema["description"] = json!(description);
@@ -178,7 +193,7 @@ fn enum_schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
 
 impl PartialSchema for TaskInput {
     fn schema() -> RefOr<Schema> {
-        body_schema(true)
+        body_schema(true, false)
     }
 }
 
@@ -194,7 +209,7 @@ impl ToSchema for TaskInput {
 
 impl PartialSchema for TaskPatch {
     fn schema() -> RefOr<Schema> {
-        body_schema(false)
+        body_schema(false, false)
     }
 }
 
@@ -208,14 +223,46 @@ impl ToSchema for TaskPatch {
     }
 }
 
+impl PartialSchema for BulkTaskInput {
+    fn schema() -> RefOr<Schema> {
+        body_schema(true, true)
+    }
+}
+
+impl ToSchema for BulkTaskInput {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("BulkTaskInput")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        enum_schemas(schemas);
+    }
+}
+
+impl PartialSchema for BulkTaskPatch {
+    fn schema() -> RefOr<Schema> {
+        body_schema(false, true)
+    }
+}
+
+impl ToSchema for BulkTaskPatch {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("BulkTaskPatch")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        enum_schemas(schemas);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn both_body_schemas_list_every_field_and_build() {
-        for whole in [true, false] {
-            let schema = serde_json::to_value(body_schema(whole)).unwrap();
+        for (whole, in_batch) in [(true, false), (false, false), (true, true), (false, true)] {
+            let schema = serde_json::to_value(body_schema(whole, in_batch)).unwrap();
             let properties = schema["properties"].as_object().expect("an object schema");
             assert_eq!(properties.len(), FIELDS.len());
             assert_eq!(schema["required"] == json!(["title"]), whole);

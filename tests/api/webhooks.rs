@@ -575,3 +575,53 @@ async fn each_change_to_a_project_has_its_own_higher_change_number() {
     }
     assert_eq!(accepted[0].body["data"]["id"], task["id"]);
 }
+
+/// A bulk request's messages are one per task change: a trashed parent carries its subtasks into
+/// the trash, and each of them is a change its receiver must hear of. Every message is a state
+/// the task really had, in change order, ending at the task's final state.
+#[tokio::test]
+async fn a_bulk_request_on_parents_makes_a_message_per_task_it_changes() {
+    let app = app_allowing_private().await;
+    let user = app.new_user().await;
+    let (_, _) = register(&app, &user, "http://127.0.0.1:9/hook", &["task.deleted", "task.updated"]).await;
+    let mut parents = Vec::new();
+    let mut all = Vec::new();
+    for p in 0..2 {
+        let parent = app.create_task(&user, json!({"title": format!("parent {p}")})).await;
+        all.push(parent["id"].as_str().unwrap().to_owned());
+        for c in 0..3 {
+            let child = app
+                .create_task(&user, json!({"title": format!("child {p}.{c}"), "parent_id": parent["id"]}))
+                .await;
+            all.push(child["id"].as_str().unwrap().to_owned());
+        }
+        parents.push(parent["id"].as_str().unwrap().to_owned());
+    }
+    sqlx::query("DELETE FROM webhook_messages").execute(&app.pool).await.unwrap();
+    let operations: Vec<Value> = parents.iter().map(|id| json!({"op": "delete", "id": id})).collect();
+    let response = app
+        .send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&json!({"operations": operations})))
+        .await;
+    assert_eq!(response.status(), 200);
+    let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT snapshot ->> 'id', event_type, change_seq, snapshot ->> 'deleted_at' FROM webhook_messages ORDER BY seq",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut touched: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    touched.sort();
+    touched.dedup();
+    let mut expected: Vec<&str> = all.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(touched, expected, "every task the two operations changed, and no other");
+    assert!(rows.windows(2).all(|w| w[0].2 < w[1].2), "in change order: {rows:?}");
+    for id in &all {
+        let last = rows.iter().rev().find(|r| &r.0 == id).unwrap();
+        assert_eq!(last.1, "task.deleted", "each task's last message is its trashing: {rows:?}");
+        assert!(last.3.is_some());
+    }
+    // The bound: at most the operations' own tasks, their subtrees, and one update of each parent
+    // whose subtask counts the trashing changed.
+    assert!(rows.len() <= all.len() + parents.len(), "{} messages: {rows:?}", rows.len());
+}

@@ -3,9 +3,12 @@
     scenario.py BASE_URL
 
 Starts a receiver on a free port that verifies every request with
-`standardwebhooks.Webhook(secret).verify(body, headers)`, registers a user and a webhook to it,
-completes a task, and checks that a verified `task.completed` arrived and that the delivery log
-shows it. Exits non-zero on any failure.
+`standardwebhooks.Webhook(secret).verify(body, headers)`, registers a user, makes an API token
+with the scopes `tasks:write` and `webhooks` (with the login token, as only a login may), and with
+that token registers a webhook to the receiver and completes a task. The receiver answers the
+first delivery 500, so the check sees the worker's retry: the same `webhook-id`, verified again.
+It checks that the verified `task.completed` arrived and that the delivery log shows both
+attempts. Exits non-zero on any failure.
 """
 
 import json
@@ -23,6 +26,8 @@ secret = {}
 verified = []
 refused = []
 raw = []
+# Answered to the first verified delivery, so that the retry is seen.
+failures = [500]
 
 
 def step(text):
@@ -40,6 +45,11 @@ class Receiver(BaseHTTPRequestHandler):
             refused.append(repr(error))
             self.send_response(400)
             self.end_headers()
+            return
+        if failures:
+            self.send_response(failures.pop())
+            self.end_headers()
+            verified.append((headers["webhook-id"], None))
             return
         verified.append((headers["webhook-id"], payload))
         self.send_response(204)
@@ -77,7 +87,13 @@ def main():
 
     email = f"webhooks-{time.time_ns()}@example.com"
     account = expect(201, call("POST", "/api/v1/auth/register", {"email": email, "password": "correct horse battery"}), "register")
-    token = account["access_token"]
+    login = account["access_token"]
+    scopes = ["tasks:write", "webhooks"]
+    made = expect(201, call("POST", "/api/v1/tokens", {"name": "webhook scenario", "scopes": scopes}, login), "create API token")
+    token = made["token"]
+    if not token.startswith("todo_pat_") or made["scopes"] != scopes:
+        raise SystemExit(f"scenario: unexpected token {made['hint']} with scopes {made['scopes']}")
+    step(f"API token {made['hint']} made with {', '.join(scopes)}; the rest uses it")
     hook = expect(201, call("POST", "/api/v1/webhooks", {"url": url, "events": ["task.completed"]}, token), "create webhook")
     secret["value"] = hook["secret"]
     step(f"webhook {hook['id']} registered; secret shown once ({hook['secret'][:6]}…)")
@@ -86,14 +102,18 @@ def main():
     done = expect(200, call("PATCH", f"/api/v1/tasks/{task['id']}/complete", {"completed": True}, token), "complete task")
     step(f"task {task['id']} completed")
 
+    # The first retry comes about 5 s after the failed first attempt.
     deadline = time.time() + 30
-    while not verified and not refused and time.time() < deadline:
+    while len(verified) < 2 and not refused and time.time() < deadline:
         time.sleep(0.1)
     if refused:
         raise SystemExit(f"scenario: a delivery failed verification: {refused}")
-    if not verified:
-        raise SystemExit("scenario: no delivery within 30 s")
-    webhook_id, payload = verified[0]
+    if len(verified) < 2:
+        raise SystemExit(f"scenario: no retry within 30 s ({len(verified)} deliveries)")
+    (first_id, _), (webhook_id, payload) = verified[0], verified[1]
+    if first_id != webhook_id:
+        raise SystemExit(f"scenario: the retry changed its webhook-id: {first_id} then {webhook_id}")
+    step(f"the first delivery was answered 500; the retry came with the same webhook-id {webhook_id}")
     if payload["type"] != "task.completed" or payload["data"]["id"] != task["id"]:
         raise SystemExit(f"scenario: unexpected payload {payload}")
     data = dict(payload["data"])
@@ -102,7 +122,7 @@ def main():
         raise SystemExit(f"scenario: data is not the task as the API answered it: {payload['data']} vs {done}")
     step(f"verified {payload['type']} {webhook_id} (change {change_seq}) with standardwebhooks")
 
-    body, headers = raw[0]
+    body, headers = raw[1]
     try:
         Webhook(secret["value"]).verify(body + b" ", headers)
         raise SystemExit("scenario: a changed body verified")
@@ -118,9 +138,9 @@ def main():
         if entry["status"] != "pending" or time.time() > deadline:
             break
         time.sleep(0.2)
-    if (entry["webhook_id"], entry["status"], entry["status_code"]) != (webhook_id, "succeeded", 204):
+    if (entry["webhook_id"], entry["status"], entry["status_code"], entry["attempts"]) != (webhook_id, "succeeded", 204, 2):
         raise SystemExit(f"scenario: the delivery log says {entry}")
-    step(f"delivery log: {entry['event_type']} {entry['status']} {entry['status_code']} in {entry['duration_ms']} ms")
+    step(f"delivery log: {entry['event_type']} {entry['status']} {entry['status_code']} after {entry['attempts']} attempts, the last in {entry['duration_ms']} ms")
     server.shutdown()
 
 

@@ -41,6 +41,9 @@ pub(super) async fn update(
     changes: &ProjectChanges,
     if_match: &IfMatch,
 ) -> Result<Outcome, WriteError> {
+    // The counter before the project, the order task writes take them: the webhook trigger
+    // numbers the change from the counter after the project's row is locked.
+    crate::db::changes::lock_head(conn, user).await?;
     let current = projects::lock(conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(current.version)?;
     let current_color = current.color.as_deref().map(Color::parse).transpose()?;
@@ -69,6 +72,9 @@ pub(super) async fn delete(
     let current = projects::find(&mut *conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(current.version)?;
     let mut emptied = projects::empty(conn, user, id).await?;
+    // Trashing tasks took the counter already; an empty project's deletion takes it here, before
+    // the project, for the webhook trigger's number.
+    crate::db::changes::lock_head(conn, user).await?;
     let locked = projects::lock(conn, user, id).await?.ok_or(WriteError::NotFound)?;
     if_match.check(locked.version)?;
     // A task put into the project after the first pass (its writer locked the project first, so

@@ -152,14 +152,19 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
         "task_tombstones",
         super::changes::prune_tombstones(pool, retention.tombstone_secs as f64).await,
     );
-    // The delivery log keeps settled messages this long; pending ones are still owed.
+    // The delivery log keeps settled messages this long. Pending ones are still owed while their
+    // endpoint is enabled; on a disabled endpoint a message this old is too stale to send when it
+    // is enabled again (the receiver would get month-old changes), so it goes like a settled one.
     let webhook_messages = keep(
         "webhook_messages",
         purge_per_user(
             pool,
             "webhook_messages",
             "id",
-            "created_at < now() - make_interval(secs => $1) AND status <> 'pending'",
+            "created_at < now() - make_interval(secs => $1)
+             AND (status <> 'pending'
+                  OR endpoint_id IN (SELECT e.id FROM webhook_endpoints e
+                                     WHERE e.user_id = webhook_messages.user_id AND NOT e.enabled))",
             days(retention.webhook_log_days),
         )
         .await,

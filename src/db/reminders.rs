@@ -309,9 +309,13 @@ pub async fn record(
     .execute(&mut *conn)
     .await?;
     if status == DeliveryStatus::Sent {
-        // `reminder.sent` for the owner's webhooks, in the transaction that records the send.
+        // `reminder.sent` for the owner's webhooks, in the transaction that records the send. It
+        // takes a change number of its own: with the task's, a receiver keeping only messages
+        // newer than the last for the task would drop it. The counter is this transaction's last
+        // lock, after any task row, the order every writer keeps.
         sqlx::query(
-            "SELECT webhook_emit(t.user_id, 'reminder.sent', 'task', to_jsonb(t) - 'search', t.change_seq)
+            "SELECT webhook_emit(t.user_id, 'reminder.sent', 'task', to_jsonb(t) - 'search',
+                                 next_task_change(t.user_id))
              FROM tasks t WHERE t.id = $1 AND t.user_id = $2 AND webhook_has_endpoints(t.user_id)",
         )
         .bind(task_id)

@@ -199,3 +199,23 @@ async fn a_subtask_write_locks_its_parent_before_the_counter_its_count_trigger_n
         app.get_as(&user.token, &format!("/api/v1/tasks/{}", id(&parent))).await.json().await.unwrap();
     assert_eq!(parent["completed_subtask_count"], 1);
 }
+
+#[tokio::test]
+async fn changing_a_project_takes_the_counter_before_the_project() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    // With an endpoint, the project's webhook trigger numbers the change from the counter.
+    crate::webhooks::register(&app, &user, "https://hooks.example.com/in", &["project.updated"]).await;
+    let project = project(&app, &user.token).await;
+    let inside = app.create_task(&user, json!({"title": "inside", "project_id": project["id"]})).await;
+    // Completing `inside` so far: the task, then the counter. Next, its project's open count.
+    let mut completing = held(&app).await;
+    run(&mut completing, TASK, id(&inside)).await;
+    run(&mut completing, COUNTER, user.id).await;
+    let path = format!("/api/v1/projects/{}", id(&project));
+    let renaming = start(&app, &user.token, Method::PATCH, &path, json!({"name": "Renamed"}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock_at_once(&mut completing, PROJECT, id(&project), "the rename holds the project").await;
+    finish(&mut completing, "COMMIT").await;
+    assert_eq!(renaming.await.unwrap(), 200);
+}

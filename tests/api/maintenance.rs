@@ -152,3 +152,29 @@ async fn an_endpoint_whose_job_was_lost_gets_a_new_one_and_no_other_endpoint_doe
     app.purge(None).await;
     assert_eq!(live_jobs(&app, lost).await, 1, "a second run adds none");
 }
+
+/// A disabled endpoint's backlog does not outlive the log's retention: enabling the endpoint a
+/// month later sends none of it. An enabled endpoint's owed messages stay, however old.
+#[tokio::test]
+async fn pending_messages_of_a_disabled_endpoint_go_after_the_retention() {
+    let app = app_allowing_private().await;
+    let user = app.new_user().await;
+    let (disabled, _) = register(&app, &user, NOWHERE, &["task.created"]).await;
+    let (enabled, _) = register(&app, &user, NOWHERE, &["task.created"]).await;
+    app.create_task(&user, json!({"title": "old news"})).await;
+    sql(&app, "UPDATE webhook_messages SET created_at = now() - interval '31 days'").await;
+    app.create_task(&user, json!({"title": "recent"})).await;
+    let path = format!("/api/v1/webhooks/{disabled}");
+    let off = app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"enabled": false}))).await;
+    assert_eq!(off.status(), 200);
+
+    let purged = app.purge(None).await;
+    assert_eq!(purged.webhook_messages, 1, "only the disabled endpoint's stale message");
+    let left = deliveries(&app, &user, &disabled).await;
+    assert_eq!(left.len(), 1, "the message within the retention is kept: {left:?}");
+    assert_eq!(left[0]["status"], "pending");
+    let owed = deliveries(&app, &user, &enabled).await;
+    let statuses: Vec<&str> = owed.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["pending", "pending"], "an enabled endpoint's messages are still owed");
+    assert_eq!(app.purge(None).await.webhook_messages, 0);
+}

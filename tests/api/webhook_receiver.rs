@@ -30,11 +30,28 @@ pub struct Received {
     pub arrived: std::time::Instant,
 }
 
+/// One scripted answer.
+#[derive(Default)]
+struct Reply {
+    status: u16,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
+    location: Option<String>,
+    /// The body; `ok` when `None`.
+    body: Option<String>,
+}
+
+impl Reply {
+    fn status(status: u16) -> Self {
+        Self { status, ..Self::default() }
+    }
+}
+
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
-    /// Statuses (with a `Retry-After` in seconds) to answer, in turn; 200 once they run out.
-    script: VecDeque<(u16, Option<u64>)>,
+    /// Answers to give, in turn; 200 once they run out.
+    script: VecDeque<Reply>,
     /// Answered to everything once the script runs out.
     otherwise: Option<u16>,
     /// The keys (decoded from `whsec_…`) signatures are checked against.
@@ -77,12 +94,26 @@ impl Receiver {
 
     /// Answers these statuses to the next requests, then 200.
     pub fn answer(&self, statuses: &[u16]) {
-        self.state.lock().unwrap().script.extend(statuses.iter().map(|s| (*s, None)));
+        self.state.lock().unwrap().script.extend(statuses.iter().map(|s| Reply::status(*s)));
     }
 
     /// Answers `status` with `Retry-After: secs` to the next request.
     pub fn answer_retry_after(&self, status: u16, secs: u64) {
-        self.state.lock().unwrap().script.push_back((status, Some(secs)));
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .push_back(Reply { retry_after: Some(secs), ..Reply::status(status) });
+    }
+
+    /// Answers `status` with `Location: location` and `body` to the next request.
+    pub fn answer_redirect(&self, status: u16, location: &str, body: &str) {
+        let reply = Reply {
+            location: Some(location.to_owned()),
+            body: Some(body.to_owned()),
+            ..Reply::status(status)
+        };
+        self.state.lock().unwrap().script.push_back(reply);
     }
 
     /// Answers `status` to everything once the script runs out.
@@ -139,7 +170,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
     let timestamp: i64 = header("webhook-timestamp").and_then(|v| v.parse().ok()).unwrap_or_default();
     let signatures: Vec<String> =
         header("webhook-signature").unwrap_or_default().split(' ').map(str::to_owned).collect();
-    let ((answered, retry_after), delay, verified_by) = {
+    let (reply, delay, verified_by) = {
         let mut state = state.lock().unwrap();
         let verified_by = state
             .keys
@@ -149,8 +180,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
             .map(|(i, _)| i)
             .collect();
         let otherwise = state.otherwise.unwrap_or(200);
-        (state.script.pop_front().unwrap_or((otherwise, None)), state.delay, verified_by)
+        (state.script.pop_front().unwrap_or(Reply::status(otherwise)), state.delay, verified_by)
     };
+    let answered = reply.status;
     tokio::time::sleep(delay).await;
     let received = Received {
         id,
@@ -161,9 +193,12 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         answered,
         arrived,
     };
-    let retry_after = retry_after.map(|secs| format!("retry-after: {secs}\r\n")).unwrap_or_default();
+    let retry_after = reply.retry_after.map(|secs| format!("retry-after: {secs}\r\n")).unwrap_or_default();
+    let location = reply.location.map(|to| format!("location: {to}\r\n")).unwrap_or_default();
+    let body = reply.body.unwrap_or_else(|| "ok".to_owned());
     let reply = format!(
-        "HTTP/1.1 {answered} Whatever\r\n{retry_after}content-length: 2\r\nconnection: close\r\n\r\nok"
+        "HTTP/1.1 {answered} Whatever\r\n{retry_after}{location}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(reply.as_bytes()).await?;
     stream.shutdown().await?;

@@ -286,6 +286,21 @@ async fn after_a_rotation_messages_carry_signatures_from_both_secrets() {
     })
     .await;
     assert_eq!(again[1].id, again[0].id);
+
+    // Once the overlap is over, only the new secret signs.
+    sqlx::query("UPDATE webhook_endpoints SET previous_secret_until = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let response = app.send_as(&user.token, Method::POST, &format!("/api/v1/webhooks/{id}/test"), None).await;
+    assert_eq!(response.status(), 202);
+    let after = eventually("the ping after the overlap", WAIT, || async {
+        let accepted = receiver.accepted();
+        (accepted.len() >= 3).then_some(accepted)
+    })
+    .await;
+    assert_eq!(after[2].signatures.len(), 1, "{:?}", after[2].signatures);
+    assert_eq!(after[2].verified_by, [1], "signed by the new secret alone");
 }
 
 #[tokio::test]
@@ -418,29 +433,33 @@ async fn every_kind_of_change_reaches_a_subscribed_endpoint_in_change_order() {
     .await;
     let seqs: Vec<i64> =
         receiver.accepted().iter().filter_map(|r| r.body["data"]["change_seq"].as_i64()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "change numbers never go back: {seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "each change has its own, higher number: {seqs:?}");
     assert!(receiver.received().iter().all(|r| r.verified_by == [0]));
 }
 
 #[tokio::test]
-async fn retry_after_on_a_429_is_obeyed_instead_of_the_schedule() {
+async fn retry_after_on_a_429_or_a_503_is_obeyed_instead_of_the_schedule() {
     let app = app_allowing_private().await;
     let smtp = SmtpSink::start().await.unwrap();
     let receiver = Receiver::start().await;
     receiver.answer_retry_after(429, 2);
+    receiver.answer_retry_after(503, 2);
     let user = app.new_user().await;
     let (_, secret) = register(&app, &user, &receiver.url("/busy"), &["task.created"]).await;
     receiver.trust(&secret);
     let _worker = fast_worker(&app, &smtp).await;
     app.create_task(&user, json!({"title": "Later, please"})).await;
-    let received = eventually("the retry", WAIT, || async {
+    let received = eventually("the retries", WAIT, || async {
         let received = receiver.received();
-        (received.len() >= 2).then_some(received)
+        (received.len() >= 3).then_some(received)
     })
     .await;
-    let waited = received[1].arrived - received[0].arrived;
-    assert!(waited >= Duration::from_millis(1900), "waited {waited:?}, not the 300 ms schedule");
-    assert_eq!((received[0].answered, received[1].answered), (429, 200));
+    for pair in received.windows(2) {
+        let waited = pair[1].arrived - pair[0].arrived;
+        assert!(waited >= Duration::from_millis(1900), "waited {waited:?}, not the 300 ms schedule");
+    }
+    let answers: Vec<u16> = received.iter().map(|r| r.answered).collect();
+    assert_eq!(answers, [429, 503, 200]);
 }
 
 #[tokio::test]
@@ -512,4 +531,258 @@ async fn a_job_queued_before_jobs_named_their_owner_still_delivers() {
     .await;
     assert_eq!(accepted[0].body["data"]["title"], "queued before the upgrade");
     assert_eq!(deliveries(&app, &user, &id).await[0]["status"], "succeeded");
+}
+
+/// Two changes to one project with no task write between: a receiver keeping only a message with
+/// a higher number than the last for that id (the README's recipe) must keep both.
+#[tokio::test]
+async fn each_change_to_a_project_has_its_own_higher_change_number() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let user = app.new_user().await;
+    let events = ["project.created", "project.updated", "project.deleted", "task.created"];
+    let (_, secret) = register(&app, &user, &receiver.url("/projects"), &events).await;
+    receiver.trust(&secret);
+    let task = app.create_task(&user, json!({"title": "Before"})).await;
+    let response =
+        app.send_as(&user.token, Method::POST, "/api/v1/projects", Some(&json!({"name": "Home"}))).await;
+    assert_eq!(response.status(), 201);
+    let project: Value = response.json().await.unwrap();
+    let path = format!("/api/v1/projects/{}", project["id"].as_str().unwrap());
+    for color in ["#112233", "#445566"] {
+        let response = app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"color": color}))).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path, None).await.status(), 204);
+    let _worker = fast_worker(&app, &smtp).await;
+    let accepted = eventually("every event", WAIT, || async {
+        let accepted = receiver.accepted();
+        (accepted.len() >= 5).then_some(accepted)
+    })
+    .await;
+    let events: Vec<&str> = accepted.iter().map(|r| r.body["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["task.created", "project.created", "project.updated", "project.updated", "project.deleted"]
+    );
+    assert_eq!(accepted[3].body["data"]["color"], "#445566");
+    let seqs: Vec<i64> = accepted.iter().map(|r| r.body["data"]["change_seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly rising: {seqs:?}");
+    // The receiver's recipe keeps every one of them, the last update included.
+    let mut last = std::collections::HashMap::new();
+    let kept = accepted
+        .iter()
+        .filter(|r| {
+            let (id, seq) =
+                (r.body["data"]["id"].to_string(), r.body["data"]["change_seq"].as_i64().unwrap());
+            let newer = last.get(&id).is_none_or(|&seen| seq > seen);
+            if newer {
+                last.insert(id, seq);
+            }
+            newer
+        })
+        .count();
+    assert_eq!(kept, 5);
+    // The change feed passes over the projects' numbers: a client at the task's number has
+    // nothing new, and the last project number is a position the feed knows.
+    for since in [seqs[0], seqs[4]] {
+        let response = app.get_as(&user.token, &format!("/api/v1/changes?since={since}")).await;
+        assert_eq!(response.status(), 200, "since {since}");
+        let feed: Value = response.json().await.unwrap();
+        assert_eq!(feed["changes"], json!([]), "{feed}");
+    }
+    assert_eq!(accepted[0].body["data"]["id"], task["id"]);
+}
+
+/// A redirect is an answer like any other, not a success: the worker does not follow it to the
+/// other receiver, logs it, and tries the same endpoint again later.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_the_log_shows_the_attempt() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let elsewhere = Receiver::start().await;
+    let long_body = "x".repeat(3000);
+    receiver.answer_redirect(302, &elsewhere.url("/moved"), &long_body);
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/hook"), &["task.created"]).await;
+    receiver.trust(&secret);
+    // A retry slow enough to see the message waiting for it.
+    let _worker = app
+        .spawn_worker_with(&smtp, |s| {
+            s.webhooks.allow_private_targets = true;
+            s.webhooks.retry_schedule_ms = vec![2_000; 7];
+        })
+        .await;
+    app.create_task(&user, json!({"title": "Follow me"})).await;
+
+    let waiting = eventually("the first attempt is logged", WAIT, || async {
+        deliveries(&app, &user, &id).await.into_iter().next().filter(|d| d["attempts"] == 1)
+    })
+    .await;
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    assert_eq!(waiting["status_code"], 302);
+    assert!(waiting["duration_ms"].as_i64().is_some_and(|ms| ms >= 0), "{waiting}");
+    assert_eq!(waiting["response_body"].as_str().map(str::len), Some(1024), "the first 1 KiB");
+    let last: chrono::DateTime<chrono::Utc> = waiting["last_attempt_at"].as_str().unwrap().parse().unwrap();
+    let next: chrono::DateTime<chrono::Utc> = waiting["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    assert!(next > last, "the retry is scheduled after the attempt: {waiting}");
+
+    let done = eventually("the retry succeeds", WAIT, || async {
+        deliveries(&app, &user, &id).await.into_iter().next().filter(|d| d["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!((done["attempts"].as_i64(), done["status_code"].as_i64()), (Some(2), Some(200)));
+    assert!(done["next_attempt_at"].is_null());
+    assert!(elsewhere.received().is_empty(), "the redirect was not followed");
+    let answers: Vec<u16> = receiver.received().iter().map(|r| r.answered).collect();
+    assert_eq!(answers, [302, 200]);
+
+    // The log pages with its cursor, newest first.
+    app.create_task(&user, json!({"title": "Second"})).await;
+    let path = format!("/api/v1/webhooks/{id}/deliveries?limit=1");
+    let first: Value = app.get_as(&user.token, &path).await.json().await.unwrap();
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(1));
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let second: Value =
+        app.get_as(&user.token, &format!("{path}&cursor={cursor}")).await.json().await.unwrap();
+    assert_eq!(second["items"][0]["id"], done["id"], "the older message on the next page");
+    assert!(second["next_cursor"].is_null(), "{second}");
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_timeout_is_logged_as_timed_out_and_retried() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.set_delay(Duration::from_millis(2_500));
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/slow"), &["task.created"]).await;
+    receiver.trust(&secret);
+    let _worker = app
+        .spawn_worker_with(&smtp, |s| {
+            s.webhooks.allow_private_targets = true;
+            s.webhooks.retry_schedule_ms = vec![300; 7];
+            s.webhooks.timeout_secs = 1;
+        })
+        .await;
+    app.create_task(&user, json!({"title": "Take your time"})).await;
+    let timed_out = eventually("the timeout is logged", WAIT, || async {
+        deliveries(&app, &user, &id).await.into_iter().next().filter(|d| d["attempts"].as_i64() >= Some(1))
+    })
+    .await;
+    assert_eq!(timed_out["status"], "pending", "{timed_out}");
+    assert!(timed_out["status_code"].is_null(), "{timed_out}");
+    assert!(timed_out["error"].as_str().is_some_and(|e| e.contains("timed out")), "{timed_out}");
+    let took = timed_out["duration_ms"].as_i64().unwrap();
+    assert!((900..2_400).contains(&took), "cut off at the timeout, not the answer: {took} ms");
+    receiver.set_delay(Duration::ZERO);
+    let done = eventually("a retry succeeds", WAIT, || async {
+        deliveries(&app, &user, &id).await.into_iter().next().filter(|d| d["status"] == "succeeded")
+    })
+    .await;
+    assert!(done["attempts"].as_i64() >= Some(2), "{done}");
+    assert_eq!(receiver.accepted().len(), 1);
+}
+
+/// After the last attempt of the schedule the message is given up, and the worker's metrics
+/// count the outcomes.
+#[tokio::test]
+async fn a_message_failing_every_scheduled_attempt_is_given_up() {
+    let app = app_allowing_private().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer_always(500);
+    let user = app.new_user().await;
+    let (id, secret) = register(&app, &user, &receiver.url("/broken"), &["task.created"]).await;
+    receiver.trust(&secret);
+    let worker = app
+        .spawn_worker_with(&smtp, |s| {
+            s.webhooks.allow_private_targets = true;
+            s.webhooks.retry_schedule_ms = vec![200; 2];
+        })
+        .await;
+    app.create_task(&user, json!({"title": "Never lands"})).await;
+    let failed = eventually("the message is given up", WAIT, || async {
+        deliveries(&app, &user, &id).await.into_iter().next().filter(|d| d["status"] == "failed")
+    })
+    .await;
+    assert_eq!((failed["attempts"].as_i64(), failed["status_code"].as_i64()), (Some(3), Some(500)));
+    assert!(failed["next_attempt_at"].is_null(), "{failed}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.received().len(), 3, "the immediate attempt and the two retries, no more");
+    let endpoint: Value =
+        app.get_as(&user.token, &format!("/api/v1/webhooks/{id}")).await.json().await.unwrap();
+    assert_eq!(endpoint["enabled"], true, "one given-up message does not disable the endpoint");
+
+    // Counters are per process (other tests' workers add to them), so at least these.
+    let metrics = app
+        .client
+        .get(format!("http://{}/metrics", worker.metrics_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from:\n{metrics}"))
+    };
+    assert!(value(r#"webhook_deliveries_total{outcome="retrying"}"#) >= 2.0);
+    assert!(value(r#"webhook_deliveries_total{outcome="failed"}"#) >= 1.0);
+    assert!(value("webhook_queue_age_seconds_count") >= 1.0);
+}
+
+/// A bulk request's messages are one per task change: a trashed parent carries its subtasks into
+/// the trash, and each of them is a change its receiver must hear of. Every message is a state
+/// the task really had, in change order, ending at the task's final state.
+#[tokio::test]
+async fn a_bulk_request_on_parents_makes_a_message_per_task_it_changes() {
+    let app = app_allowing_private().await;
+    let user = app.new_user().await;
+    let (_, _) = register(&app, &user, "http://127.0.0.1:9/hook", &["task.deleted", "task.updated"]).await;
+    let mut parents = Vec::new();
+    let mut all = Vec::new();
+    for p in 0..2 {
+        let parent = app.create_task(&user, json!({"title": format!("parent {p}")})).await;
+        all.push(parent["id"].as_str().unwrap().to_owned());
+        for c in 0..3 {
+            let child = app
+                .create_task(&user, json!({"title": format!("child {p}.{c}"), "parent_id": parent["id"]}))
+                .await;
+            all.push(child["id"].as_str().unwrap().to_owned());
+        }
+        parents.push(parent["id"].as_str().unwrap().to_owned());
+    }
+    sqlx::query("DELETE FROM webhook_messages").execute(&app.pool).await.unwrap();
+    let operations: Vec<Value> = parents.iter().map(|id| json!({"op": "delete", "id": id})).collect();
+    let response = app
+        .send_as(&user.token, Method::POST, "/api/v1/tasks/bulk", Some(&json!({"operations": operations})))
+        .await;
+    assert_eq!(response.status(), 200);
+    let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT snapshot ->> 'id', event_type, change_seq, snapshot ->> 'deleted_at' FROM webhook_messages ORDER BY seq",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut touched: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    touched.sort();
+    touched.dedup();
+    let mut expected: Vec<&str> = all.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(touched, expected, "every task the two operations changed, and no other");
+    assert!(rows.windows(2).all(|w| w[0].2 < w[1].2), "in change order: {rows:?}");
+    for id in &all {
+        let last = rows.iter().rev().find(|r| &r.0 == id).unwrap();
+        assert_eq!(last.1, "task.deleted", "each task's last message is its trashing: {rows:?}");
+        assert!(last.3.is_some());
+    }
+    // The bound: at most the operations' own tasks, their subtrees, and one update of each parent
+    // whose subtask counts the trashing changed.
+    assert!(rows.len() <= all.len() + parents.len(), "{} messages: {rows:?}", rows.len());
 }

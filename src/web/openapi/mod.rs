@@ -143,9 +143,9 @@ fn describe_scopes(doc: &mut Value) {
 fn webhook_messages(doc: &mut Value) {
     let data = json!({
         "description": "The task or project as `GET` returns it (nothing for `ping`), plus `change_seq`: \
-            the user's change number (for a task event, the task's own, as in `listChanges`; for a \
-            project event, the newest task change at the time). Later changes have higher numbers, \
-            so a receiver can skip a stale message.",
+            the user's change number (for a task change, the task's own, as in `listChanges`; a \
+            project change and a `reminder.sent` take the next number too). Each message has its own \
+            number, higher than every earlier one's, so a receiver can skip a stale message.",
         "oneOf": [
             {"allOf": [{"$ref": "#/components/schemas/Task"}, {"$ref": "#/components/schemas/ChangeNumber"}]},
             {"allOf": [{"$ref": "#/components/schemas/Project"}, {"$ref": "#/components/schemas/ChangeNumber"}]},

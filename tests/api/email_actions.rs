@@ -298,3 +298,55 @@ async fn the_one_click_unsubscribe_post_turns_reminders_off_without_a_session() 
     assert_eq!(smtp.count(), 1);
     worker.stop().await.unwrap();
 }
+
+/// The used row and the task's new version, by the transaction that wrote each.
+async fn writers(app: &TestApp, token: &str, id: &str) -> (Option<String>, String) {
+    let claims = LinkKeys::new(&app.settings.auth).open(token, Purpose::TaskAction, Utc::now()).unwrap();
+    sqlx::query_as(
+        "SELECT (SELECT xmin::text FROM used_link_tokens WHERE token_id = $1),
+                (SELECT xmin::text FROM tasks WHERE id = $2)",
+    )
+    .bind(claims.id)
+    .bind(id.parse::<Uuid>().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_link_is_spent_in_the_transaction_of_its_write_and_a_failed_write_leaves_it_working() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = app.new_user().await;
+    let worker = app.spawn_worker(&smtp).await;
+    let (created, mail) =
+        reminded(&app, &smtp, &user, json!({"title": "Pay rent", "reminder_at": Utc::now().to_rfc3339()}))
+            .await;
+    worker.stop().await.unwrap();
+    let id = id_of(&created);
+    let token = token_of(&link(&mail, "Mark as done"));
+
+    // A write that fails after the press began: the database refuses the task's update.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+         CREATE TRIGGER refuse BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let failed = assert_page(press(&app, &token).await, 503).await;
+    assert!(failed.contains("Nothing was changed"), "{failed}");
+    assert_eq!(writers(&app, &token, &id).await.0, None, "the link is not spent");
+    assert_eq!(task(&app, &user, &id).await.0["completed"], false);
+
+    sqlx::raw_sql("DROP TRIGGER refuse ON tasks").execute(&app.pool).await.unwrap();
+    let done = assert_page(press(&app, &token).await, 200).await;
+    assert!(done.contains("Task done"), "{done}");
+    let (used_by, task_by) = writers(&app, &token, &id).await;
+    assert_eq!(used_by, Some(task_by), "the use and the completion commit as one transaction");
+    assert_eq!(task(&app, &user, &id).await.0["completed"], true);
+
+    let replay = assert_page(press(&app, &token).await, 410).await;
+    assert!(replay.contains("already used"), "{replay}");
+}

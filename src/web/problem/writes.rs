@@ -62,6 +62,8 @@ impl From<WriteError> for ApiError {
             WriteError::CalDav(conflict) => {
                 Self::Conflict { code: ProblemCode::CalendarConflict, detail: conflict.to_string() }
             }
+            // Only the email pages send a link with a write, and they answer this themselves.
+            WriteError::LinkUsed => Self::internal(anyhow::anyhow!("an API write carried an email link")),
             WriteError::Unexpected(what) => Self::internal(anyhow::anyhow!("unexpected outcome: {what}")),
             WriteError::Database(err) => Self::from_db(err),
             WriteError::Jobs(err) => Self::internal(err),

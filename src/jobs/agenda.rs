@@ -109,7 +109,9 @@ async fn run(ctx: &Context, job: &Agenda, attempt: AttemptInfo) -> Result<Handle
     }
 
     let recipient = &account.recipient;
-    if let Some(reason) = recipient.refusal() {
+    // `agenda_time`, checked above, is the agenda's own switch: `email_reminders` is the
+    // reminders', and unsubscribing from a reminder email must not stop the agenda.
+    if let Some(reason) = recipient.address_refusal() {
         return finish(tx, job, Outcome::Skipped, Some(reason.as_str()), Handled::Cancelled(reason.as_str()))
             .await;
     }

@@ -413,3 +413,42 @@ async fn each_listed_task_carries_working_complete_and_snooze_links_bound_to_its
     assert!(stale.contains("rescheduled"), "{stale}");
     assert_eq!(get(&ids[2]).await["completed"], false, "a stale link changes nothing");
 }
+
+#[tokio::test]
+async fn unsubscribing_from_a_reminder_email_leaves_the_agenda_on() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "08:00", "Europe/Paris").await;
+    let worker = app.spawn_worker(&smtp).await;
+    app.create_task(
+        &user,
+        json!({"title": "Call the bank", "due_at": "2027-05-10T10:00:00+02:00",
+               "reminder_at": Utc::now().to_rfc3339()}),
+    )
+    .await;
+    app.make_due("todo.reminder").await;
+    let reminder = smtp.wait_for(1, WAIT).await[0].clone();
+    assert!(parts(&reminder).0.contains("Call the bank"), "a reminder first");
+
+    let one_click = app
+        .client
+        .post(list_unsubscribe_url(&reminder))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 200);
+    let me: Value = app.get_as(&user.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!((me["email_reminders"].clone(), me["agenda_time"].clone()), (json!(false), json!("08:00")));
+
+    // The reminder's link turned reminders off; the agenda is another kind of email.
+    queue_day(&app, &user, date("2027-05-10")).await;
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &user, date("2027-05-10")).await.as_deref(), Some("sent"));
+    let mails = smtp.wait_for(2, WAIT).await;
+    let (subject, text, _) = parts(&mails[1]);
+    assert_eq!(subject, "Your agenda for Monday 10 May");
+    assert!(text.contains("Call the bank"), "{text}");
+    worker.stop().await.unwrap();
+}

@@ -82,7 +82,7 @@ impl From<crate::commands::accounts::AccountError> for ApiError {
             E::TooManyVerifications { until } => Self::Throttled {
                 retry_after_secs: u64::try_from((until - chrono::Utc::now()).num_seconds().max(1))
                     .unwrap_or(1),
-                detail: "Too many verification emails for this account; retry after Retry-After seconds."
+                detail: "Too many verification emails for this account or address; retry after Retry-After seconds."
                     .into(),
             },
             E::NothingToVerify => Self::Conflict {

@@ -14,7 +14,9 @@ use todo::jobs::maintenance::Maintenance;
 use todo::jobs::{Job, Schedule, enqueue};
 
 use crate::helpers::{TestApp, TestUser, assert_problem, eventually};
-use crate::mail_links::{assert_page, links_in, list_unsubscribe_url, press, token_of};
+use crate::mail_links::{
+    assert_links_only_to_public_url, assert_page, links_in, list_unsubscribe_url, press, token_of,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const QUEUE: &str = Agenda::QUEUE;
@@ -451,6 +453,8 @@ async fn unsubscribing_from_a_reminder_email_leaves_the_agenda_on() {
     let (subject, text, _) = parts(&mails[1]);
     assert_eq!(subject, "Your agenda for Monday 10 May");
     assert!(text.contains("Call the bank"), "{text}");
+    assert_links_only_to_public_url(&app, &reminder);
+    assert_links_only_to_public_url(&app, &mails[1]);
     worker.stop().await.unwrap();
 }
 

@@ -11,6 +11,7 @@ use todo::links::{Claims, LinkKeys, Purpose, address_digest};
 use uuid::Uuid;
 
 use crate::helpers::{TEST_PASSWORD, TestApp, TestUser, assert_problem, eventually};
+use crate::mail_links::assert_links_only_to_public_url;
 
 const WAIT: Duration = Duration::from_secs(20);
 const VERIFICATION: &str = "todo.verification";
@@ -287,6 +288,7 @@ async fn the_verification_email_carries_no_text_the_registrant_wrote() {
         assert!(!part.contains("prize") && part.contains(&email), "{part}");
     }
     assert!(link_in(&mail).starts_with(&format!("{}/email/verify?token=", app.address)));
+    assert_links_only_to_public_url(&app, &mail);
 }
 
 #[tokio::test]

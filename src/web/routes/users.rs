@@ -161,7 +161,7 @@ pub async fn update_me(
         (status = 202, description = "A verification email is queued"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`nothing_to_verify`: the address is verified and no change waits", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many verification emails for this account this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many verification emails for this account or address this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/users/me/verification")]

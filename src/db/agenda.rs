@@ -39,7 +39,7 @@ pub enum Outcome {
     Sent,
     /// Nothing overdue or due that day, so no email.
     Empty,
-    /// The account may not get email (see `Recipient::refusal`).
+    /// The account may not get email (see `Recipient::address_refusal`).
     Skipped,
     /// The mail server refused it for good, or every attempt failed.
     Failed,

@@ -221,8 +221,27 @@ pub struct EmailSettings {
     /// Verification emails one account may cause per hour (registration, email changes and
     /// resends together); past it, `429` with `Retry-After`.
     pub verification_per_hour: u32,
+    /// Verification emails one address may be sent per hour, whichever accounts asked (0: no
+    /// cap): many accounts naming one address cannot make the service mail it repeatedly.
+    pub verification_per_recipient_per_hour: u32,
     pub dkim: DkimSettings,
     pub caps: ReminderCaps,
+}
+
+impl EmailSettings {
+    pub fn verification_limits(&self) -> VerificationLimits {
+        VerificationLimits {
+            per_account: self.verification_per_hour,
+            per_recipient: self.verification_per_recipient_per_hour,
+        }
+    }
+}
+
+/// The hourly allowances of verification emails, per account and per address.
+#[derive(Debug, Clone, Copy)]
+pub struct VerificationLimits {
+    pub per_account: u32,
+    pub per_recipient: u32,
 }
 
 /// Reminder emails allowed per hour, beyond which reminders are recorded `skipped` with the

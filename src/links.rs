@@ -6,7 +6,9 @@
 //! cut to 128 bits. The key is derived from the JWT secret under its own label, so a link token
 //! can never pass for an access token or the other way round, and rotating `JWT_SECRET` voids
 //! both. Signature and expiry are checked here without the database; "works once" is enforced in
-//! it (`db::links::redeem`), inside the transaction of the action the link performs.
+//! it (`db::links::redeem`), inside the transaction of the action the link performs (for a task
+//! action, the command's own transaction in the user's actor), so a use never outlives a failed
+//! or interrupted action.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -4,9 +4,10 @@
 //! orders them instead.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::config::VerificationLimits;
 use crate::db::users::{
     self, CreateUserError, ExternalAccount, ExternalIdentity, NewUser, ProfileChange, User,
 };
@@ -37,22 +38,46 @@ pub enum AccountError {
 impl From<RequestError> for AccountError {
     fn from(err: RequestError) -> Self {
         match err {
-            RequestError::Exhausted { until } => Self::TooManyVerifications { until },
+            RequestError::Exhausted { until } | RequestError::RecipientExhausted { until } => {
+                Self::TooManyVerifications { until }
+            }
             RequestError::AccountGone => Self::AccountGone,
             other => Self::Request(other),
         }
     }
 }
 
+/// Queues the verification email of a new account. An address that has had its hour's
+/// allowance still gets its account: the email is not sent, and the owner can ask again with
+/// `POST /users/me/verification` once the window allows.
+async fn request_for_new_account(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+    limits: VerificationLimits,
+) -> Result<(), AccountError> {
+    match job::request(tx, user_id, email, limits).await {
+        Err(RequestError::RecipientExhausted { .. }) => {
+            tracing::warn!(%user_id, "verification email not sent: the address's hourly cap is reached");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Creates the account and queues the verification of its address, together.
-pub async fn register(pool: &PgPool, new_user: NewUser<'_>, limit: u32) -> Result<User, AccountError> {
+pub async fn register(
+    pool: &PgPool,
+    new_user: NewUser<'_>,
+    limits: VerificationLimits,
+) -> Result<User, AccountError> {
     let mut tx = pool.begin().await?;
     let user = users::insert(&mut *tx, new_user).await.map_err(|e| match e {
         CreateUserError::EmailTaken => AccountError::EmailTaken,
         CreateUserError::Database(e) => AccountError::Database(e),
     })?;
     if let Some(email) = &user.email {
-        job::request(&mut tx, user.id, email, limit).await?;
+        request_for_new_account(&mut tx, user.id, email, limits).await?;
     }
     tx.commit().await?;
     Ok(user)
@@ -63,7 +88,7 @@ pub async fn register(pool: &PgPool, new_user: NewUser<'_>, limit: u32) -> Resul
 pub async fn resolve_external(
     pool: &PgPool,
     identity: ExternalIdentity<'_>,
-    limit: u32,
+    limits: VerificationLimits,
 ) -> Result<Option<Uuid>, AccountError> {
     // The common case, a known user, is one read outside any transaction.
     if let Some(id) = users::find_external(pool, identity.external_id).await? {
@@ -76,7 +101,7 @@ pub async fn resolve_external(
         return Ok(None);
     };
     if let Some(email) = unverified_email {
-        job::request(&mut tx, id, &email, limit).await?;
+        request_for_new_account(&mut tx, id, &email, limits).await?;
     }
     tx.commit().await?;
     Ok(Some(id))
@@ -89,7 +114,7 @@ pub async fn update_profile(
     user_id: Uuid,
     change: ProfileChange,
     new_email: Option<&str>,
-    limit: u32,
+    limits: VerificationLimits,
 ) -> Result<User, AccountError> {
     let mut tx = pool.begin().await?;
     if let Some(email) = new_email {
@@ -104,7 +129,7 @@ pub async fn update_profile(
                 return Err(AccountError::EmailTaken);
             }
             verification::set_pending(&mut tx, user_id, Some(email)).await?;
-            job::request(&mut tx, user_id, email, limit).await?;
+            job::request(&mut tx, user_id, email, limits).await?;
         }
     }
     let moves_agenda = change.moves_agenda();
@@ -121,11 +146,11 @@ pub async fn update_profile(
 }
 
 /// Sends the verification email again, for the address that awaits it.
-pub async fn resend(pool: &PgPool, user_id: Uuid, limit: u32) -> Result<(), AccountError> {
+pub async fn resend(pool: &PgPool, user_id: Uuid, limits: VerificationLimits) -> Result<(), AccountError> {
     let mut tx = pool.begin().await?;
     let state = verification::state(&mut *tx, user_id, true).await?.ok_or(AccountError::AccountGone)?;
     let address = state.awaiting().ok_or(AccountError::NothingToVerify)?.to_owned();
-    job::request(&mut tx, user_id, &address, limit).await?;
+    job::request(&mut tx, user_id, &address, limits).await?;
     tx.commit().await?;
     Ok(())
 }

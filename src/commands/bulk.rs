@@ -87,8 +87,12 @@ impl BulkOp {
         match self.clone() {
             Self::Create(task, _) => Command::Create { task, idempotency: None },
             Self::Update { id, changes, if_match } => Command::Update { id, changes, if_match },
-            Self::Complete { id, if_match } => Command::SetCompleted { id, completed: true, if_match },
-            Self::Reopen { id, if_match } => Command::SetCompleted { id, completed: false, if_match },
+            Self::Complete { id, if_match } => {
+                Command::SetCompleted { id, completed: true, if_match, link: None }
+            }
+            Self::Reopen { id, if_match } => {
+                Command::SetCompleted { id, completed: false, if_match, link: None }
+            }
             Self::Move { id, project_id, if_match } => {
                 let project_id = project_id.map_or(Patch::Null, Patch::Value);
                 Command::Update {

@@ -24,6 +24,9 @@ pub enum WriteError {
     ProjectLimit(i64),
     #[error("a project with this name exists")]
     ProjectNameTaken,
+    /// The email link that asked for this write was used already; nothing was done.
+    #[error("the link was already used")]
+    LinkUsed,
     /// A command produced an outcome its caller cannot use: a bug, not the client's fault.
     #[error("unexpected outcome: {0}")]
     Unexpected(String),

@@ -22,10 +22,12 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::idempotency::{self, StoredResponse};
+use crate::db::links;
 use crate::db::projects::{Project, ProjectFields};
 use crate::db::users;
 use crate::domain::{Task, TaskFields, TimeZone};
 use crate::jobs::EnqueueError;
+use crate::links::Claims;
 
 /// The settings commands obey.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +103,8 @@ pub enum Command {
         id: Uuid,
         completed: bool,
         if_match: IfMatch,
+        /// The email link that asked for it, spent in the write's transaction (see `run`).
+        link: Option<Claims>,
     },
     /// Moves an open task's reminder, as the snooze links of a reminder email do. Unlike an
     /// update it may put the reminder after the due time, which stays as it was.
@@ -108,6 +112,7 @@ pub enum Command {
         id: Uuid,
         reminder_at: chrono::DateTime<chrono::Utc>,
         if_match: IfMatch,
+        link: Option<Claims>,
     },
     /// Removes the account with its tasks and queued jobs.
     DeleteAccount,
@@ -144,6 +149,14 @@ impl Command {
             | Self::Toggle { idempotency, .. }
             | Self::CreateProject { idempotency, .. }
             | Self::Bulk { idempotency, .. } => idempotency.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The email link whose press this command is.
+    fn link(&self) -> Option<&Claims> {
+        match self {
+            Self::SetCompleted { link, .. } | Self::Snooze { link, .. } => link.as_ref(),
             _ => None,
         }
     }
@@ -257,6 +270,14 @@ async fn run(
     }
     let ttl_hours = settings.idempotency_ttl_hours;
     let mut tx = pool.begin().await?;
+    // A link's use commits with its action, or not at all: a press that fails (or a crash
+    // before commit) leaves the link working, and of two presses only one acts. Recorded
+    // first, so a second press waits here on the first's row, before any lock of the write.
+    if let Some(claims) = command.link()
+        && !links::redeem(&mut tx, claims).await?
+    {
+        return Err(WriteError::LinkUsed);
+    }
     // Storing the response key-share locks the account (the key's foreign key). Take that lock
     // first, before any task row: account deletion locks the account and then its tasks, and
     // taking them in the other order deadlocks against it.

@@ -38,7 +38,7 @@ pub(super) async fn apply(
             let late = late_reminder(&current, &fields);
             rewrite(conn, &current, fields, late).await
         }
-        Command::Snooze { id, reminder_at, if_match } => {
+        Command::Snooze { id, reminder_at, if_match, .. } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             if current.completed {
                 return Err(WriteError::Invalid(vec![Invalid::new(
@@ -74,7 +74,7 @@ pub(super) async fn apply(
             let current = locked_live(conn, user, *id, if_match).await?;
             Ok(Outcome::Updated(set_completed(conn, &current, !current.completed).await?))
         }
-        Command::SetCompleted { id, completed, if_match } => {
+        Command::SetCompleted { id, completed, if_match, .. } => {
             let current = locked_live(conn, user, *id, if_match).await?;
             // Completing a completed task changes nothing: the version (and other clients'
             // If-Match) stays, and no job is touched.

@@ -2,7 +2,7 @@
 //! the tasks it lists.
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::reminders::Recipient;
@@ -39,7 +39,7 @@ pub enum Outcome {
     Sent,
     /// Nothing overdue or due that day, so no email.
     Empty,
-    /// The account may not get email (see `Recipient::refusal`).
+    /// The account may not get email (see `Recipient::address_refusal`).
     Skipped,
     /// The mail server refused it for good, or every attempt failed.
     Failed,
@@ -117,4 +117,40 @@ pub async fn due_before(
     .await?;
     let total = rows.first().map_or(0, |row| row.3);
     Ok((rows.into_iter().map(|(id, title, due_at, _)| DueTask { id, title, due_at }).collect(), total))
+}
+
+/// Accounts with an agenda set, in id order after `after`, at most `limit`: the candidates the
+/// maintenance job checks for a broken chain of agenda jobs.
+pub async fn accounts_with_agenda(
+    conn: impl PgExecutor<'_>,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM users WHERE agenda_time IS NOT NULL AND id > $1 ORDER BY id LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Those of `owners` with no job on `queue` still to run: none pending, queued, running, or
+/// failed with attempts left. Reads only the queue, by owner (an hstore key, as text).
+pub async fn without_live_job(
+    conn: impl PgExecutor<'_>,
+    queue: &str,
+    owners: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT o FROM unnest($2::uuid[]) AS owners (o)
+         WHERE NOT EXISTS (SELECT 1 FROM apalis.jobs j
+                           WHERE j.metadata -> 'user_id' = o::text AND j.job_type = $1
+                             AND (j.status = 'Pending' OR (j.status = 'Failed' AND j.attempts < j.max_attempts)))
+           AND NOT EXISTS (SELECT 1 FROM apalis.jobs j
+                           WHERE j.status IN ('Queued', 'Running') AND j.job_type = $1
+                             AND j.metadata -> 'user_id' = o::text)",
+    )
+    .bind(queue)
+    .bind(owners)
+    .fetch_all(conn)
+    .await
 }

@@ -27,10 +27,3 @@ pub async fn is_used(conn: impl PgExecutor<'_>, claims: &Claims) -> Result<bool,
         .fetch_one(conn)
         .await
 }
-
-/// Forgets a use whose action then failed (it runs in its own transaction, through the user's
-/// actor), so the link works again once the cause is gone.
-pub async fn release(conn: impl PgExecutor<'_>, claims: &Claims) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM used_link_tokens WHERE token_id = $1").bind(claims.id).execute(conn).await?;
-    Ok(())
-}

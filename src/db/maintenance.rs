@@ -125,6 +125,18 @@ pub async fn purge_expired(pool: &PgPool, retention: Retention) -> Result<Purged
         )
         .await,
     );
+    // The per-address verification cap counts the last hour only.
+    keep(
+        "verification_recipients",
+        purge_by_key(
+            pool,
+            "verification_recipients",
+            "id",
+            "requested_at < now() - make_interval(secs => $1)",
+            super::verification::WINDOW.num_seconds() as f64,
+        )
+        .await,
+    );
     keep(
         "agenda_sends",
         purge_per_user(

@@ -165,12 +165,17 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    /// Why no email may go to this account, if none may: the checks every reminder and agenda
-    /// email passes (email on, an address, verified).
+    /// Why no reminder email may go to this account, if none may: reminders on, and an address
+    /// that may receive mail.
     pub fn refusal(&self) -> Option<SkipReason> {
-        if !self.email_reminders {
-            Some(SkipReason::RemindersOff)
-        } else if self.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+        if !self.email_reminders { Some(SkipReason::RemindersOff) } else { self.address_refusal() }
+    }
+
+    /// Why no email of any kind may go to this account's address, if none may: an address, and
+    /// verified. Each kind of email checks its own switch besides (`email_reminders` for
+    /// reminders, `agenda_time` for the agenda), so unsubscribing from one leaves the other.
+    pub fn address_refusal(&self) -> Option<SkipReason> {
+        if self.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
             Some(SkipReason::NoEmailAddress)
         } else if !self.email_verified {
             Some(SkipReason::Unverified)

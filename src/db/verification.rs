@@ -1,5 +1,5 @@
-//! Queries behind address verification: the per-account send window, the address waiting for
-//! verification, and applying a verified link.
+//! Queries behind address verification: the per-account send window, the per-address count
+//! across accounts, the address waiting for verification, and applying a verified link.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -50,6 +50,43 @@ pub async fn count_send(
     .execute(conn)
     .await?;
     Ok(Some(Allowance::Granted))
+}
+
+/// Counts one more verification email to the address with this digest, from any account, unless
+/// `limit` were already counted in the last [`WINDOW`]. A transaction-scoped advisory lock on
+/// the address makes requests in several web processes take turns until the caller commits, so
+/// together they cannot overshoot. A `limit` of 0 counts nothing and always grants.
+pub async fn count_recipient(
+    conn: &mut PgConnection,
+    address_digest: &[u8],
+    limit: u32,
+) -> Result<Allowance, sqlx::Error> {
+    if limit == 0 {
+        return Ok(Allowance::Granted);
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('verification-cap:' || encode($1, 'hex'), 0))",
+    )
+    .bind(address_digest)
+    .execute(&mut *conn)
+    .await?;
+    let (sends, oldest, now): (i64, Option<DateTime<Utc>>, DateTime<Utc>) = sqlx::query_as(
+        "SELECT count(*), min(requested_at), now() FROM verification_recipients
+         WHERE address_digest = $1 AND requested_at > now() - make_interval(secs => $2)",
+    )
+    .bind(address_digest)
+    .bind(WINDOW.num_seconds() as f64)
+    .fetch_one(&mut *conn)
+    .await?;
+    if sends >= i64::from(limit) {
+        // A sliding window: room comes back as the oldest request leaves it.
+        return Ok(Allowance::Exhausted { until: oldest.unwrap_or(now) + WINDOW });
+    }
+    sqlx::query("INSERT INTO verification_recipients (address_digest) VALUES ($1)")
+        .bind(address_digest)
+        .execute(conn)
+        .await?;
+    Ok(Allowance::Granted)
 }
 
 /// What an account's addresses look like to verification.

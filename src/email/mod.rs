@@ -131,6 +131,7 @@ mod tests {
             timeout_secs: 5,
             pool_max_connections: 2,
             verification_per_hour: 5,
+            verification_per_recipient_per_hour: 5,
             dkim: crate::config::DkimSettings {
                 selector: String::new(),
                 domain: String::new(),

@@ -70,6 +70,39 @@ pub async fn reschedule(
     enqueue(conn, &job, schedule).await
 }
 
+/// Accounts looked at per query of [`rescue_broken_chains`].
+const RESCUE_BATCH: i64 = 500;
+
+/// Queues the next agenda of every account that has `agenda_time` set but no agenda job left to
+/// run, and returns how many. Each run queues the next day's job in the transaction that records
+/// its day, so a day whose last attempt fails takes its follow-up down with it, and nothing else
+/// would ever queue one again. The maintenance job runs this.
+pub async fn rescue_broken_chains(pool: &sqlx::PgPool) -> Result<u64, EnqueueError> {
+    let mut rescued = 0;
+    let mut after = Uuid::nil();
+    loop {
+        let accounts = agenda::accounts_with_agenda(pool, after, RESCUE_BATCH).await?;
+        for user_id in agenda::without_live_job(pool, Agenda::QUEUE, &accounts).await? {
+            // Checked again under the account's row lock, which runs and profile changes take:
+            // one that queued a job since the read above is seen, and nothing is added to it.
+            let mut tx = pool.begin().await?;
+            let Some(account) = agenda::lock_account(&mut tx, user_id).await? else { continue };
+            let Some(time) = account.agenda_time else { continue };
+            if agenda::without_live_job(&mut *tx, Agenda::QUEUE, &[user_id]).await?.is_empty() {
+                continue;
+            }
+            reschedule(&mut tx, user_id, Some(time), &account.recipient.timezone, None).await?;
+            tx.commit().await?;
+            tracing::warn!(%user_id, "agenda: the chain of daily jobs was broken; queued the next one");
+            rescued += 1;
+        }
+        match accounts.last() {
+            Some(&last) if accounts.len() as i64 == RESCUE_BATCH => after = last,
+            _ => return Ok(rescued),
+        }
+    }
+}
+
 /// One listed task, with links bound to its due time: once the task is rescheduled, the links of
 /// an older agenda stop working.
 fn item<'a>(ctx: &Context, user_id: Uuid, task: &'a DueTask, now: DateTime<Utc>) -> Item<'a> {
@@ -109,7 +142,9 @@ async fn run(ctx: &Context, job: &Agenda, attempt: AttemptInfo) -> Result<Handle
     }
 
     let recipient = &account.recipient;
-    if let Some(reason) = recipient.refusal() {
+    // `agenda_time`, checked above, is the agenda's own switch: `email_reminders` is the
+    // reminders', and unsubscribing from a reminder email must not stop the agenda.
+    if let Some(reason) = recipient.address_refusal() {
         return finish(tx, job, Outcome::Skipped, Some(reason.as_str()), Handled::Cancelled(reason.as_str()))
             .await;
     }

@@ -1,5 +1,6 @@
 //! The maintenance job: periodic housekeeping. Every worker schedules one per time slot, and
-//! whichever worker fetches it purges rows whose retention has passed and resumes paused series.
+//! whichever worker fetches it purges rows whose retention has passed, resumes paused series and
+//! queues the agenda of accounts whose chain of daily agenda jobs broke.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+use super::agenda::rescue_broken_chains;
 use super::recurrence::resume_paused;
 use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue};
 use crate::db::maintenance::purge_expired;
@@ -44,8 +46,10 @@ async fn run(job: &Maintenance, ctx: &Context) -> Result<Handled, JobError> {
     let purged = purge_expired(&ctx.pool, ctx.retention).await.map_err(JobError::from);
     // After the purge, which may have made room: paused series continue.
     let resumed = resume_paused(&ctx.pool, ctx.max_tasks).await;
+    let agendas = rescue_broken_chains(&ctx.pool).await;
     purged.and_then(|purged| {
         let resumed = resumed?;
+        let agendas = agendas?;
         tracing::info!(
             finished_jobs = purged.finished_jobs,
             revoked_tokens = purged.revoked_tokens,
@@ -54,6 +58,7 @@ async fn run(job: &Maintenance, ctx: &Context) -> Result<Handled, JobError> {
             tombstones = purged.tombstones,
             webhook_messages = purged.webhook_messages,
             resumed_series = resumed,
+            rescued_agendas = agendas,
             "maintenance done"
         );
         Ok(Handled::Done)

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{AttemptInfo, Context, EnqueueError, Handled, Job, JobError, Schedule, enqueue};
+use crate::config::VerificationLimits;
 use crate::db::queue::cancel_for_owner_on;
 use crate::db::verification::{self, Allowance};
 use crate::email::SendError;
@@ -38,6 +39,9 @@ pub enum RequestError {
     /// The account's allowance of verification emails is spent for now.
     #[error("too many verification emails")]
     Exhausted { until: chrono::DateTime<Utc> },
+    /// The address has had its allowance of verification emails, from any accounts, for now.
+    #[error("too many verification emails to this address")]
+    RecipientExhausted { until: chrono::DateTime<Utc> },
     #[error("the account is gone")]
     AccountGone,
     #[error(transparent)]
@@ -51,18 +55,24 @@ impl From<sqlx::Error> for RequestError {
 }
 
 /// Queues one verification email for `address` in the caller's transaction, counted against the
-/// account's hourly allowance of `limit`. Any earlier one still waiting is dropped: only the
-/// newest request's address gets mail.
+/// account's hourly allowance and the address's (from every account). Any earlier one still
+/// waiting is dropped: only the newest request's address gets mail.
 pub async fn request(
     conn: &mut PgConnection,
     user_id: Uuid,
     address: &str,
-    limit: u32,
+    limits: VerificationLimits,
 ) -> Result<(), RequestError> {
-    match verification::count_send(conn, user_id, limit).await? {
+    match verification::count_send(conn, user_id, limits.per_account).await? {
         None => return Err(RequestError::AccountGone),
         Some(Allowance::Exhausted { until }) => return Err(RequestError::Exhausted { until }),
         Some(Allowance::Granted) => {}
+    }
+    let digest = address_digest(address);
+    if let Allowance::Exhausted { until } =
+        verification::count_recipient(conn, &digest, limits.per_recipient).await?
+    {
+        return Err(RequestError::RecipientExhausted { until });
     }
     cancel_for_owner_on(conn, Verification::QUEUE, user_id).await?;
     let job = Verification { user_id, address: address.to_owned() };
@@ -85,13 +95,15 @@ async fn send(ctx: &Context, job: &Verification) -> Result<Handled, JobError> {
         return Ok(Handled::Cancelled("not_awaiting"));
     }
     let to = match job.address.parse::<Address>() {
-        Ok(address) => Mailbox::new(state.name.clone(), address),
+        // No display name: the name is the registrant's own text, and this email goes to an
+        // address nobody has proved is theirs, so it carries nothing a stranger wrote.
+        Ok(address) => Mailbox::new(None, address),
         Err(err) => return Err(JobError::Permanent(format!("the address cannot receive mail: {err}"))),
     };
     let claims = Claims::new(Purpose::VerifyEmail, job.user_id, address_digest(&job.address), Utc::now());
     let link =
         ctx.public_url.join(&format!("{}?token={}", crate::links::paths::VERIFY, ctx.links.sign(&claims)));
-    let email = message::build(ctx.mailer.from_address(), to, state.name.as_deref(), &link)
+    let email = message::build(ctx.mailer.from_address(), to, &link)
         .map_err(|e| JobError::Permanent(format!("building the email: {e}")))?;
     match ctx.mailer.send(email).await {
         Ok(()) => {

@@ -10,10 +10,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use smtp_sink::{Received, SmtpSink};
 use todo::jobs::agenda::{self, Agenda};
+use todo::jobs::maintenance::Maintenance;
 use todo::jobs::{Job, Schedule, enqueue};
 
 use crate::helpers::{TestApp, TestUser, assert_problem, eventually};
-use crate::mail_links::{assert_page, links_in, list_unsubscribe_url, press, token_of};
+use crate::mail_links::{
+    assert_links_only_to_public_url, assert_page, links_in, list_unsubscribe_url, press, token_of,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const QUEUE: &str = Agenda::QUEUE;
@@ -412,4 +415,102 @@ async fn each_listed_task_carries_working_complete_and_snooze_links_bound_to_its
     let stale = assert_page(press(&app, &token_of(&complete[2])).await, 410).await;
     assert!(stale.contains("rescheduled"), "{stale}");
     assert_eq!(get(&ids[2]).await["completed"], false, "a stale link changes nothing");
+}
+
+#[tokio::test]
+async fn unsubscribing_from_a_reminder_email_leaves_the_agenda_on() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "08:00", "Europe/Paris").await;
+    let worker = app.spawn_worker(&smtp).await;
+    app.create_task(
+        &user,
+        json!({"title": "Call the bank", "due_at": "2027-05-10T10:00:00+02:00",
+               "reminder_at": Utc::now().to_rfc3339()}),
+    )
+    .await;
+    app.make_due("todo.reminder").await;
+    let reminder = smtp.wait_for(1, WAIT).await[0].clone();
+    assert!(parts(&reminder).0.contains("Call the bank"), "a reminder first");
+
+    let one_click = app
+        .client
+        .post(list_unsubscribe_url(&reminder))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 200);
+    let me: Value = app.get_as(&user.token, "/api/v1/users/me").await.json().await.unwrap();
+    assert_eq!((me["email_reminders"].clone(), me["agenda_time"].clone()), (json!(false), json!("08:00")));
+
+    // The reminder's link turned reminders off; the agenda is another kind of email.
+    queue_day(&app, &user, date("2027-05-10")).await;
+    run_due(&app).await;
+    assert_eq!(outcome(&app, &user, date("2027-05-10")).await.as_deref(), Some("sent"));
+    let mails = smtp.wait_for(2, WAIT).await;
+    let (subject, text, _) = parts(&mails[1]);
+    assert_eq!(subject, "Your agenda for Monday 10 May");
+    assert!(text.contains("Call the bank"), "{text}");
+    assert_links_only_to_public_url(&app, &reminder);
+    assert_links_only_to_public_url(&app, &mails[1]);
+    worker.stop().await.unwrap();
+}
+
+/// Runs one maintenance job through the worker, for a slot no ticker uses, and waits for it.
+async fn run_maintenance(app: &TestApp, slot: i64) {
+    let job = Maintenance { slot_start: DateTime::from_timestamp(slot, 0).unwrap() };
+    let schedule = Schedule { idempotency_key: Some(job.idempotency_key()), ..Schedule::default() };
+    let mut conn = app.pool.acquire().await.unwrap();
+    enqueue(&mut conn, &job, schedule).await.unwrap();
+    drop(conn);
+    eventually("the maintenance jobs to finish", WAIT, || async {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status NOT IN ('Done', 'Killed')",
+        )
+        .bind(Maintenance::QUEUE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_maintenance_job_queues_the_agenda_again_when_its_chain_broke() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = agenda_user(&app, "07:30", "Europe/Paris").await;
+    let _without_agenda = app.new_user().await;
+    let queued = pending(&app).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+
+    // A day's last attempt failed: its follow-up rolled back with it, and no job is left.
+    sqlx::query("UPDATE apalis.jobs SET status = 'Failed', attempts = max_attempts WHERE job_type = $1")
+        .bind(QUEUE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(pending(&app).await.is_empty());
+
+    let worker = app.spawn_worker(&smtp).await;
+    run_maintenance(&app, 1).await;
+    let again = pending(&app).await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].0 >= queued[0].0 && again[0].1 > Utc::now(), "the next agenda: {again:?} {queued:?}");
+    let owner: Option<String> = sqlx::query_scalar(
+        "SELECT metadata -> 'user_id' FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending'",
+    )
+    .bind(QUEUE)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(owner, Some(user.id.to_string()));
+
+    // A chain that is whole is left alone: still one job.
+    run_maintenance(&app, 2).await;
+    assert_eq!(pending(&app).await, again);
+    worker.stop().await.unwrap();
 }

@@ -13,7 +13,9 @@ use todo::links::{Action, Anchor, Claims, LinkKeys, Purpose, Snooze, TaskAction}
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, eventually};
-use crate::mail_links::{assert_page, link, links_in, list_unsubscribe_url, press, token_of};
+use crate::mail_links::{
+    assert_links_only_to_public_url, assert_page, link, links_in, list_unsubscribe_url, press, token_of,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const REMINDER: &str = "todo.reminder";
@@ -297,4 +299,103 @@ async fn the_one_click_unsubscribe_post_turns_reminders_off_without_a_session() 
     );
     assert_eq!(smtp.count(), 1);
     worker.stop().await.unwrap();
+}
+
+/// The used row and the task's new version, by the transaction that wrote each.
+async fn writers(app: &TestApp, token: &str, id: &str) -> (Option<String>, String) {
+    let claims = LinkKeys::new(&app.settings.auth).open(token, Purpose::TaskAction, Utc::now()).unwrap();
+    sqlx::query_as(
+        "SELECT (SELECT xmin::text FROM used_link_tokens WHERE token_id = $1),
+                (SELECT xmin::text FROM tasks WHERE id = $2)",
+    )
+    .bind(claims.id)
+    .bind(id.parse::<Uuid>().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_link_is_spent_in_the_transaction_of_its_write_and_a_failed_write_leaves_it_working() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = app.new_user().await;
+    let worker = app.spawn_worker(&smtp).await;
+    let (created, mail) =
+        reminded(&app, &smtp, &user, json!({"title": "Pay rent", "reminder_at": Utc::now().to_rfc3339()}))
+            .await;
+    worker.stop().await.unwrap();
+    let id = id_of(&created);
+    let token = token_of(&link(&mail, "Mark as done"));
+
+    // A write that fails after the press began: the database refuses the task's update.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+         CREATE TRIGGER refuse BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let failed = assert_page(press(&app, &token).await, 503).await;
+    assert!(failed.contains("Nothing was changed"), "{failed}");
+    assert_eq!(writers(&app, &token, &id).await.0, None, "the link is not spent");
+    assert_eq!(task(&app, &user, &id).await.0["completed"], false);
+
+    sqlx::raw_sql("DROP TRIGGER refuse ON tasks").execute(&app.pool).await.unwrap();
+    let done = assert_page(press(&app, &token).await, 200).await;
+    assert!(done.contains("Task done"), "{done}");
+    let (used_by, task_by) = writers(&app, &token, &id).await;
+    assert_eq!(used_by, Some(task_by), "the use and the completion commit as one transaction");
+    assert_eq!(task(&app, &user, &id).await.0["completed"], true);
+
+    let replay = assert_page(press(&app, &token).await, 410).await;
+    assert!(replay.contains("already used"), "{replay}");
+}
+
+#[tokio::test]
+async fn snoozing_ten_minutes_or_until_tomorrow_nine_moves_the_reminder_there_in_the_users_zone() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let user = app.new_user().await;
+    let zone = app
+        .send_as(
+            &user.token,
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(&json!({"timezone": "America/New_York"})),
+        )
+        .await;
+    assert_eq!(zone.status(), 200);
+    let new_york = chrono_tz::America::New_York;
+    let worker = app.spawn_worker(&smtp).await;
+    let body = |title: &str| {
+        json!({"title": title, "due_at": "2030-03-04T09:00:00Z", "reminder_at": Utc::now().to_rfc3339(),
+               "description": "<a href=\"https://evil.example/\">a link someone typed</a>"})
+    };
+    let (soon, soon_mail) = reminded(&app, &smtp, &user, body("Stretch")).await;
+    let (later, later_mail) = reminded(&app, &smtp, &user, body("Water the garden")).await;
+    worker.stop().await.unwrap();
+    // What the user typed is shown as text: the HTML part links only to the service.
+    assert_links_only_to_public_url(&app, &soon_mail);
+
+    let pressed = Utc::now();
+    let page = assert_page(press(&app, &token_of(&link(&soon_mail, "Snooze 10 minutes"))).await, 200).await;
+    let reminder = instant(&task(&app, &user, &id_of(&soon)).await.0["reminder_at"]);
+    let ten = chrono::Duration::minutes(10);
+    assert!(reminder >= pressed + ten && reminder <= Utc::now() + ten, "{reminder}");
+    let local = reminder.with_timezone(&new_york).format("%H:%M %Z").to_string();
+    assert!(page.contains("Reminder snoozed") && page.contains(&local), "{local}: {page}");
+
+    let pressed = Utc::now().with_timezone(&new_york);
+    let page =
+        assert_page(press(&app, &token_of(&link(&later_mail, "Snooze until tomorrow 09:00"))).await, 200)
+            .await;
+    let (snoozed, _) = task(&app, &user, &id_of(&later)).await;
+    let reminder = instant(&snoozed["reminder_at"]).with_timezone(&new_york);
+    assert_eq!(reminder.date_naive(), pressed.date_naive().succ_opt().unwrap(), "tomorrow, in New York");
+    assert_eq!(reminder.format("%H:%M:%S").to_string(), "09:00:00", "{reminder}");
+    let shown = reminder.format("09:00 %Z").to_string();
+    assert!(page.contains("Reminder snoozed") && page.contains(&shown), "{shown}: {page}");
+    assert_eq!(instant(&snoozed["due_at"]), instant(&later["due_at"]), "the due time stays");
 }

@@ -52,3 +52,39 @@ pub async fn assert_page(response: reqwest::Response, status: u16) -> String {
 pub async fn press(app: &TestApp, token: &str) -> reqwest::Response {
     app.client.post(app.url("/email/task")).form(&[("token", token)]).send().await.unwrap()
 }
+
+/// Every `href` of a received message's HTML part, with the entities the templates escape
+/// decoded as a mail client would.
+pub fn hrefs_in(mail: &Received) -> Vec<String> {
+    let parsed = MessageParser::default().parse(&mail.data).expect("a parseable message");
+    let html = parsed.body_html(0).expect("an HTML part").into_owned();
+    // An attribute's value is quoted; `href=&quot;` is escaped text, shown and not followed.
+    html.split("href=")
+        .skip(1)
+        .filter_map(|rest| {
+            let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            let value = rest[1..].split(quote).next().expect("a closing quote");
+            let value = [
+                ("&#x2f;", "/"),
+                ("&#x3d;", "="),
+                ("&quot;", "\""),
+                ("&#x27;", "'"),
+                ("&lt;", "<"),
+                ("&gt;", ">"),
+            ]
+            .iter()
+            .fold(value.to_owned(), |v, (entity, c)| v.replace(entity, c))
+            .replace("&amp;", "&");
+            Some(value)
+        })
+        .collect()
+}
+
+/// Asserts that the HTML part links somewhere, and only under the app's `public_url`.
+pub fn assert_links_only_to_public_url(app: &TestApp, mail: &Received) {
+    let origin = app.settings.public_url().expect("a public URL").join("/");
+    let hrefs = hrefs_in(mail);
+    assert!(!hrefs.is_empty(), "the HTML part has links");
+    let elsewhere: Vec<&String> = hrefs.iter().filter(|h| !h.starts_with(&origin)).collect();
+    assert!(elsewhere.is_empty(), "links outside {origin}: {elsewhere:?}");
+}

@@ -18,6 +18,10 @@ const GLOBAL: &[(&str, &str)] = &[
     ("revoked_tokens", "logins revoked before they expire: keyed by the token id, kept until it expires"),
     ("used_link_tokens", "single-use email links already used: keyed by the link id, kept until it expires"),
     ("deleted_external_accounts", "external identities of deleted accounts: no user is left to key them by"),
+    (
+        "verification_recipients",
+        "verification emails per address in the last hour, from any account: keyed by an address digest",
+    ),
 ];
 
 struct Table {

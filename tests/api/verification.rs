@@ -10,7 +10,8 @@ use smtp_sink::{Received, SmtpSink};
 use todo::links::{Claims, LinkKeys, Purpose, address_digest};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, assert_problem, eventually};
+use crate::helpers::{TEST_PASSWORD, TestApp, TestUser, assert_problem, eventually};
+use crate::mail_links::assert_links_only_to_public_url;
 
 const WAIT: Duration = Duration::from_secs(20);
 const VERIFICATION: &str = "todo.verification";
@@ -265,4 +266,70 @@ async fn a_used_link_token_is_purged_once_expired() {
         .unwrap();
     app.purge(None).await;
     assert_eq!(used().await, 0);
+}
+
+#[tokio::test]
+async fn the_verification_email_carries_no_text_the_registrant_wrote() {
+    let app = TestApp::spawn().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let email = unique_email("stranger");
+    let lure = "Claim your prize at evil example dot com";
+    let body = json!({"email": email, "password": TEST_PASSWORD, "name": lure});
+    let registered = app.post_json("/api/v1/auth/register", &body).await;
+    assert_eq!(registered.status(), 201);
+    let worker = app.spawn_worker(&smtp).await;
+    let mail = smtp.wait_for(1, WAIT).await[0].clone();
+    worker.stop().await.unwrap();
+
+    let parsed = MessageParser::default().parse(&mail.data).unwrap();
+    let to = mail.header("To").expect("a To header");
+    assert!(!to.contains("prize") && to.contains(&email), "the address alone: {to}");
+    for part in [parsed.body_text(0).unwrap(), parsed.body_html(0).unwrap()] {
+        assert!(!part.contains("prize") && part.contains(&email), "{part}");
+    }
+    assert!(link_in(&mail).starts_with(&format!("{}/email/verify?token=", app.address)));
+    assert_links_only_to_public_url(&app, &mail);
+}
+
+#[tokio::test]
+async fn many_accounts_cannot_make_the_service_mail_one_address_past_its_hourly_cap() {
+    let app = TestApp::spawn_with(|s| s.email.verification_per_recipient_per_hour = 2).await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let victim = unique_email("victim");
+    let mut accounts = Vec::new();
+    for _ in 0..3 {
+        accounts.push(app.new_user().await);
+    }
+    let change = |user: &TestUser| {
+        let (app, token, body) = (&app, user.token.clone(), json!({"email": victim.to_uppercase()}));
+        async move { app.send_as(&token, Method::PATCH, "/api/v1/users/me", Some(&body)).await }
+    };
+    assert_eq!(change(&accounts[0]).await.status(), 200);
+    assert_eq!(change(&accounts[1]).await.status(), 200);
+
+    // A third account naming the address: refused, and nothing changes.
+    let refused = change(&accounts[2]).await;
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3000..=3600).contains(&retry_after), "{retry_after}");
+    assert_problem(refused, 429, "rate_limited").await;
+    assert_eq!(me(&app, &accounts[2]).await["pending_email"], Value::Null);
+    // Nor may an account already waiting for it resend, within its own allowance.
+    let resend = app.send_as(&accounts[0].token, Method::POST, "/api/v1/users/me/verification", None).await;
+    assert_problem(resend, 429, "rate_limited").await;
+    // A registration of the address still makes its account; its email waits for the window.
+    let registrant = app.register_unverified(&victim).await;
+    assert_eq!(me(&app, &registrant).await["email_verified"], false);
+
+    let worker = app.spawn_worker(&smtp).await;
+    let received = smtp.wait_for(2, WAIT).await;
+    eventually("the verification queue to drain", WAIT, || async {
+        let open = app.jobs(VERIFICATION).await.into_iter().filter(|(status, ..)| status != "Done").count();
+        (open == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.stop().await.unwrap();
+    let to_victim =
+        smtp.messages().iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&victim))).count();
+    assert_eq!((to_victim, smtp.count()), (2, 2), "{:?}", received.iter().map(|m| &m.to).collect::<Vec<_>>());
 }

@@ -21,6 +21,7 @@ async fn run() -> anyhow::Result<()> {
     telemetry::init(&settings.telemetry);
     // A configuration mistake is reported at once, before waiting on the database.
     todo::email::Mailer::from_settings(&settings.email, settings.environment)?;
+    settings.public_url()?;
     let pool = todo_worker::connect(&settings).await?;
     todo_worker::run(pool, settings, shutdown_signal()).await
 }

@@ -70,8 +70,8 @@ impl FromRequest for AuthUser {
                         email_verified,
                         issued_at,
                     };
-                    let limit = state.settings.email.verification_per_hour;
-                    let id = accounts::resolve_external(&state.pool, identity, limit)
+                    let limits = state.settings.email.verification_limits();
+                    let id = accounts::resolve_external(&state.pool, identity, limits)
                         .await?
                         // Deleted after this token was issued: the deletion stands.
                         .ok_or(unauthorized(ProblemCode::TokenRevoked))?;

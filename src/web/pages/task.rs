@@ -76,32 +76,24 @@ async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> 
     // The version read above: a write between that check and this one makes the command fail
     // (412) instead of acting on a task that may have changed meanwhile.
     let if_match = IfMatch(Some(vec![task.version]));
+    // The link is spent in the command's own transaction: it commits with the write, or stays
+    // unused when the write fails or never commits.
     let command = match link.action {
-        Action::Complete => Command::SetCompleted { id: task.id, completed: true, if_match },
-        Action::Snooze(snooze) => {
-            Command::Snooze { id: task.id, reminder_at: snooze.until(Utc::now(), zone), if_match }
+        Action::Complete => {
+            Command::SetCompleted { id: task.id, completed: true, if_match, link: Some(claims.clone()) }
         }
+        Action::Snooze(snooze) => Command::Snooze {
+            id: task.id,
+            reminder_at: snooze.until(Utc::now(), zone),
+            if_match,
+            link: Some(claims.clone()),
+        },
     };
-    // The use is recorded before the write, so two presses cannot both act. The write runs in the
-    // actor's own transaction; if it fails, the use is forgotten again and the link still works.
-    let redeemed = match state.pool.acquire().await {
-        Ok(mut conn) => links::redeem(&mut conn, &claims).await,
-        Err(err) => Err(err),
-    };
-    match redeemed {
-        Ok(true) => {}
-        Ok(false) => return Page::used(),
-        Err(err) => return Page::unavailable(err),
-    }
     let outcome = state.actors.execute(claims.user_id, command).await;
-    if !matches!(outcome, Ok(Outcome::Updated(_)))
-        && let Err(err) = links::release(&state.pool, &claims).await
-    {
-        tracing::error!(error = %err, "email link: could not release a link whose action failed");
-    }
     match outcome {
         Ok(Outcome::Updated(task)) => done(&task, link.action, zone),
         Ok(_) => failed("an unexpected outcome"),
+        Err(ActorError::Write(WriteError::LinkUsed)) => Page::used(),
         Err(ActorError::Write(WriteError::NotFound)) => gone(),
         Err(ActorError::Write(WriteError::PreconditionFailed | WriteError::Invalid(_))) => Page::new(
             StatusCode::CONFLICT,

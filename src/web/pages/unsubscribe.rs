@@ -55,8 +55,8 @@ async fn unsubscribe(state: web::Data<AppState>, req: HttpRequest, body: web::By
         EmailKind::Agenda => ProfileChange { agenda_time: Some(None), ..ProfileChange::default() },
     };
     // The account update `PATCH /users/me` runs; no address change, so no verification email.
-    let limit = state.settings.email.verification_per_hour;
-    match accounts::update_profile(&state.pool, claims.user_id, change, None, limit).await {
+    let limits = state.settings.email.verification_limits();
+    match accounts::update_profile(&state.pool, claims.user_id, change, None, limits).await {
         Ok(_) => {
             let user_id = claims.user_id;
             tracing::info!(target: "audit", event = "unsubscribed", %user_id, kind = noun(kind));

@@ -62,6 +62,8 @@ impl From<WriteError> for ApiError {
             WriteError::CalDav(conflict) => {
                 Self::Conflict { code: ProblemCode::CalendarConflict, detail: conflict.to_string() }
             }
+            // Only the email pages send a link with a write, and they answer this themselves.
+            WriteError::LinkUsed => Self::internal(anyhow::anyhow!("an API write carried an email link")),
             WriteError::Unexpected(what) => Self::internal(anyhow::anyhow!("unexpected outcome: {what}")),
             WriteError::Database(err) => Self::from_db(err),
             WriteError::Jobs(err) => Self::internal(err),
@@ -80,7 +82,7 @@ impl From<crate::commands::accounts::AccountError> for ApiError {
             E::TooManyVerifications { until } => Self::Throttled {
                 retry_after_secs: u64::try_from((until - chrono::Utc::now()).num_seconds().max(1))
                     .unwrap_or(1),
-                detail: "Too many verification emails for this account; retry after Retry-After seconds."
+                detail: "Too many verification emails for this account or address; retry after Retry-After seconds."
                     .into(),
             },
             E::NothingToVerify => Self::Conflict {

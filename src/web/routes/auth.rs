@@ -130,8 +130,8 @@ pub async fn register(
         name: name.as_deref(),
         timezone: registration.timezone.name(),
     };
-    let limit = state.settings.email.verification_per_hour;
-    let user = accounts::register(&state.pool, new_user, limit).await?;
+    let limits = state.settings.email.verification_limits();
+    let user = accounts::register(&state.pool, new_user, limits).await?;
     let (ip, request_id) = audit_ip_and_request(&ip);
     tracing::info!(target: "audit", event = "registered", user_id = %user.id, %ip, %request_id);
     Ok(HttpResponse::Created().json(TokenResponse::issue(&state, user)?))

@@ -128,7 +128,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<web::Json<
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`email_taken`: another account has this address", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many verification emails for this account this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many verification emails for this account or address this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/users/me")]
@@ -140,8 +140,8 @@ pub async fn update_me(
 ) -> Result<web::Json<UserView>, ApiError> {
     let ProfileRequest { change, email } = body.into_inner().parse()?;
     let email = email.as_ref().map(Email::as_str);
-    let limit = state.settings.email.verification_per_hour;
-    let updated = accounts::update_profile(&state.pool, user.id, change, email, limit).await?;
+    let limits = state.settings.email.verification_limits();
+    let updated = accounts::update_profile(&state.pool, user.id, change, email, limits).await?;
     Ok(web::Json(updated.into()))
 }
 
@@ -150,8 +150,9 @@ pub async fn update_me(
 /// Queues another verification email for the address that awaits one: the `pending_email` if an
 /// address change waits, else an unverified `email`. Its link works once, within 48 hours; older
 /// links keep working until then. At most `verification_per_hour` (5 by default) verification
-/// emails per account per hour, registration and address changes included; past that, `429`
-/// with `Retry-After`. An account whose address is verified and has no change waiting gets
+/// emails per account per hour, registration and address changes included, and at most
+/// `verification_per_recipient_per_hour` (5) to one address from all accounts; past either,
+/// `429` with `Retry-After`. An account whose address is verified and has no change waiting gets
 /// `409 nothing_to_verify`.
 #[utoipa::path(
     post, path = "/users/me/verification",
@@ -160,7 +161,7 @@ pub async fn update_me(
         (status = 202, description = "A verification email is queued"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`nothing_to_verify`: the address is verified and no change waits", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many verification emails for this account this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many verification emails for this account or address this hour; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/users/me/verification")]
@@ -169,7 +170,7 @@ pub async fn resend_verification(
     state: web::Data<AppState>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    accounts::resend(&state.pool, user.id, state.settings.email.verification_per_hour).await?;
+    accounts::resend(&state.pool, user.id, state.settings.email.verification_limits()).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 

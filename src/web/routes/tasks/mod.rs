@@ -274,6 +274,6 @@ pub async fn complete(
     body: Json<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = shared::if_match(req.headers(), path.id)?;
-    let command = Command::SetCompleted { id: path.id, completed: body.completed, if_match };
+    let command = Command::SetCompleted { id: path.id, completed: body.completed, if_match, link: None };
     Ok(shared::outcome_response(state.actors.execute(caller.0, command).await?))
 }

@@ -907,3 +907,121 @@ async fn a_caldav_write_is_in_the_change_feed_and_bumps_the_version() {
     let changes = page["changes"].as_array().unwrap();
     assert!(changes.iter().any(|c| c["id"] == id.as_str()), "{page}");
 }
+
+// ---- 10. Sync pages, sync noise, and refusals a client can act on ----
+
+fn sync_body_limited(token: &str, n: usize) -> String {
+    format!(
+        r#"<d:sync-collection xmlns:d="DAV:"><d:sync-token>{token}</d:sync-token><d:sync-level>1</d:sync-level><d:limit><d:nresults>{n}</d:nresults></d:limit><d:prop><d:getetag/></d:prop></d:sync-collection>"#
+    )
+}
+
+/// Follows sync tokens from `token` as a client does, `n` results a report, until a report is
+/// not truncated: every response seen, and the last token.
+async fn sync_all(app: &TestApp, auth: &Auth, path: &str, token: &str, n: usize) -> (Vec<Resp>, String) {
+    let mut token = token.to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let (status, xml) = report(app, auth, path, &sync_body_limited(&token, n)).await;
+        assert_eq!(status, 207, "{xml}");
+        token = report_token(&xml);
+        let mut truncated = false;
+        for r in parse_multistatus(&xml) {
+            if r.href == path {
+                assert!(r.status.as_deref().is_some_and(|s| s.contains("507")), "{xml}");
+                truncated = true;
+            } else {
+                seen.push(r);
+            }
+        }
+        if !truncated {
+            return (seen, token);
+        }
+    }
+    panic!("the sync never ended");
+}
+
+#[tokio::test]
+async fn a_client_following_short_sync_pages_sees_every_task_past_a_completed_occurrence() {
+    let (app, user, auth) = setup().await;
+    let a = app.create_task(&user, json!({"title": "A"})).await["id"].as_str().unwrap().to_owned();
+    let (_, after_a) = sync_all(&app, &auth, INBOX, "", 1000).await;
+    // The completed occurrence is hidden behind the series' resource, taking a row of a page.
+    start_series(&app, &auth).await;
+    let completed = water(&["DUE:20270601T090000Z", "STATUS:COMPLETED", "COMPLETED:20270601T100000Z"]);
+    assert!(put_ics(&app, &auth, SERIES, &completed, &[]).await.status().is_success());
+    let mut later = Vec::new();
+    for title in ["B", "C", "D"] {
+        later.push(app.create_task(&user, json!({"title": title})).await["id"].as_str().unwrap().to_owned());
+    }
+    let everything: Vec<String> = {
+        let mut all: Vec<String> =
+            [&a].into_iter().chain(&later).map(|id| format!("{INBOX}{id}.ics")).collect();
+        all.push(SERIES.to_owned());
+        all.sort();
+        all
+    };
+    for (start, expected) in [("", everything.clone()), (after_a.as_str(), everything.clone())] {
+        let expected: Vec<String> = match start {
+            "" => expected,
+            _ => expected.into_iter().filter(|h| *h != format!("{INBOX}{a}.ics")).collect(),
+        };
+        let (seen, _) = sync_all(&app, &auth, INBOX, start, 2).await;
+        let mut hrefs: Vec<String> = seen.iter().map(|r| r.href.clone()).collect();
+        hrefs.sort();
+        hrefs.dedup();
+        assert_eq!(hrefs, expected, "from {start:?}: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_collections_sync_names_its_own_tasks_and_those_that_left_it_only() {
+    let (app, user, auth) = setup().await;
+    let project = create_project(&app, &user, "Work").await;
+    let work = format!("/dav/calendars/{project}/");
+    let id = |v: Value| v["id"].as_str().unwrap().to_owned();
+    let kept = id(app.create_task(&user, json!({"title": "Kept"})).await);
+    let leaving = id(app.create_task(&user, json!({"title": "Leaving"})).await);
+    let trashed = id(app.create_task(&user, json!({"title": "Trashed"})).await);
+    let elsewhere = id(app.create_task(&user, json!({"title": "Elsewhere", "project_id": project})).await);
+    let gone_elsewhere =
+        id(app.create_task(&user, json!({"title": "Gone elsewhere", "project_id": project})).await);
+    for del in [&trashed, &gone_elsewhere] {
+        let response = app.send_as(&user.token, Method::DELETE, &format!("/api/v1/tasks/{del}"), None).await;
+        assert_eq!(response.status(), 204);
+    }
+
+    // A first sync lists the members, nothing from other lists and nothing deleted.
+    let (seen, token) = sync_all(&app, &auth, INBOX, "", 1000).await;
+    let mut hrefs: Vec<String> = seen.iter().map(|r| r.href.clone()).collect();
+    hrefs.sort();
+    let mut expected = vec![format!("{INBOX}{kept}.ics"), format!("{INBOX}{leaving}.ics")];
+    expected.sort();
+    assert_eq!(hrefs, expected, "{seen:?}");
+    let (_, work_token) = sync_all(&app, &auth, &work, "", 1000).await;
+
+    // Then: one task moves out, one is made elsewhere, one elsewhere changes, one is made here.
+    let path = format!("/api/v1/tasks/{leaving}");
+    let response =
+        app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"project_id": project}))).await;
+    assert_eq!(response.status(), 200);
+    app.create_task(&user, json!({"title": "New elsewhere", "project_id": project})).await;
+    let path = format!("/api/v1/tasks/{elsewhere}");
+    let response = app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"title": "Renamed"}))).await;
+    assert_eq!(response.status(), 200);
+    let new_here = id(app.create_task(&user, json!({"title": "New here"})).await);
+
+    let (seen, _) = sync_all(&app, &auth, INBOX, &token, 1000).await;
+    let mut hrefs: Vec<String> = seen.iter().map(|r| r.href.clone()).collect();
+    hrefs.sort();
+    let mut expected = vec![format!("{INBOX}{leaving}.ics"), format!("{INBOX}{new_here}.ics")];
+    expected.sort();
+    assert_eq!(hrefs, expected, "{seen:?}");
+    let left = find(&seen, &format!("{INBOX}{leaving}.ics"));
+    assert!(left.status.as_deref().is_some_and(|s| s.contains("404")), "{seen:?}");
+
+    // The list it moved to lists it as a member.
+    let (seen, _) = sync_all(&app, &auth, &work, &work_token, 1000).await;
+    let arrived = find(&seen, &format!("{work}{leaving}.ics"));
+    assert!(arrived.found.contains_key("getetag"), "{seen:?}");
+}

@@ -110,17 +110,19 @@ async fn sync(
         if feed.check(since).is_err() {
             return Ok(None);
         }
-        let (changes, last) = caldav::changes(&mut tx, caller.id, cal, since, page as i64).await?;
+        let found = caldav::changes(&mut tx, caller.id, cal, since, page as i64).await?;
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(Some((feed.head, changes, last)))
+        Ok::<_, sqlx::Error>(Some((feed.head, found)))
     }
     .await;
-    let (head, changes, last) = match result {
+    let (head, caldav::ChangePage { changes, last, more }) = match result {
         Ok(Some(found)) => found,
         Ok(None) => return invalid_token(),
         Err(err) => return object::db_error(err),
     };
-    let truncated = changes.len() == page;
+    // Not `changes.len() == page`: reads skip rows this collection does not list, so a short
+    // page can still have more behind it, and only the read knows.
+    let truncated = more;
     let mut out = String::from(xml::ROOT_OPEN);
     let mut members = Vec::new();
     for change in changes {

@@ -30,6 +30,8 @@ pub enum Condition {
     Matches(Vec<String>),
     /// `If-None-Match: *`: only a new resource.
     Absent,
+    /// `If-Match: *`: only an existing resource (RFC 9110 §13.1.1).
+    Present,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +53,10 @@ pub enum Conflict {
     /// MKCALENDAR at an address that is taken.
     #[error("a calendar with this address exists")]
     Taken,
+    /// A resource name is the account's, not the collection's (as UIDs are): another
+    /// collection serves a live task under it.
+    #[error("another calendar has a resource with this name")]
+    NameElsewhere,
 }
 
 pub(super) async fn put(
@@ -62,7 +68,7 @@ pub(super) async fn put(
     let existing = caldav::find(&mut *conn, user, put.project, &put.name).await?;
     match (&put.condition, &existing) {
         (Condition::Absent, Some(_)) => return Err(WriteError::PreconditionFailed),
-        (Condition::Matches(_), None) => return Err(WriteError::PreconditionFailed),
+        (Condition::Matches(_) | Condition::Present, None) => return Err(WriteError::PreconditionFailed),
         (Condition::Matches(tags), Some(object)) if !tags.contains(&object.task.etag()) => {
             return Err(WriteError::PreconditionFailed);
         }

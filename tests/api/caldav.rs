@@ -1025,3 +1025,41 @@ async fn a_collections_sync_names_its_own_tasks_and_those_that_left_it_only() {
     let arrived = find(&seen, &format!("{work}{leaving}.ics"));
     assert!(arrived.found.contains_key("getetag"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn the_same_name_in_a_second_calendar_is_a_conflict_not_a_server_error() {
+    let (app, user, auth) = setup().await;
+    let project = create_project(&app, &user, "Work").await;
+    put_new(&app, &auth, &format!("{INBOX}same.ics"), &vtodo("first-uid", &["SUMMARY:First"])).await;
+    let path = format!("/dav/calendars/{project}/same.ics");
+    let response = put_ics(&app, &auth, &path, &vtodo("second-uid", &["SUMMARY:Second"]), &[]).await;
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("resource-must-be-null"));
+    assert_eq!(tasks(&app, &user).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_uid_over_255_bytes_is_refused_as_an_invalid_object() {
+    let (app, user, auth) = setup().await;
+    let uid = "u".repeat(256);
+    let response =
+        put_ics(&app, &auth, &format!("{INBOX}long.ics"), &vtodo(&uid, &["SUMMARY:Long"]), &[]).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("valid-calendar-object-resource"));
+    assert!(tasks(&app, &user).await.is_empty());
+}
+
+#[tokio::test]
+async fn if_match_star_on_a_missing_resource_is_412() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}absent.ics");
+    let response =
+        put_ics(&app, &auth, &path, &vtodo("absent", &["SUMMARY:Absent"]), &[("If-Match", "*")]).await;
+    assert_eq!(response.status(), 412);
+    assert!(tasks(&app, &user).await.is_empty());
+    put_new(&app, &auth, &path, &vtodo("absent", &["SUMMARY:Present"])).await;
+    let response =
+        put_ics(&app, &auth, &path, &vtodo("absent", &["SUMMARY:Again"]), &[("If-Match", "*")]).await;
+    assert_eq!(response.status(), 204);
+    by_title(&app, &user, "Again").await;
+}

@@ -1063,3 +1063,24 @@ async fn if_match_star_on_a_missing_resource_is_412() {
     assert_eq!(response.status(), 204);
     by_title(&app, &user, "Again").await;
 }
+
+#[tokio::test]
+async fn an_address_over_the_failed_login_limit_is_refused_before_its_credentials_are_checked() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limit.enabled = true;
+        s.rate_limit.auth_per_ip_per_minute = 5;
+    })
+    .await;
+    let user = app.new_user().await;
+    let good = Auth { email: user.email.clone(), token: api_token(&app, &user, &ALL_SCOPES).await };
+    let bad = Auth { email: user.email.clone(), token: format!("{}x", good.token) };
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = dav(&app, Some(&bad), "PROPFIND", "/dav/", &[("Depth", "0")], "").await;
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&401) && statuses.ends_with(&[429, 429]), "{statuses:?}");
+    // Right credentials from that address wait too: otherwise guessing goes on.
+    let response = dav(&app, Some(&good), "PROPFIND", "/dav/", &[("Depth", "0")], "").await;
+    assert_eq!(response.status(), 429);
+}

@@ -1084,3 +1084,106 @@ async fn an_address_over_the_failed_login_limit_is_refused_before_its_credential
     let response = dav(&app, Some(&good), "PROPFIND", "/dav/", &[("Depth", "0")], "").await;
     assert_eq!(response.status(), 429);
 }
+
+// ---- 11. Built behaviour, checked as a client sees it ----
+
+#[tokio::test]
+async fn a_bearer_api_token_signs_in_too() {
+    let (app, _, auth) = setup().await;
+    let response = raw_client()
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), app.url("/dav/"))
+        .bearer_auth(&auth.token)
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 207);
+}
+
+#[tokio::test]
+async fn an_extended_mkcol_for_a_calendar_makes_a_project() {
+    let (app, user, auth) = setup().await;
+    let id = Uuid::new_v4();
+    let body = r#"<?xml version="1.0"?><d:mkcol xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype><d:displayname>Errands</d:displayname></d:prop></d:set></d:mkcol>"#;
+    let response = dav(&app, Some(&auth), "MKCOL", &format!("/dav/calendars/{id}/"), &[], body).await;
+    assert_eq!(response.status(), 201);
+    let project: Value =
+        app.get_as(&user.token, &format!("/api/v1/projects/{id}")).await.json().await.unwrap();
+    assert_eq!(project["name"], "Errands");
+}
+
+#[tokio::test]
+async fn get_with_the_current_etag_in_if_none_match_is_304() {
+    let (app, _, auth) = setup().await;
+    let path = format!("{INBOX}cached.ics");
+    put_new(&app, &auth, &path, &vtodo("cached", &["SUMMARY:Cached"])).await;
+    let (_, etag) = get_ics(&app, &auth, &path).await;
+    let response = dav(&app, Some(&auth), "GET", &path, &[("If-None-Match", &etag)], "").await;
+    assert_eq!(response.status(), 304);
+}
+
+#[tokio::test]
+async fn delete_with_a_stale_if_match_is_412_and_keeps_the_task() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}kept-on-delete.ics");
+    put_new(&app, &auth, &path, &vtodo("kod", &["SUMMARY:Stays"])).await;
+    let response = dav(&app, Some(&auth), "DELETE", &path, &[("If-Match", "\"stale\"")], "").await;
+    assert_eq!(response.status(), 412);
+    by_title(&app, &user, "Stays").await;
+}
+
+#[tokio::test]
+async fn propfind_shows_the_calendar_color_and_the_privileges() {
+    let (app, user, auth) = setup().await;
+    let body = json!({"name": "Coloured", "color": "#ff8800"});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/projects", Some(&body)).await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/dav/calendars/{id}/");
+    let color = collection_prop(&app, &auth, &path, "a:calendar-color").await;
+    assert!(color.to_ascii_lowercase().starts_with("#ff8800"), "{color}");
+    let privileges = collection_prop(&app, &auth, &path, "d:current-user-privilege-set").await;
+    assert!(privileges.contains("<read>") && privileges.contains("<write"), "{privileges}");
+}
+
+#[tokio::test]
+async fn depth_1_lists_each_task_with_its_etag() {
+    let (app, _, auth) = setup().await;
+    put_new(&app, &auth, &format!("{INBOX}one.ics"), &vtodo("one", &["SUMMARY:One"])).await;
+    put_new(&app, &auth, &format!("{INBOX}two.ics"), &vtodo("two", &["SUMMARY:Two"])).await;
+    let (status, body) = propfind(&app, &auth, INBOX, "1", &props("<d:getetag/>")).await;
+    assert_eq!(status, 207, "{body}");
+    let responses = parse_multistatus(&body);
+    for name in ["one.ics", "two.ics"] {
+        let path = format!("{INBOX}{name}");
+        let (_, etag) = get_ics(&app, &auth, &path).await;
+        assert_eq!(find(&responses, &path).found["getetag"], etag, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_task_due_in_a_zone_is_served_with_its_vtimezone() {
+    let (app, user, auth) = setup().await;
+    let body = json!({"title": "Zoned", "due_at": "2027-05-01T07:00:00Z", "timezone": "Europe/Paris"});
+    let (_, lines) = rest_then_ics(&app, &user, &auth, body).await;
+    assert!(has(&lines, "BEGIN:VTIMEZONE") && has(&lines, "TZID:Europe/Paris"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_sync_token_older_than_the_kept_deletions_is_refused_as_valid_sync_token() {
+    let (app, user, auth) = setup().await;
+    let doomed = app.create_task(&user, json!({"title": "Doomed"})).await;
+    let (_, token) = sync_all(&app, &auth, INBOX, "", 1000).await;
+    let path = format!("/api/v1/tasks/{}", doomed["id"].as_str().unwrap());
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path, None).await.status(), 204);
+    app.age_trash().await;
+    app.purge(None).await;
+    sqlx::query("UPDATE task_tombstones SET deleted_at = deleted_at - interval '31 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    todo::db::changes::prune_tombstones(&app.pool, 30.0 * 86_400.0).await.unwrap();
+    let (status, xml) = report(&app, &auth, INBOX, &sync_body(&token)).await;
+    assert_eq!(status, 403, "{xml}");
+    assert!(xml.contains("valid-sync-token"), "{xml}");
+}

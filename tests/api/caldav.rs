@@ -1187,3 +1187,18 @@ async fn a_sync_token_older_than_the_kept_deletions_is_refused_as_valid_sync_tok
     assert_eq!(status, 403, "{xml}");
     assert!(xml.contains("valid-sync-token"), "{xml}");
 }
+
+#[tokio::test]
+async fn an_object_as_large_as_max_resource_size_says_gets_through() {
+    let (app, user, auth) = setup().await;
+    let advertised = collection_prop(&app, &auth, INBOX, "c:max-resource-size").await;
+    let advertised: usize = advertised.parse().unwrap();
+    // Kept lines, well past the API's 64 KiB body bound and within what is advertised.
+    let line = format!("X-NOTE:{}", "n".repeat(70));
+    let lines: Vec<&str> =
+        std::iter::once("SUMMARY:Large").chain(std::iter::repeat_n(line.as_str(), 1500)).collect();
+    let body = vtodo("large", &lines);
+    assert!(body.len() > 100 * 1024 && body.len() < advertised, "{}", body.len());
+    put_new(&app, &auth, &format!("{INBOX}large.ics"), &body).await;
+    by_title(&app, &user, "Large").await;
+}

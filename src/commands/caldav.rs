@@ -20,6 +20,7 @@ use crate::db::tasks::{self, Task};
 use crate::domain::{TaskFields, TimeZone};
 use crate::ical::fields::{Placement, is_completed, same_rule_but_count, task_fields};
 use crate::ical::read::Todo;
+use crate::ical::task::SHADOW;
 use crate::jobs::recurrence::{NextOccurrence, make_next};
 
 /// What the client asked to hold, beside the to-do.
@@ -101,6 +102,7 @@ pub(super) async fn put(
         // A parent this server does not know: the link is kept as the client wrote it.
         extra.extend(put.todo.parent_uid.as_ref().map(|uid| format!("RELATED-TO;RELTYPE=PARENT:{uid}")));
     }
+    extra.extend(put.todo.shadowed.iter().map(|line| format!("{SHADOW}{line}")));
     let identity = Identity {
         uid: put.todo.uid.clone(),
         name: put.name.clone(),

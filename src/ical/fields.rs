@@ -171,6 +171,7 @@ mod tests {
             alarm: None,
             extra: vec![],
             others: vec![],
+            shadowed: vec![],
         }
     }
 

@@ -1202,3 +1202,35 @@ async fn an_object_as_large_as_max_resource_size_says_gets_through() {
     put_new(&app, &auth, &format!("{INBOX}large.ics"), &body).await;
     by_title(&app, &user, "Large").await;
 }
+
+#[tokio::test]
+async fn status_progress_and_priority_come_back_as_the_client_sent_them() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}fidelity.ics");
+    let sent = ["SUMMARY:Fidelity", "STATUS:IN-PROCESS", "PERCENT-COMPLETE:40", "PRIORITY:3"];
+    put_new(&app, &auth, &path, &vtodo("fidelity", &sent)).await;
+    let (lines, _) = get_ics(&app, &auth, &path).await;
+    for line in &sent[1..] {
+        assert!(has(&lines, line), "{line}: {lines:?}");
+    }
+    let task = by_title(&app, &user, "Fidelity").await;
+    assert_eq!((task["completed"].as_bool(), task["priority"].as_str()), (Some(false), Some("high")));
+
+    let cancelled = vtodo("no-priority", &["SUMMARY:Cancelled", "STATUS:CANCELLED"]);
+    put_new(&app, &auth, &format!("{INBOX}cancelled.ics"), &cancelled).await;
+    let (lines, _) = get_ics(&app, &auth, &format!("{INBOX}cancelled.ics")).await;
+    assert!(has(&lines, "STATUS:CANCELLED"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("PRIORITY")), "none was sent: {lines:?}");
+
+    // Once the task says something else, the server's form is written.
+    let id = task["id"].as_str().unwrap();
+    let patch = json!({"completed": true, "priority": "low"});
+    let response =
+        app.send_as(&user.token, Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(&patch)).await;
+    assert_eq!(response.status(), 200);
+    let (lines, _) = get_ics(&app, &auth, &path).await;
+    for line in ["STATUS:COMPLETED", "PERCENT-COMPLETE:100", "PRIORITY:9"] {
+        assert!(has(&lines, line), "{line}: {lines:?}");
+    }
+    assert!(!has(&lines, "STATUS:IN-PROCESS") && !has(&lines, "PERCENT-COMPLETE:40"), "{lines:?}");
+}

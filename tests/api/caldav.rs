@@ -1234,3 +1234,28 @@ async fn status_progress_and_priority_come_back_as_the_client_sent_them() {
     }
     assert!(!has(&lines, "STATUS:IN-PROCESS") && !has(&lines, "PERCENT-COMPLETE:40"), "{lines:?}");
 }
+
+#[tokio::test]
+async fn a_long_multiget_is_streamed_and_answers_every_href() {
+    let (app, _, auth) = setup().await;
+    put_new(&app, &auth, &format!("{INBOX}first.ics"), &vtodo("first", &["SUMMARY:First"])).await;
+    put_new(&app, &auth, &format!("{INBOX}last.ics"), &vtodo("last", &["SUMMARY:Last"])).await;
+    let mut hrefs: Vec<String> =
+        (0..118).map(|i| format!("<d:href>{INBOX}missing-{i}.ics</d:href>")).collect();
+    hrefs.insert(0, format!("<d:href>{INBOX}first.ics</d:href>"));
+    hrefs.push(format!("<d:href>{INBOX}last.ics</d:href>"));
+    let body = format!(
+        r#"<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop>{}</c:calendar-multiget>"#,
+        hrefs.concat()
+    );
+    let headers = [("Depth", "1"), ("Content-Type", "application/xml")];
+    let response = dav(&app, Some(&auth), "REPORT", INBOX, &headers, &body).await;
+    assert_eq!(response.status(), 207);
+    assert_eq!(response.content_length(), None, "streamed, so no length up front");
+    let xml = response.text().await.unwrap();
+    let responses = parse_multistatus(&xml);
+    assert_eq!(responses.len(), 120, "{xml}");
+    for name in ["first.ics", "last.ics"] {
+        assert!(find(&responses, &format!("{INBOX}{name}")).found.contains_key("calendar-data"), "{xml}");
+    }
+}

@@ -20,7 +20,7 @@ use crate::db::tasks::{self, Task};
 use crate::domain::{TaskFields, TimeZone};
 use crate::ical::fields::{Placement, is_completed, same_rule_but_count, task_fields};
 use crate::ical::read::Todo;
-use crate::ical::task::SHADOW;
+use crate::ical::task::{ALARM_AT, ALARM_LINE, SHADOW};
 use crate::jobs::recurrence::{NextOccurrence, make_next};
 
 /// What the client asked to hold, beside the to-do.
@@ -103,6 +103,13 @@ pub(super) async fn put(
         extra.extend(put.todo.parent_uid.as_ref().map(|uid| format!("RELATED-TO;RELTYPE=PARENT:{uid}")));
     }
     extra.extend(put.todo.shadowed.iter().map(|line| format!("{SHADOW}{line}")));
+    if let Some(at) = fields.reminder_at
+        && !put.todo.alarm_lines.is_empty()
+    {
+        // The alarm as sent, with the reminder it made: written back while the task keeps it.
+        extra.push(format!("{SHADOW}{ALARM_AT}:{}", at.to_rfc3339()));
+        extra.extend(put.todo.alarm_lines.iter().map(|line| format!("{SHADOW}{ALARM_LINE}:{line}")));
+    }
     let identity = Identity {
         uid: put.todo.uid.clone(),
         name: put.name.clone(),

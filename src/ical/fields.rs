@@ -172,6 +172,7 @@ mod tests {
             extra: vec![],
             others: vec![],
             shadowed: vec![],
+            alarm_lines: vec![],
         }
     }
 

@@ -277,6 +277,9 @@ pub struct Todo {
     /// The lines of STATUS, PERCENT-COMPLETE and PRIORITY as sent (`NO_PRIORITY` for none):
     /// their fields hold less than they say, so these are kept to be written back.
     pub shadowed: Vec<String>,
+    /// The mapped VALARM as sent, BEGIN…END: kept to be written back while `reminder_at` is
+    /// what it said.
+    pub alarm_lines: Vec<String>,
 }
 
 /// The master VTODO of a parsed VCALENDAR (the one without RECURRENCE-ID), with its TZIDs
@@ -348,6 +351,7 @@ fn read_vtodo(vtodo: &Component, calendar: &Component) -> Result<Todo, ReadError
         if todo.alarm.is_none() && child.name == "VALARM" {
             todo.alarm = child.property("TRIGGER").and_then(|p| trigger(p, calendar).ok());
             if todo.alarm.is_some() {
+                child.write_raw(&mut todo.alarm_lines);
                 continue;
             }
         }

@@ -40,6 +40,9 @@ pub struct Kept<'a> {
 pub const SHADOW: &str = "=";
 /// After [`SHADOW`]: the client sent no PRIORITY.
 pub const NO_PRIORITY: &str = "-PRIORITY";
+/// After [`SHADOW`]: the reminder the client's mapped VALARM made, then that VALARM's lines.
+pub const ALARM_AT: &str = "VALARM-AT";
+pub const ALARM_LINE: &str = "VALARM";
 
 impl Kept<'_> {
     fn lines(&self) -> impl Iterator<Item = &str> {
@@ -193,6 +196,26 @@ fn write_alarm(w: &mut Writer, task: &Task, related: Option<(DateTime<Utc>, &str
     w.end("VALARM");
 }
 
+/// The client's own VALARM, when the task's reminder is still the one it made. False when
+/// there is none or the reminder changed since: the server's VALARM is written then.
+fn write_kept_alarm(w: &mut Writer, task: &Task, kept: &Kept<'_>) -> bool {
+    let shadows = || kept.extra.split("\r\n").filter_map(|line| line.strip_prefix(SHADOW));
+    let made = shadows()
+        .find_map(|line| line.strip_prefix(ALARM_AT).and_then(|rest| rest.strip_prefix(':')))
+        .and_then(|at| at.parse::<DateTime<Utc>>().ok());
+    if made.is_none() || made != task.reminder_at {
+        return false;
+    }
+    let mut wrote = false;
+    for line in
+        shadows().filter_map(|line| line.strip_prefix(ALARM_LINE).and_then(|rest| rest.strip_prefix(':')))
+    {
+        w.kept(line);
+        wrote = true;
+    }
+    wrote
+}
+
 /// A VEVENT for a task with a due time: one hour starting at it, or the whole day when it is
 /// due at local midnight. `None` for a task without one. No RRULE: each occurrence of a series
 /// is its own task, and appears when it is created.
@@ -262,7 +285,9 @@ pub fn write_vtodo_keeping(w: &mut Writer, task: &Task, ctx: &Context<'_>, kept:
         }
         write_when(w, "DUE", &when);
     }
-    write_alarm(w, task, task.due_at.map(|due| (due, "END")));
+    if !write_kept_alarm(w, task, kept) {
+        write_alarm(w, task, task.due_at.map(|due| (due, "END")));
+    }
     for line in kept.lines() {
         w.kept(line);
     }

@@ -1259,3 +1259,34 @@ async fn a_long_multiget_is_streamed_and_answers_every_href() {
         assert!(find(&responses, &format!("{INBOX}{name}")).found.contains_key("calendar-data"), "{xml}");
     }
 }
+
+#[tokio::test]
+async fn the_mapped_alarm_comes_back_whole_while_the_reminder_is_unchanged() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}alarm.ics");
+    let alarm = [
+        "BEGIN:VALARM",
+        "UID:alarm-1",
+        "X-WR-ALARMUID:alarm-1",
+        "ACTION:DISPLAY",
+        "DESCRIPTION:Ring me",
+        "TRIGGER;RELATED=END:-PT15M",
+        "END:VALARM",
+    ];
+    let mut lines = vec!["SUMMARY:Alarmed", "DUE:20270501T090000Z"];
+    lines.extend(alarm);
+    put_new(&app, &auth, &path, &vtodo("alarmed", &lines)).await;
+    let (got, _) = get_ics(&app, &auth, &path).await;
+    let start = got.iter().position(|l| l == "BEGIN:VALARM").expect("an alarm");
+    assert_eq!(&got[start..start + alarm.len()], alarm, "{got:?}");
+    let task = by_title(&app, &user, "Alarmed").await;
+    assert_eq!(instant(&task["reminder_at"]), at("2027-05-01T08:45:00Z"));
+
+    let id = task["id"].as_str().unwrap();
+    let patch = json!({"reminder_at": "2027-05-01T08:00:00Z"});
+    let response =
+        app.send_as(&user.token, Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(&patch)).await;
+    assert_eq!(response.status(), 200);
+    let (got, _) = get_ics(&app, &auth, &path).await;
+    assert!(has(&got, "TRIGGER;RELATED=END:-PT1H") && !has(&got, "X-WR-ALARMUID:alarm-1"), "{got:?}");
+}

@@ -20,6 +20,7 @@ use crate::db::tasks::{self, Task};
 use crate::domain::{TaskFields, TimeZone};
 use crate::ical::fields::{Placement, is_completed, same_rule_but_count, task_fields};
 use crate::ical::read::Todo;
+use crate::ical::task::{ALARM_AT, ALARM_LINE, SHADOW};
 use crate::jobs::recurrence::{NextOccurrence, make_next};
 
 /// What the client asked to hold, beside the to-do.
@@ -30,6 +31,8 @@ pub enum Condition {
     Matches(Vec<String>),
     /// `If-None-Match: *`: only a new resource.
     Absent,
+    /// `If-Match: *`: only an existing resource (RFC 9110 §13.1.1).
+    Present,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +54,10 @@ pub enum Conflict {
     /// MKCALENDAR at an address that is taken.
     #[error("a calendar with this address exists")]
     Taken,
+    /// A resource name is the account's, not the collection's (as UIDs are): another
+    /// collection serves a live task under it.
+    #[error("another calendar has a resource with this name")]
+    NameElsewhere,
 }
 
 pub(super) async fn put(
@@ -62,7 +69,7 @@ pub(super) async fn put(
     let existing = caldav::find(&mut *conn, user, put.project, &put.name).await?;
     match (&put.condition, &existing) {
         (Condition::Absent, Some(_)) => return Err(WriteError::PreconditionFailed),
-        (Condition::Matches(_), None) => return Err(WriteError::PreconditionFailed),
+        (Condition::Matches(_) | Condition::Present, None) => return Err(WriteError::PreconditionFailed),
         (Condition::Matches(tags), Some(object)) if !tags.contains(&object.task.etag()) => {
             return Err(WriteError::PreconditionFailed);
         }
@@ -94,6 +101,14 @@ pub(super) async fn put(
     if put.todo.parent_uid.is_some() && parent.is_none() {
         // A parent this server does not know: the link is kept as the client wrote it.
         extra.extend(put.todo.parent_uid.as_ref().map(|uid| format!("RELATED-TO;RELTYPE=PARENT:{uid}")));
+    }
+    extra.extend(put.todo.shadowed.iter().map(|line| format!("{SHADOW}{line}")));
+    if let Some(at) = fields.reminder_at
+        && !put.todo.alarm_lines.is_empty()
+    {
+        // The alarm as sent, with the reminder it made: written back while the task keeps it.
+        extra.push(format!("{SHADOW}{ALARM_AT}:{}", at.to_rfc3339()));
+        extra.extend(put.todo.alarm_lines.iter().map(|line| format!("{SHADOW}{ALARM_LINE}:{line}")));
     }
     let identity = Identity {
         uid: put.todo.uid.clone(),

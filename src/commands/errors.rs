@@ -74,6 +74,15 @@ impl From<sqlx::Error> for WriteError {
                 // The account was deleted while this write was on its way.
                 Some("tasks_user_id_fkey" | "projects_user_id_fkey") => return Self::NotFound,
                 Some("projects_user_name_key") => return Self::ProjectNameTaken,
+                // A CalDAV name is unique per account; the PUT checked its own collection.
+                Some("caldav_objects_name_key") => {
+                    return Self::CalDav(super::caldav::Conflict::NameElsewhere);
+                }
+                Some("caldav_objects_uid_length") => Some(("UID", "must be 1–255 bytes")),
+                Some("caldav_objects_name_length") => Some(("name", "must be 1–255 bytes")),
+                Some("caldav_objects_extra_length") => {
+                    Some(("calendar-data", "properties this service does not model: at most 256 KiB"))
+                }
                 // Only a CalDAV client names a new project's id.
                 Some("projects_pkey") => return Self::CalDav(super::caldav::Conflict::Taken),
                 _ => None,

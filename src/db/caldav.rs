@@ -221,60 +221,100 @@ pub enum Change {
     Gone { name: String },
 }
 
-/// The changes after `since` in a collection, oldest first, at most `limit`, with the last
-/// change number read (to continue from). A task that changed and is not a member (moved out,
-/// trashed, purged) is `Gone`; a past occurrence the series' resource stands for is skipped.
+/// A page of a collection's changes, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct ChangePage {
+    pub changes: Vec<Change>,
+    /// The change number of the last change listed: where the next page starts.
+    pub last: Option<i64>,
+    /// Whether changes may follow `last`: a read filled its limit, so the page is not the end
+    /// of the collection's changes even if fewer were listed.
+    pub more: bool,
+}
+
+/// The changes after `since` in a collection, at most `limit`.
+///
+/// `since = 0` (a client with no token) lists the collection's members only: it holds nothing
+/// that could have gone. After a token, a task is listed when it is a member, or when it left
+/// this collection: trashed here (a trashed task keeps its project), or moved away or purged
+/// after the token (`caldav_departures`). Other collections' changes are not this one's. A past
+/// occurrence the series' resource stands for is never listed.
+///
+/// Rows that are not listed are filtered in the statements, so a full read means more may
+/// follow and `more` is exact.
 pub async fn changes(
     conn: &mut PgConnection,
     user: Uuid,
     project: Option<Uuid>,
     since: i64,
     limit: i64,
-) -> Result<(Vec<Change>, Option<i64>), sqlx::Error> {
-    let sql =
-        members_sql_with("change_seq AS dav_seq, ", "AND t.change_seq > $2", "ORDER BY change_seq LIMIT $3");
+) -> Result<ChangePage, sqlx::Error> {
+    let belongs = match since {
+        0 => "NOT dav_hidden AND deleted_at IS NULL AND project_id IS NOT DISTINCT FROM $4",
+        _ => {
+            "NOT dav_hidden AND (project_id IS NOT DISTINCT FROM $4 OR EXISTS (
+                 SELECT 1 FROM caldav_departures d WHERE d.user_id = $1 AND d.task_id = m.id
+                   AND d.project_id IS NOT DISTINCT FROM $4 AND d.change_seq > $2))"
+        }
+    };
+    let sql = members_sql_with(
+        "change_seq AS dav_seq, ",
+        "AND t.change_seq > $2",
+        &format!("WHERE {belongs} ORDER BY change_seq LIMIT $3"),
+    );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user)
         .bind(since)
         .bind(limit)
+        .bind(project)
         .fetch_all(&mut *conn)
         .await?;
+    let tasks_full = rows.len() as i64 == limit;
     let mut out = Vec::with_capacity(rows.len());
-    let mut last = None;
     for row in &rows {
-        last = Some(row.try_get::<i64, _>("dav_seq")?);
-        let (object, hidden) = object(row)?;
+        let seq = row.try_get::<i64, _>("dav_seq")?;
+        let (object, _) = object(row)?;
         let task = &object.task;
-        if task.deleted_at.is_none() && task.project_id == project && !hidden {
-            out.push((last, Change::Member(Box::new(object))));
-        } else if !hidden {
-            out.push((last, Change::Gone { name: name_of(&object) }));
+        if task.deleted_at.is_none() && task.project_id == project {
+            out.push((seq, Change::Member(Box::new(object))));
+        } else {
+            out.push((seq, Change::Gone { name: name_of(&object) }));
         }
     }
-    // Purged tasks, numbered among the rest.
-    let gone = sqlx::query(
-        "SELECT d.change_seq, d.task_id, o.name FROM task_tombstones d
-         LEFT JOIN caldav_objects o ON o.user_id = d.user_id AND o.task_id = d.task_id
-         WHERE d.user_id = $1 AND d.change_seq > $2 AND ($4::bigint IS NULL OR d.change_seq <= $4)
-         ORDER BY d.change_seq LIMIT $3",
-    )
-    .bind(user)
-    .bind(since)
-    .bind(limit)
-    .bind(if rows.len() as i64 == limit { last } else { None })
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &gone {
-        let seq: i64 = row.try_get("change_seq")?;
-        let task: Uuid = row.try_get("task_id")?;
-        let name: Option<String> = row.try_get("name")?;
-        out.push((Some(seq), Change::Gone { name: name.unwrap_or_else(|| format!("{task}.ics")) }));
-        last = last.max(Some(seq));
+    let mut gone_full = false;
+    if since > 0 {
+        // Purged tasks that were here, numbered among the rest; not past the last task read when
+        // that read was full, since task changes after it are not in this page.
+        let gone = sqlx::query(
+            "SELECT d.change_seq, d.task_id, o.name FROM task_tombstones d
+             LEFT JOIN caldav_objects o ON o.user_id = d.user_id AND o.task_id = d.task_id
+             WHERE d.user_id = $1 AND d.change_seq > $2 AND ($4::bigint IS NULL OR d.change_seq <= $4)
+               AND EXISTS (SELECT 1 FROM caldav_departures x WHERE x.user_id = $1
+                             AND x.task_id = d.task_id AND x.change_seq = d.change_seq
+                             AND x.project_id IS NOT DISTINCT FROM $5)
+             ORDER BY d.change_seq LIMIT $3",
+        )
+        .bind(user)
+        .bind(since)
+        .bind(limit)
+        .bind(if tasks_full { out.last().map(|(seq, _)| *seq) } else { None })
+        .bind(project)
+        .fetch_all(&mut *conn)
+        .await?;
+        gone_full = gone.len() as i64 == limit;
+        for row in &gone {
+            let seq: i64 = row.try_get("change_seq")?;
+            let task: Uuid = row.try_get("task_id")?;
+            let name: Option<String> = row.try_get("name")?;
+            out.push((seq, Change::Gone { name: name.unwrap_or_else(|| format!("{task}.ics")) }));
+        }
     }
     out.sort_by_key(|(seq, _)| *seq);
-    out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let last = out.last().and_then(|(seq, _)| *seq).or(last);
-    Ok((out.into_iter().map(|(_, c)| c).collect(), last))
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = tasks_full || gone_full || out.len() > cap;
+    out.truncate(cap);
+    let last = out.last().map(|(seq, _)| *seq);
+    Ok(ChangePage { changes: out.into_iter().map(|(_, c)| c).collect(), last, more })
 }
 
 /// The resource name a task is served under.
@@ -286,8 +326,14 @@ pub fn name_of(object: &Object) -> String {
 }
 
 /// Drops the identity rows of tasks that are gone and whose tombstones are pruned: nobody can
-/// ask for those names again.
-pub async fn prune(conn: &mut PgConnection, user: Uuid) -> Result<u64, sqlx::Error> {
+/// ask for those names again. Departures through `mark` go with the tombstones: a token that old
+/// is refused.
+pub async fn prune(conn: &mut PgConnection, user: Uuid, mark: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM caldav_departures WHERE user_id = $1 AND change_seq <= $2")
+        .bind(user)
+        .bind(mark)
+        .execute(&mut *conn)
+        .await?;
     Ok(sqlx::query(
         "DELETE FROM caldav_objects o WHERE o.user_id = $1
            AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = o.task_id)

@@ -192,7 +192,7 @@ async fn prune_user(pool: &PgPool, user: Uuid, retention_secs: f64) -> Result<u6
         .await?
         .rows_affected();
     // The names CalDAV reported those deletions under go with them.
-    super::caldav::prune(&mut tx, user).await?;
+    super::caldav::prune(&mut tx, user, mark).await?;
     sqlx::query(
         "UPDATE task_counts SET changes_pruned_through = greatest(changes_pruned_through, $2)
          WHERE user_id = $1",

@@ -173,6 +173,8 @@ mod tests {
             alarm: None,
             extra: vec![],
             others: vec![],
+            shadowed: vec![],
+            alarm_lines: vec![],
         }
     }
 

@@ -5,6 +5,8 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use super::task::NO_PRIORITY;
+
 const MAX_OCTETS: usize = 1 << 20;
 const MAX_LINES: usize = 10_000;
 const MAX_DEPTH: usize = 4;
@@ -272,6 +274,12 @@ pub struct Todo {
     pub extra: Vec<String>,
     /// The calendar's other components (not VTIMEZONE, not the master VTODO) as BEGIN…END lines.
     pub others: Vec<String>,
+    /// The lines of STATUS, PERCENT-COMPLETE and PRIORITY as sent (`NO_PRIORITY` for none):
+    /// their fields hold less than they say, so these are kept to be written back.
+    pub shadowed: Vec<String>,
+    /// The mapped VALARM as sent, BEGIN…END: kept to be written back while `reminder_at` is
+    /// what it said.
+    pub alarm_lines: Vec<String>,
 }
 
 /// The master VTODO of a parsed VCALENDAR (the one without RECURRENCE-ID), with its TZIDs
@@ -319,6 +327,10 @@ fn master<'a>(todos: &[&'a Component]) -> Result<&'a Component, ReadError> {
     }
 }
 
+/// Properties mapped onto a field that holds less than they say (STATUS IN-PROCESS and
+/// CANCELLED are open, PERCENT-COMPLETE below 100 is open, PRIORITY 1–4 is high).
+const SHADOWED: [&str; 3] = ["STATUS", "PERCENT-COMPLETE", "PRIORITY"];
+
 fn read_vtodo(vtodo: &Component, calendar: &Component) -> Result<Todo, ReadError> {
     let uid = vtodo.property("UID").map(Property::text).unwrap_or_default();
     let mut todo = Todo { uid, ..Todo::default() };
@@ -326,12 +338,20 @@ fn read_vtodo(vtodo: &Component, calendar: &Component) -> Result<Todo, ReadError
         let owned = SERVER_OWNED.contains(&property.name.as_str());
         if !owned && !map_property(&mut todo, property, calendar)? {
             todo.extra.push(property.line.clone());
+        } else if !owned && SHADOWED.contains(&property.name.as_str()) {
+            // Mapped onto a field with fewer values than the property has: the line as sent is
+            // kept too, to write back while the field still says the same.
+            todo.shadowed.push(property.line.clone());
         }
+    }
+    if todo.priority.is_none() {
+        todo.shadowed.push(NO_PRIORITY.to_owned());
     }
     for child in &vtodo.components {
         if todo.alarm.is_none() && child.name == "VALARM" {
             todo.alarm = child.property("TRIGGER").and_then(|p| trigger(p, calendar).ok());
             if todo.alarm.is_some() {
+                child.write_raw(&mut todo.alarm_lines);
                 continue;
             }
         }

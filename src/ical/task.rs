@@ -35,9 +35,36 @@ pub struct Kept<'a> {
     pub extra: &'a str,
 }
 
+/// Marks a kept line that is a client's own form of a mapped property (see [`Kept::shadow`]); no
+/// content line starts with it, so it is never written back as a line of its own.
+pub const SHADOW: &str = "=";
+/// After [`SHADOW`]: the client sent no PRIORITY.
+pub const NO_PRIORITY: &str = "-PRIORITY";
+/// After [`SHADOW`]: the reminder the client's mapped VALARM made, then that VALARM's lines.
+pub const ALARM_AT: &str = "VALARM-AT";
+pub const ALARM_LINE: &str = "VALARM";
+
 impl Kept<'_> {
     fn lines(&self) -> impl Iterator<Item = &str> {
-        self.extra.split("\r\n").filter(|line| !line.is_empty())
+        self.extra.split("\r\n").filter(|line| !line.is_empty() && !line.starts_with(SHADOW))
+    }
+
+    /// The line a client sent for a property this service maps onto a coarser field, or
+    /// `NO_PRIORITY`: written back instead of the server's form while the field still maps to
+    /// the same value, so the client gets back what it sent.
+    fn shadow(&self, name: &str) -> Option<&str> {
+        self.extra.split("\r\n").filter_map(|line| line.strip_prefix(SHADOW)).find(|line| {
+            *line == NO_PRIORITY && name == "PRIORITY"
+                || (line.len() > name.len()
+                    && line[..name.len()].eq_ignore_ascii_case(name)
+                    && matches!(line.as_bytes()[name.len()], b':' | b';'))
+        })
+    }
+
+    /// The value of a shadowed line, after its parameters.
+    fn shadow_value(&self, name: &str) -> Option<(&str, &str)> {
+        let line = self.shadow(name)?;
+        Some((line, line.split_once(':').map_or("", |(_, value)| value.trim())))
     }
 
     fn has(&self, name: &str) -> bool {
@@ -132,7 +159,13 @@ fn write_common(w: &mut Writer, task: &Task, ctx: &Context<'_>, kept: &Kept<'_>)
     if !task.tags.is_empty() {
         w.text_list("CATEGORIES", &task.tags);
     }
-    w.raw("PRIORITY", &priority_number(task.priority).to_string());
+    match kept.shadow_value("PRIORITY") {
+        Some((NO_PRIORITY, _)) if task.priority == Priority::Medium => {}
+        Some((line, value)) if value.parse().is_ok_and(|n| priority_level(n) == task.priority) => {
+            w.kept(line)
+        }
+        _ => w.raw("PRIORITY", &priority_number(task.priority).to_string()),
+    }
     if let Some(parent) = task.parent_id {
         // A subtask names its parent by the parent's UID (RFC 5545 RELATED-TO, RFC 9253 RELTYPE).
         match kept.parent_uid {
@@ -161,6 +194,26 @@ fn write_alarm(w: &mut Writer, task: &Task, related: Option<(DateTime<Utc>, &str
         None => w.with_params("TRIGGER", &[("VALUE", "DATE-TIME")], &utc_value(reminder)),
     }
     w.end("VALARM");
+}
+
+/// The client's own VALARM, when the task's reminder is still the one it made. False when
+/// there is none or the reminder changed since: the server's VALARM is written then.
+fn write_kept_alarm(w: &mut Writer, task: &Task, kept: &Kept<'_>) -> bool {
+    let shadows = || kept.extra.split("\r\n").filter_map(|line| line.strip_prefix(SHADOW));
+    let made = shadows()
+        .find_map(|line| line.strip_prefix(ALARM_AT).and_then(|rest| rest.strip_prefix(':')))
+        .and_then(|at| at.parse::<DateTime<Utc>>().ok());
+    if made.is_none() || made != task.reminder_at {
+        return false;
+    }
+    let mut wrote = false;
+    for line in
+        shadows().filter_map(|line| line.strip_prefix(ALARM_LINE).and_then(|rest| rest.strip_prefix(':')))
+    {
+        w.kept(line);
+        wrote = true;
+    }
+    wrote
 }
 
 /// A VEVENT for a task with a due time: one hour starting at it, or the whole day when it is
@@ -206,7 +259,16 @@ pub fn write_vtodo_keeping(w: &mut Writer, task: &Task, ctx: &Context<'_>, kept:
             w.utc("COMPLETED", at);
         }
     } else {
-        w.raw("STATUS", "NEEDS-ACTION");
+        // An open status the client chose (IN-PROCESS, CANCELLED) and its progress stay.
+        match kept.shadow_value("STATUS") {
+            Some((line, value)) if !value.eq_ignore_ascii_case("COMPLETED") => w.kept(line),
+            _ => w.raw("STATUS", "NEEDS-ACTION"),
+        }
+        if let Some((line, value)) = kept.shadow_value("PERCENT-COMPLETE")
+            && value.parse::<u8>().is_ok_and(|n| n < 100)
+        {
+            w.kept(line);
+        }
     }
     if let Some(due) = task.due_at {
         let when = if is_all_day(due, tz) {
@@ -223,7 +285,9 @@ pub fn write_vtodo_keeping(w: &mut Writer, task: &Task, ctx: &Context<'_>, kept:
         }
         write_when(w, "DUE", &when);
     }
-    write_alarm(w, task, task.due_at.map(|due| (due, "END")));
+    if !write_kept_alarm(w, task, kept) {
+        write_alarm(w, task, task.due_at.map(|due| (due, "END")));
+    }
     for line in kept.lines() {
         w.kept(line);
     }

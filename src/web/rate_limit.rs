@@ -6,6 +6,7 @@
 //! bounded: each limiter tracks at most `max_tracked_keys` keys, and past that new keys share one
 //! overflow bucket until idle ones are dropped.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -33,6 +34,10 @@ pub struct RateLimits {
     user_writes: Limiter<Uuid>,
     user_reads: Limiter<Uuid>,
     auth_by_ip: Limiter<IpKey>,
+    /// Addresses refused by `auth_by_ip`, and until when: read by doors that count failures
+    /// only (CalDAV), so an address over the limit is refused before its next guess is checked.
+    auth_refused_until: Mutex<HashMap<IpKey, Instant>>,
+    max_tracked_keys: usize,
 }
 
 impl RateLimits {
@@ -43,6 +48,8 @@ impl RateLimits {
             user_writes: Limiter::new(settings.user_writes_per_minute, max_keys),
             user_reads: Limiter::new(settings.user_reads_per_minute, max_keys),
             auth_by_ip: Limiter::new(settings.auth_per_ip_per_minute, max_keys),
+            auth_refused_until: Mutex::new(HashMap::new()),
+            max_tracked_keys: max_keys,
         }
     }
 
@@ -77,7 +84,37 @@ impl RateLimits {
         if !self.enabled {
             return Ok(());
         }
-        self.auth_by_ip.check(IpKey::of(ip))
+        let verdict = self.auth_by_ip.check(IpKey::of(ip));
+        if let Err(ApiError::TooManyRequests { retry_after_secs, .. }) = &verdict {
+            let until = Instant::now() + Duration::from_secs(*retry_after_secs);
+            let mut refused = self.auth_refused_until.lock().unwrap_or_else(|e| e.into_inner());
+            if refused.len() >= self.max_tracked_keys {
+                let now = Instant::now();
+                refused.retain(|_, until| *until > now);
+            }
+            // Past the bound the address is not noted; the failed check itself still counts it.
+            if refused.len() < self.max_tracked_keys {
+                refused.insert(IpKey::of(ip), until);
+            }
+        }
+        verdict
+    }
+
+    /// Refuses an address that `check_auth_ip` refused and whose wait is not over, without
+    /// counting this request: for a door where only failed sign-ins count, to call before the
+    /// credentials are checked.
+    pub fn auth_ip_refused(&self, ip: IpAddr) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let refused = self.auth_refused_until.lock().unwrap_or_else(|e| e.into_inner());
+        match refused.get(&IpKey::of(ip)) {
+            Some(until) if *until > Instant::now() => Err(ApiError::TooManyRequests {
+                retry_after_secs: until.saturating_duration_since(Instant::now()).as_secs().max(1),
+                limit: self.auth_by_ip.per_minute,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -907,3 +907,386 @@ async fn a_caldav_write_is_in_the_change_feed_and_bumps_the_version() {
     let changes = page["changes"].as_array().unwrap();
     assert!(changes.iter().any(|c| c["id"] == id.as_str()), "{page}");
 }
+
+// ---- 10. Sync pages, sync noise, and refusals a client can act on ----
+
+fn sync_body_limited(token: &str, n: usize) -> String {
+    format!(
+        r#"<d:sync-collection xmlns:d="DAV:"><d:sync-token>{token}</d:sync-token><d:sync-level>1</d:sync-level><d:limit><d:nresults>{n}</d:nresults></d:limit><d:prop><d:getetag/></d:prop></d:sync-collection>"#
+    )
+}
+
+/// Follows sync tokens from `token` as a client does, `n` results a report, until a report is
+/// not truncated: every response seen, and the last token.
+async fn sync_all(app: &TestApp, auth: &Auth, path: &str, token: &str, n: usize) -> (Vec<Resp>, String) {
+    let mut token = token.to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let (status, xml) = report(app, auth, path, &sync_body_limited(&token, n)).await;
+        assert_eq!(status, 207, "{xml}");
+        token = report_token(&xml);
+        let mut truncated = false;
+        for r in parse_multistatus(&xml) {
+            if r.href == path {
+                assert!(r.status.as_deref().is_some_and(|s| s.contains("507")), "{xml}");
+                truncated = true;
+            } else {
+                seen.push(r);
+            }
+        }
+        if !truncated {
+            return (seen, token);
+        }
+    }
+    panic!("the sync never ended");
+}
+
+#[tokio::test]
+async fn a_client_following_short_sync_pages_sees_every_task_past_a_completed_occurrence() {
+    let (app, user, auth) = setup().await;
+    let a = app.create_task(&user, json!({"title": "A"})).await["id"].as_str().unwrap().to_owned();
+    let (_, after_a) = sync_all(&app, &auth, INBOX, "", 1000).await;
+    // The completed occurrence is hidden behind the series' resource, taking a row of a page.
+    start_series(&app, &auth).await;
+    let completed = water(&["DUE:20270601T090000Z", "STATUS:COMPLETED", "COMPLETED:20270601T100000Z"]);
+    assert!(put_ics(&app, &auth, SERIES, &completed, &[]).await.status().is_success());
+    let mut later = Vec::new();
+    for title in ["B", "C", "D"] {
+        later.push(app.create_task(&user, json!({"title": title})).await["id"].as_str().unwrap().to_owned());
+    }
+    let everything: Vec<String> = {
+        let mut all: Vec<String> =
+            [&a].into_iter().chain(&later).map(|id| format!("{INBOX}{id}.ics")).collect();
+        all.push(SERIES.to_owned());
+        all.sort();
+        all
+    };
+    for (start, expected) in [("", everything.clone()), (after_a.as_str(), everything.clone())] {
+        let expected: Vec<String> = match start {
+            "" => expected,
+            _ => expected.into_iter().filter(|h| *h != format!("{INBOX}{a}.ics")).collect(),
+        };
+        let (seen, _) = sync_all(&app, &auth, INBOX, start, 2).await;
+        let mut hrefs: Vec<String> = seen.iter().map(|r| r.href.clone()).collect();
+        hrefs.sort();
+        hrefs.dedup();
+        assert_eq!(hrefs, expected, "from {start:?}: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_collections_sync_names_its_own_tasks_and_those_that_left_it_only() {
+    let (app, user, auth) = setup().await;
+    let project = create_project(&app, &user, "Work").await;
+    let work = format!("/dav/calendars/{project}/");
+    let id = |v: Value| v["id"].as_str().unwrap().to_owned();
+    let kept = id(app.create_task(&user, json!({"title": "Kept"})).await);
+    let leaving = id(app.create_task(&user, json!({"title": "Leaving"})).await);
+    let trashed = id(app.create_task(&user, json!({"title": "Trashed"})).await);
+    let elsewhere = id(app.create_task(&user, json!({"title": "Elsewhere", "project_id": project})).await);
+    let gone_elsewhere =
+        id(app.create_task(&user, json!({"title": "Gone elsewhere", "project_id": project})).await);
+    for del in [&trashed, &gone_elsewhere] {
+        let response = app.send_as(&user.token, Method::DELETE, &format!("/api/v1/tasks/{del}"), None).await;
+        assert_eq!(response.status(), 204);
+    }
+
+    // A first sync lists the members, nothing from other lists and nothing deleted.
+    let (seen, token) = sync_all(&app, &auth, INBOX, "", 1000).await;
+    let mut hrefs: Vec<String> = seen.iter().map(|r| r.href.clone()).collect();
+    hrefs.sort();
+    let mut expected = vec![format!("{INBOX}{kept}.ics"), format!("{INBOX}{leaving}.ics")];
+    expected.sort();
+    assert_eq!(hrefs, expected, "{seen:?}");
+    let (_, work_token) = sync_all(&app, &auth, &work, "", 1000).await;
+
+    // Then: one task moves out, one is made elsewhere, one elsewhere changes, one is made here.
+    let path = format!("/api/v1/tasks/{leaving}");
+    let response =
+        app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"project_id": project}))).await;
+    assert_eq!(response.status(), 200);
+    app.create_task(&user, json!({"title": "New elsewhere", "project_id": project})).await;
+    let path = format!("/api/v1/tasks/{elsewhere}");
+    let response = app.send_as(&user.token, Method::PATCH, &path, Some(&json!({"title": "Renamed"}))).await;
+    assert_eq!(response.status(), 200);
+    let new_here = id(app.create_task(&user, json!({"title": "New here"})).await);
+
+    let (seen, _) = sync_all(&app, &auth, INBOX, &token, 1000).await;
+    let mut hrefs: Vec<String> = seen.iter().map(|r| r.href.clone()).collect();
+    hrefs.sort();
+    let mut expected = vec![format!("{INBOX}{leaving}.ics"), format!("{INBOX}{new_here}.ics")];
+    expected.sort();
+    assert_eq!(hrefs, expected, "{seen:?}");
+    let left = find(&seen, &format!("{INBOX}{leaving}.ics"));
+    assert!(left.status.as_deref().is_some_and(|s| s.contains("404")), "{seen:?}");
+
+    // The list it moved to lists it as a member.
+    let (seen, _) = sync_all(&app, &auth, &work, &work_token, 1000).await;
+    let arrived = find(&seen, &format!("{work}{leaving}.ics"));
+    assert!(arrived.found.contains_key("getetag"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_same_name_in_a_second_calendar_is_a_conflict_not_a_server_error() {
+    let (app, user, auth) = setup().await;
+    let project = create_project(&app, &user, "Work").await;
+    put_new(&app, &auth, &format!("{INBOX}same.ics"), &vtodo("first-uid", &["SUMMARY:First"])).await;
+    let path = format!("/dav/calendars/{project}/same.ics");
+    let response = put_ics(&app, &auth, &path, &vtodo("second-uid", &["SUMMARY:Second"]), &[]).await;
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("resource-must-be-null"));
+    assert_eq!(tasks(&app, &user).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_uid_over_255_bytes_is_refused_as_an_invalid_object() {
+    let (app, user, auth) = setup().await;
+    let uid = "u".repeat(256);
+    let response =
+        put_ics(&app, &auth, &format!("{INBOX}long.ics"), &vtodo(&uid, &["SUMMARY:Long"]), &[]).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("valid-calendar-object-resource"));
+    assert!(tasks(&app, &user).await.is_empty());
+}
+
+#[tokio::test]
+async fn if_match_star_on_a_missing_resource_is_412() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}absent.ics");
+    let response =
+        put_ics(&app, &auth, &path, &vtodo("absent", &["SUMMARY:Absent"]), &[("If-Match", "*")]).await;
+    assert_eq!(response.status(), 412);
+    assert!(tasks(&app, &user).await.is_empty());
+    put_new(&app, &auth, &path, &vtodo("absent", &["SUMMARY:Present"])).await;
+    let response =
+        put_ics(&app, &auth, &path, &vtodo("absent", &["SUMMARY:Again"]), &[("If-Match", "*")]).await;
+    assert_eq!(response.status(), 204);
+    by_title(&app, &user, "Again").await;
+}
+
+#[tokio::test]
+async fn an_address_over_the_failed_login_limit_is_refused_before_its_credentials_are_checked() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limit.enabled = true;
+        s.rate_limit.auth_per_ip_per_minute = 5;
+    })
+    .await;
+    let user = app.new_user().await;
+    let good = Auth { email: user.email.clone(), token: api_token(&app, &user, &ALL_SCOPES).await };
+    let bad = Auth { email: user.email.clone(), token: format!("{}x", good.token) };
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = dav(&app, Some(&bad), "PROPFIND", "/dav/", &[("Depth", "0")], "").await;
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&401) && statuses.ends_with(&[429, 429]), "{statuses:?}");
+    // Right credentials from that address wait too: otherwise guessing goes on.
+    let response = dav(&app, Some(&good), "PROPFIND", "/dav/", &[("Depth", "0")], "").await;
+    assert_eq!(response.status(), 429);
+}
+
+// ---- 11. Built behaviour, checked as a client sees it ----
+
+#[tokio::test]
+async fn a_bearer_api_token_signs_in_too() {
+    let (app, _, auth) = setup().await;
+    let response = raw_client()
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), app.url("/dav/"))
+        .bearer_auth(&auth.token)
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 207);
+}
+
+#[tokio::test]
+async fn an_extended_mkcol_for_a_calendar_makes_a_project() {
+    let (app, user, auth) = setup().await;
+    let id = Uuid::new_v4();
+    let body = r#"<?xml version="1.0"?><d:mkcol xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype><d:displayname>Errands</d:displayname></d:prop></d:set></d:mkcol>"#;
+    let response = dav(&app, Some(&auth), "MKCOL", &format!("/dav/calendars/{id}/"), &[], body).await;
+    assert_eq!(response.status(), 201);
+    let project: Value =
+        app.get_as(&user.token, &format!("/api/v1/projects/{id}")).await.json().await.unwrap();
+    assert_eq!(project["name"], "Errands");
+}
+
+#[tokio::test]
+async fn get_with_the_current_etag_in_if_none_match_is_304() {
+    let (app, _, auth) = setup().await;
+    let path = format!("{INBOX}cached.ics");
+    put_new(&app, &auth, &path, &vtodo("cached", &["SUMMARY:Cached"])).await;
+    let (_, etag) = get_ics(&app, &auth, &path).await;
+    let response = dav(&app, Some(&auth), "GET", &path, &[("If-None-Match", &etag)], "").await;
+    assert_eq!(response.status(), 304);
+}
+
+#[tokio::test]
+async fn delete_with_a_stale_if_match_is_412_and_keeps_the_task() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}kept-on-delete.ics");
+    put_new(&app, &auth, &path, &vtodo("kod", &["SUMMARY:Stays"])).await;
+    let response = dav(&app, Some(&auth), "DELETE", &path, &[("If-Match", "\"stale\"")], "").await;
+    assert_eq!(response.status(), 412);
+    by_title(&app, &user, "Stays").await;
+}
+
+#[tokio::test]
+async fn propfind_shows_the_calendar_color_and_the_privileges() {
+    let (app, user, auth) = setup().await;
+    let body = json!({"name": "Coloured", "color": "#ff8800"});
+    let response = app.send_as(&user.token, Method::POST, "/api/v1/projects", Some(&body)).await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/dav/calendars/{id}/");
+    let color = collection_prop(&app, &auth, &path, "a:calendar-color").await;
+    assert!(color.to_ascii_lowercase().starts_with("#ff8800"), "{color}");
+    let privileges = collection_prop(&app, &auth, &path, "d:current-user-privilege-set").await;
+    assert!(privileges.contains("<read>") && privileges.contains("<write"), "{privileges}");
+}
+
+#[tokio::test]
+async fn depth_1_lists_each_task_with_its_etag() {
+    let (app, _, auth) = setup().await;
+    put_new(&app, &auth, &format!("{INBOX}one.ics"), &vtodo("one", &["SUMMARY:One"])).await;
+    put_new(&app, &auth, &format!("{INBOX}two.ics"), &vtodo("two", &["SUMMARY:Two"])).await;
+    let (status, body) = propfind(&app, &auth, INBOX, "1", &props("<d:getetag/>")).await;
+    assert_eq!(status, 207, "{body}");
+    let responses = parse_multistatus(&body);
+    for name in ["one.ics", "two.ics"] {
+        let path = format!("{INBOX}{name}");
+        let (_, etag) = get_ics(&app, &auth, &path).await;
+        assert_eq!(find(&responses, &path).found["getetag"], etag, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_task_due_in_a_zone_is_served_with_its_vtimezone() {
+    let (app, user, auth) = setup().await;
+    let body = json!({"title": "Zoned", "due_at": "2027-05-01T07:00:00Z", "timezone": "Europe/Paris"});
+    let (_, lines) = rest_then_ics(&app, &user, &auth, body).await;
+    assert!(has(&lines, "BEGIN:VTIMEZONE") && has(&lines, "TZID:Europe/Paris"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_sync_token_older_than_the_kept_deletions_is_refused_as_valid_sync_token() {
+    let (app, user, auth) = setup().await;
+    let doomed = app.create_task(&user, json!({"title": "Doomed"})).await;
+    let (_, token) = sync_all(&app, &auth, INBOX, "", 1000).await;
+    let path = format!("/api/v1/tasks/{}", doomed["id"].as_str().unwrap());
+    assert_eq!(app.send_as(&user.token, Method::DELETE, &path, None).await.status(), 204);
+    app.age_trash().await;
+    app.purge(None).await;
+    sqlx::query("UPDATE task_tombstones SET deleted_at = deleted_at - interval '31 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    todo::db::changes::prune_tombstones(&app.pool, 30.0 * 86_400.0).await.unwrap();
+    let (status, xml) = report(&app, &auth, INBOX, &sync_body(&token)).await;
+    assert_eq!(status, 403, "{xml}");
+    assert!(xml.contains("valid-sync-token"), "{xml}");
+}
+
+#[tokio::test]
+async fn an_object_as_large_as_max_resource_size_says_gets_through() {
+    let (app, user, auth) = setup().await;
+    let advertised = collection_prop(&app, &auth, INBOX, "c:max-resource-size").await;
+    let advertised: usize = advertised.parse().unwrap();
+    // Kept lines, well past the API's 64 KiB body bound and within what is advertised.
+    let line = format!("X-NOTE:{}", "n".repeat(70));
+    let lines: Vec<&str> =
+        std::iter::once("SUMMARY:Large").chain(std::iter::repeat_n(line.as_str(), 1500)).collect();
+    let body = vtodo("large", &lines);
+    assert!(body.len() > 100 * 1024 && body.len() < advertised, "{}", body.len());
+    put_new(&app, &auth, &format!("{INBOX}large.ics"), &body).await;
+    by_title(&app, &user, "Large").await;
+}
+
+#[tokio::test]
+async fn status_progress_and_priority_come_back_as_the_client_sent_them() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}fidelity.ics");
+    let sent = ["SUMMARY:Fidelity", "STATUS:IN-PROCESS", "PERCENT-COMPLETE:40", "PRIORITY:3"];
+    put_new(&app, &auth, &path, &vtodo("fidelity", &sent)).await;
+    let (lines, _) = get_ics(&app, &auth, &path).await;
+    for line in &sent[1..] {
+        assert!(has(&lines, line), "{line}: {lines:?}");
+    }
+    let task = by_title(&app, &user, "Fidelity").await;
+    assert_eq!((task["completed"].as_bool(), task["priority"].as_str()), (Some(false), Some("high")));
+
+    let cancelled = vtodo("no-priority", &["SUMMARY:Cancelled", "STATUS:CANCELLED"]);
+    put_new(&app, &auth, &format!("{INBOX}cancelled.ics"), &cancelled).await;
+    let (lines, _) = get_ics(&app, &auth, &format!("{INBOX}cancelled.ics")).await;
+    assert!(has(&lines, "STATUS:CANCELLED"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("PRIORITY")), "none was sent: {lines:?}");
+
+    // Once the task says something else, the server's form is written.
+    let id = task["id"].as_str().unwrap();
+    let patch = json!({"completed": true, "priority": "low"});
+    let response =
+        app.send_as(&user.token, Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(&patch)).await;
+    assert_eq!(response.status(), 200);
+    let (lines, _) = get_ics(&app, &auth, &path).await;
+    for line in ["STATUS:COMPLETED", "PERCENT-COMPLETE:100", "PRIORITY:9"] {
+        assert!(has(&lines, line), "{line}: {lines:?}");
+    }
+    assert!(!has(&lines, "STATUS:IN-PROCESS") && !has(&lines, "PERCENT-COMPLETE:40"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_long_multiget_is_streamed_and_answers_every_href() {
+    let (app, _, auth) = setup().await;
+    put_new(&app, &auth, &format!("{INBOX}first.ics"), &vtodo("first", &["SUMMARY:First"])).await;
+    put_new(&app, &auth, &format!("{INBOX}last.ics"), &vtodo("last", &["SUMMARY:Last"])).await;
+    let mut hrefs: Vec<String> =
+        (0..118).map(|i| format!("<d:href>{INBOX}missing-{i}.ics</d:href>")).collect();
+    hrefs.insert(0, format!("<d:href>{INBOX}first.ics</d:href>"));
+    hrefs.push(format!("<d:href>{INBOX}last.ics</d:href>"));
+    let body = format!(
+        r#"<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop>{}</c:calendar-multiget>"#,
+        hrefs.concat()
+    );
+    let headers = [("Depth", "1"), ("Content-Type", "application/xml")];
+    let response = dav(&app, Some(&auth), "REPORT", INBOX, &headers, &body).await;
+    assert_eq!(response.status(), 207);
+    assert_eq!(response.content_length(), None, "streamed, so no length up front");
+    let xml = response.text().await.unwrap();
+    let responses = parse_multistatus(&xml);
+    assert_eq!(responses.len(), 120, "{xml}");
+    for name in ["first.ics", "last.ics"] {
+        assert!(find(&responses, &format!("{INBOX}{name}")).found.contains_key("calendar-data"), "{xml}");
+    }
+}
+
+#[tokio::test]
+async fn the_mapped_alarm_comes_back_whole_while_the_reminder_is_unchanged() {
+    let (app, user, auth) = setup().await;
+    let path = format!("{INBOX}alarm.ics");
+    let alarm = [
+        "BEGIN:VALARM",
+        "UID:alarm-1",
+        "X-WR-ALARMUID:alarm-1",
+        "ACTION:DISPLAY",
+        "DESCRIPTION:Ring me",
+        "TRIGGER;RELATED=END:-PT15M",
+        "END:VALARM",
+    ];
+    let mut lines = vec!["SUMMARY:Alarmed", "DUE:20270501T090000Z"];
+    lines.extend(alarm);
+    put_new(&app, &auth, &path, &vtodo("alarmed", &lines)).await;
+    let (got, _) = get_ics(&app, &auth, &path).await;
+    let start = got.iter().position(|l| l == "BEGIN:VALARM").expect("an alarm");
+    assert_eq!(&got[start..start + alarm.len()], alarm, "{got:?}");
+    let task = by_title(&app, &user, "Alarmed").await;
+    assert_eq!(instant(&task["reminder_at"]), at("2027-05-01T08:45:00Z"));
+
+    let id = task["id"].as_str().unwrap();
+    let patch = json!({"reminder_at": "2027-05-01T08:00:00Z"});
+    let response =
+        app.send_as(&user.token, Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(&patch)).await;
+    assert_eq!(response.status(), 200);
+    let (got, _) = get_ics(&app, &auth, &path).await;
+    assert!(has(&got, "TRIGGER;RELATED=END:-PT1H") && !has(&got, "X-WR-ALARMUID:alarm-1"), "{got:?}");
+}

@@ -42,6 +42,13 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller,
         "GET" | "HEAD" | "PROPFIND" | "REPORT" => Method::GET,
         _ => Method::POST,
     };
+    // An address already over the failed-login limit is refused before its credentials are
+    // checked: checking them would let it keep guessing (and cost a token lookup per guess).
+    if let Some(peer) = req.peer_addr()
+        && let Err(err) = state.rate_limits.auth_ip_refused(peer.ip())
+    {
+        return Err(err.error_response());
+    }
     let result = match credentials(req) {
         Credentials::Basic { user, password } => basic(state, &user, &password, &budget).await,
         Credentials::Bearer(token) if api_token::looks_like_one(&token) => {

@@ -37,9 +37,13 @@ const DAV_CLASSES: &str = "1, 3, calendar-access, extended-mkcol";
 const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/caldav", web::to(well_known))
-        .route("/dav", web::to(well_known))
-        .service(web::scope("/dav").default_service(web::to(dispatch)));
+    cfg.route("/.well-known/caldav", web::to(well_known)).route("/dav", web::to(well_known)).service(
+        web::scope("/dav")
+            // Its own bound, not the API's: a calendar object may be as large as
+            // `max-resource-size` says, and a PUT of that size must get through.
+            .app_data(web::PayloadConfig::new(props::MAX_RESOURCE_SIZE))
+            .default_service(web::to(dispatch)),
+    );
 }
 
 /// RFC 6764: the well-known address points at the DAV root, for every method.

@@ -29,6 +29,8 @@ use crate::web::state::AppState;
 
 /// Members read (and written out) at a time.
 const PAGE: i64 = 200;
+/// The longest UID or resource name kept (`caldav_objects_uid_length`, `…_name_length`).
+const MAX_NAME_BYTES: usize = 255;
 const CONTENT_TYPE: &str = "text/calendar; charset=utf-8; component=VTODO";
 
 /// The host every generated UID ends with: the service's public host.
@@ -271,8 +273,23 @@ pub async fn put(
             return condition(StatusCode::FORBIDDEN, "<c:valid-calendar-object-resource/>", &why);
         }
     };
+    // The store keeps UIDs and names of at most 255 bytes (as most servers bound them); longer
+    // is the client's data to fix, said before any write is tried.
+    if todo.uid.len() > MAX_NAME_BYTES {
+        return condition(
+            StatusCode::FORBIDDEN,
+            "<c:valid-calendar-object-resource/>",
+            &format!("The UID is longer than {MAX_NAME_BYTES} bytes."),
+        );
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Resource names are at most {MAX_NAME_BYTES} bytes."),
+        );
+    }
     let condition_sent = match (etags(req, header::IF_MATCH), etags(req, header::IF_NONE_MATCH)) {
-        (Some(tags), _) if tags.iter().any(|t| t == "*") => Condition::None,
+        (Some(tags), _) if tags.iter().any(|t| t == "*") => Condition::Present,
         (Some(tags), _) => Condition::Matches(tags),
         (None, Some(tags)) if tags.iter().any(|t| t == "*") => Condition::Absent,
         _ => Condition::None,
@@ -333,6 +350,11 @@ pub fn write_refused(err: ActorError) -> HttpResponse {
                 xml::escape(&object_href(project, &name))
             ),
             "Another task in your calendars has this UID.",
+        ),
+        ActorError::Write(WriteError::CalDav(Conflict::NameElsewhere)) => condition(
+            StatusCode::CONFLICT,
+            "<d:resource-must-be-null/>",
+            "Another of your calendars has a task at this name: names, like UIDs, are unique per account.",
         ),
         ActorError::Write(WriteError::CalDav(Conflict::Taken)) => {
             condition(StatusCode::CONFLICT, "<d:resource-must-be-null/>", "This address is taken.")

@@ -171,7 +171,9 @@ impl Service {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let bin_dir = format!("./target/{profile}/");
+        // BENCH_BIN_DIR runs another build's binaries (say, an older commit's) under this
+        // harness, so a before/after table comes from one run of one load generator.
+        let bin_dir = std::env::var("BENCH_BIN_DIR").unwrap_or_else(|_| format!("./target/{profile}/"));
         let procfile = processes::procfile(root, &bin_dir)?;
         let command =
             |kind: &str| procfile.get(kind).cloned().with_context(|| format!("no `{kind}` in the Procfile"));

@@ -5,9 +5,11 @@
 -- sync since an older token reports the task as gone there and nowhere else.
 --
 -- Rows go with the tombstones (the same retention: a token older than that is refused anyway),
--- and with the account.
+-- and with the account, which deletes them itself: like the tombstones, this table has no foreign
+-- key to `users`, because inserting a referencing row takes a share lock on the user's row, and a
+-- purge or a move must never wait on an account being deleted (see the sync migration).
 CREATE TABLE caldav_departures (
-    user_id    uuid   NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id    uuid   NOT NULL,
     task_id    uuid   NOT NULL,
     project_id uuid,
     change_seq bigint NOT NULL,

@@ -322,9 +322,10 @@ pub async fn delete(
 ) -> Result<bool, sqlx::Error> {
     let deleted: i64 = sqlx::query_scalar(
         "WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING external_id),
-              -- Neither has a foreign key to cascade from (see the sync migration).
+              -- None of these has a foreign key to cascade from (see the sync migration).
               counts AS (DELETE FROM task_counts WHERE user_id = $1),
               tombstones AS (DELETE FROM task_tombstones WHERE user_id = $1),
+              departures AS (DELETE FROM caldav_departures WHERE user_id = $1),
               remembered AS (
                 INSERT INTO deleted_external_accounts (external_id, deleted_at, forget_after)
                 SELECT external_id, now(), now() + make_interval(secs => $2) FROM gone

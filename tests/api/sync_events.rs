@@ -325,7 +325,7 @@ async fn deleting_the_account_ends_its_streams_and_leaves_nothing_of_its_feed() 
     assert_eq!(response.status(), 204);
     let last = stream.until_end(WAIT).await;
     assert_eq!(last, [Message::Comment("the token was revoked".into())]);
-    for table in ["task_counts", "task_tombstones", "event_tickets"] {
+    for table in ["task_counts", "task_tombstones", "caldav_departures", "event_tickets"] {
         let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE user_id = $1"
         )))

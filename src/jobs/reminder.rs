@@ -244,9 +244,6 @@ impl Links {
     }
 }
 
-/// The cap this reminder would break, if any. The count runs under locks held until the outcome
-/// commits, so concurrent workers cannot overshoot (see `reminders::lock_and_count_recent_sends`);
-/// with both caps off nothing is locked and sends for one account run in parallel.
 /// Records what became of `job`'s reminder.
 async fn record(
     conn: &mut PgConnection,
@@ -256,6 +253,9 @@ async fn record(
     reminders::record(conn, job.user_id, job.task_id, job.reminder_at, attempted).await
 }
 
+/// The cap this reminder would break, if any. The count runs under locks held until the outcome
+/// commits, so concurrent workers cannot overshoot (see `reminders::lock_and_count_recent_sends`);
+/// with both caps off nothing is locked and sends for one account run in parallel.
 async fn over_cap(
     conn: &mut PgConnection,
     caps: ReminderCaps,

@@ -361,6 +361,9 @@ pub struct SyncSettings {
     pub ticket_ttl_secs: u64,
     /// Connections, apart from the request pool, that streams read the change feed over.
     pub read_connections: u32,
+    /// How often a web process with streams open reads their users' newest change numbers: the
+    /// most a change waits before its streams wake.
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -24,8 +24,9 @@ pub async fn insert(url: &str, clients: usize, duration: Duration, users: usize)
 
 /// The physical limit: the same INSERT into a table with `tasks`' column types (no generated
 /// column, no foreign keys), its primary key, and no other index or trigger. Then the same INSERT
-/// with a `NOTIFY` in its transaction, as every write to `tasks` sends one: PostgreSQL lets one
-/// notifying transaction per database commit at a time, and the pair shows what that costs.
+/// with a `NOTIFY` in its transaction, as every write to `tasks` sent one until migration
+/// `20261219000001_changes_without_notify.sql`: PostgreSQL lets one notifying transaction commit
+/// at a time, and the pair shows what that costs.
 pub async fn plain_insert(
     url: &str,
     clients: usize,

@@ -1,15 +1,13 @@
 //! The change feed: each user's task changes in change-number order, read for `GET /changes` and
-//! for event streams. The numbers, tombstones and notifications are made by the triggers of
-//! migration `20261130000005_sync.sql`, so every writer (web, worker, maintenance) is covered.
+//! for event streams. The numbers and tombstones are made by the triggers of migration
+//! `20261130000005_sync.sql`, so every writer (web, worker, maintenance) is covered; streams learn
+//! of new numbers by polling (`web/events/heads.rs`).
 
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgExecutor, PgPool, Row};
 use uuid::Uuid;
 
 use super::tasks::{COLUMNS, Task, TaskRow};
-
-/// The channel the triggers notify with `"<user id> <change number>"`.
-pub const CHANNEL: &str = "task_changes";
 
 /// One change: the task as it now is, or `None` when it was deleted (trashed or purged).
 #[derive(Debug, Clone)]

@@ -1,17 +1,15 @@
-//! The web process's one `LISTEN` connection. It hears two channels: auth changes, for the token
-//! cache and for streams whose token was revoked; and task changes, which wake the event
-//! streams of the user that changed. Payloads carry only ids and numbers; readers fetch the rest.
+//! The web process's one `LISTEN` connection. It hears auth changes, for the token cache and for
+//! streams whose token was revoked. Payloads carry only ids; readers fetch the rest. (Task
+//! changes reach streams by polling, `events/heads.rs`: writes do not notify.)
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use uuid::Uuid;
 
 use super::auth::cache::{self, TokenCache};
 use super::events::{AuthSignal, Hub};
-use crate::db::changes;
 
 /// Everything the listener reports to. Held weakly: the listener ends once the app is gone.
 pub struct Subscribers {
@@ -37,7 +35,7 @@ pub async fn listen(pool: PgPool, subscribers: Subscribers) {
                 // Report a lost connection at once rather than reconnect inside `try_recv`, so
                 // the cache is distrusted for the whole gap.
                 listener.eager_reconnect(false);
-                if let Err(err) = listener.listen_all([cache::CHANNEL, changes::CHANNEL]).await {
+                if let Err(err) = listener.listen(cache::CHANNEL).await {
                     tracing::warn!(%err, "could not LISTEN; authenticating through the database");
                 } else {
                     delay = Duration::from_millis(100);
@@ -60,8 +58,7 @@ async fn follow(listener: &mut PgListener, subscribers: &Subscribers) -> bool {
     match subscribers.upgrade() {
         Some((cache, hub)) => {
             cache.trust();
-            // Anything may have happened while no one listened.
-            hub.wake_all();
+            // A revocation may have happened while no one listened.
             hub.auth_changed(AuthSignal::Recheck);
         }
         None => return false,
@@ -77,23 +74,9 @@ async fn follow(listener: &mut PgListener, subscribers: &Subscribers) -> bool {
         };
         let Some((cache, hub)) = subscribers.upgrade() else { return false };
         let payload = notification.payload();
-        match notification.channel() {
-            changes::CHANNEL => match parse_change(payload) {
-                Some((user, seq)) => hub.changed(user, seq),
-                None => hub.wake_all(),
-            },
-            _ => {
-                cache.invalidate(payload);
-                hub.auth_changed(auth_signal(payload));
-            }
-        }
+        cache.invalidate(payload);
+        hub.auth_changed(auth_signal(payload));
     }
-}
-
-/// `"<user id> <change number>"`.
-fn parse_change(payload: &str) -> Option<(Uuid, i64)> {
-    let (user, seq) = payload.split_once(' ')?;
-    Some((user.parse().ok()?, seq.parse().ok()?))
 }
 
 /// `"token:<id>"` or `"user:<id>"`; anything else makes every stream check its token.
@@ -108,12 +91,11 @@ fn auth_signal(payload: &str) -> AuthSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn payloads_parse_and_unknown_ones_are_safe() {
         let user = Uuid::new_v4();
-        assert_eq!(parse_change(&format!("{user} 42")), Some((user, 42)));
-        assert_eq!(parse_change("garbage"), None);
         assert_eq!(auth_signal("token:abc"), AuthSignal::Token("abc".into()));
         assert_eq!(auth_signal(&format!("user:{user}")), AuthSignal::User(user));
         assert_eq!(auth_signal("user:nope"), AuthSignal::Recheck);

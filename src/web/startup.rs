@@ -48,6 +48,7 @@ impl Application {
             hub: std::sync::Arc::downgrade(&state.events),
         };
         tokio::spawn(listener::listen(listener_pool, subscribers));
+        tokio::spawn(crate::web::events::follow_heads(std::sync::Arc::downgrade(&state.events)));
         state.reads.watch(std::time::Duration::from_millis(state.settings.database.replica_check_ms));
         let server = run(listener, state.clone())?;
         Ok(Self { port, server, state })

@@ -30,6 +30,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let events = Hub::new(
+            settings.sync.clone(),
+            crate::db::side_pool(&settings.database, settings.sync.read_connections)?,
+            crate::db::side_pool(&settings.database, 1)?,
+        );
         Ok(Self {
             tokens: TokenKeys::new(&settings.auth),
             links: LinkKeys::new(&settings.auth),
@@ -38,13 +43,11 @@ impl AppState {
                 pool.clone(),
                 settings.actors.clone(),
                 CommandSettings::new(&settings),
+                events.clone(),
             ),
             rate_limits: RateLimits::new(&settings.rate_limit),
             token_cache: TokenCache::new(settings.auth.token_cache_entries),
-            events: Hub::new(
-                settings.sync.clone(),
-                crate::db::side_pool(&settings.database, settings.sync.read_connections)?,
-            ),
+            events,
             reads: crate::web::reads::Reads::new(pool.clone(), &settings.database)?,
             pool,
             settings: Arc::new(settings),

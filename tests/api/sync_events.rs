@@ -83,6 +83,39 @@ async fn a_worker_created_occurrence_appears_on_the_stream() {
     assert_eq!(next["completed"], false);
 }
 
+/// Writes send no `NOTIFY` (notifying commits cannot overlap in PostgreSQL); a change made
+/// behind every web process's back, straight in the database, still reaches an open stream, by
+/// the process's poll of its streams' users' change numbers.
+#[tokio::test]
+async fn a_change_made_straight_in_the_database_reaches_the_stream_and_no_write_notifies() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool).await.unwrap();
+    listener.listen("task_changes").await.unwrap();
+    let mut stream = EventStream::bearer(&app.address, &user.token).await;
+    let task = app.create_task(&user, json!({"title": "through the API"})).await;
+    assert_eq!(stream.next_event(WAIT).await.unwrap().data()["title"], "through the API");
+
+    // A client-visible change bumps `version`, which gives it a change number.
+    sqlx::query(
+        "UPDATE tasks SET title = 'by an operator', version = version + 1, updated_at = now()
+         WHERE id = $1::uuid AND user_id = $2::uuid",
+    )
+    .bind(task["id"].as_str().unwrap())
+    .bind(user.id.to_string())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let event = stream.next_event(WAIT).await.expect("the poll finds the change");
+    assert_eq!(event.kind(), "task.upserted");
+    assert_eq!(event.data()["title"], "by an operator");
+    let Message::Event { id, .. } = &event else { unreachable!() };
+    assert_eq!(*id, Some(2), "the event id is the change number");
+
+    let heard = tokio::time::timeout(Duration::from_millis(300), listener.try_recv()).await;
+    assert!(heard.is_err(), "a write notified: {heard:?}");
+}
+
 #[tokio::test]
 async fn a_client_that_reconnects_with_last_event_id_ends_with_exactly_the_server_state() {
     let app = TestApp::spawn().await;

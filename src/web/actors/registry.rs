@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::user::{Execute, UserActor};
 use crate::commands::{Command, CommandSettings, Outcome, WriteError};
 use crate::config::ActorSettings;
+use crate::web::events::Hub;
 
 /// Starts actors on first use and forgets them when they retire after being idle.
 pub struct ActorRegistry {
@@ -18,6 +19,9 @@ pub struct ActorRegistry {
     pool: PgPool,
     settings: ActorSettings,
     commands: CommandSettings,
+    /// This process's event streams: a write committed here wakes its user's streams at once;
+    /// changes made elsewhere reach them by the hub's poll.
+    events: Arc<Hub>,
 }
 
 struct Entry {
@@ -38,8 +42,13 @@ pub enum ActorError {
 }
 
 impl ActorRegistry {
-    pub fn new(pool: PgPool, settings: ActorSettings, commands: CommandSettings) -> Arc<Self> {
-        Arc::new(Self { actors: Mutex::new(HashMap::new()), pool, settings, commands })
+    pub fn new(
+        pool: PgPool,
+        settings: ActorSettings,
+        commands: CommandSettings,
+        events: Arc<Hub>,
+    ) -> Arc<Self> {
+        Arc::new(Self { actors: Mutex::new(HashMap::new()), pool, settings, commands, events })
     }
 
     /// Runs `command` on `user`'s actor. A full mailbox fails at once rather than queueing
@@ -108,6 +117,7 @@ impl ActorRegistry {
             settings: self.commands,
             idle_timeout: Duration::from_secs(self.settings.idle_timeout_secs),
             pending: pending.clone(),
+            events: self.events.clone(),
             registry: self.clone(),
             last_active: Instant::now(),
         };

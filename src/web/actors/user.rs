@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::registry::ActorRegistry;
 use crate::commands::{self, Command, CommandSettings, Outcome, WriteError};
+use crate::web::events::Hub;
 
 /// One command and where to send its result. The caller waits on the oneshot rather than on
 /// actix's reply channel, so it can fail fast when the mailbox is full (see `ActorRegistry`).
@@ -28,6 +29,7 @@ pub struct UserActor {
     pub idle_timeout: Duration,
     /// Commands sent but not yet finished, shared with the registry entry.
     pub pending: Arc<AtomicUsize>,
+    pub events: Arc<Hub>,
     pub registry: Arc<ActorRegistry>,
     pub last_active: Instant,
 }
@@ -57,7 +59,7 @@ impl Handler<Execute> for UserActor {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
+        let (pool, events) = (self.pool.clone(), self.events.clone());
         let (user, settings) = (self.user_id, self.settings);
         let span = tracing::info_span!("user_actor", user_id = %user);
         let work = async move {
@@ -68,6 +70,11 @@ impl Handler<Execute> for UserActor {
                 return;
             }
             let result = commands::execute(&pool, settings, user, &msg.command).await;
+            // Committed: this process's streams of the user read their feed now rather than at
+            // the next poll. A write that changed nothing costs them one empty read.
+            if result.is_ok() {
+                events.wake(user);
+            }
             // Once started, a write stands even if the caller leaves before the answer.
             let _ = msg.reply.send(result);
         };

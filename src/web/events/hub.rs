@@ -1,5 +1,7 @@
-//! The process's register of open event streams. The one `LISTEN` connection reports here; each
-//! stream waits on its user's head number and on auth changes, and reads the feed itself.
+//! The process's register of open event streams. A write committed by this process's actors
+//! wakes its user's streams here at once; the heads poller (`heads.rs`) reports each user's newest
+//! change number, for changes made by other processes; the `LISTEN` connection reports auth
+//! changes. Each stream waits on its user's head and on auth changes, and reads the feed itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +39,8 @@ pub struct Hub {
     /// Streams read the feed over this pool, apart from the request pool: a burst of changes
     /// neither queues behind requests nor takes their connections.
     pub pool: PgPool,
+    /// The heads poll's one connection: it never waits behind the feed reads its wake-ups cause.
+    pub poll_pool: PgPool,
     pub settings: SyncSettings,
 }
 
@@ -53,12 +57,13 @@ struct UserStreams {
 }
 
 impl Hub {
-    pub fn new(settings: SyncSettings, pool: PgPool) -> Arc<Self> {
+    pub fn new(settings: SyncSettings, pool: PgPool, poll_pool: PgPool) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             auth: broadcast::channel(1024).0,
             shutdown: watch::channel(false).0,
             pool,
+            poll_pool,
             settings,
         })
     }
@@ -106,7 +111,20 @@ impl Hub {
         }
     }
 
-    /// Wakes every stream to read its feed: notifications may have been missed.
+    /// The users with a stream open here and the newest change number heard for each: what the
+    /// heads poller asks the database about.
+    pub fn watched(&self) -> (Vec<Uuid>, Vec<i64>) {
+        self.state().users.iter().map(|(user, entry)| (*user, *entry.head.borrow())).unzip()
+    }
+
+    /// Wakes `user`'s streams to read their feed: this process just committed a write for them.
+    pub fn wake(&self, user: Uuid) {
+        if let Some(entry) = self.state().users.get(&user) {
+            entry.head.send_modify(|_| {});
+        }
+    }
+
+    /// Wakes every stream to read its feed: changes may have been missed.
     pub fn wake_all(&self) {
         for entry in self.state().users.values() {
             entry.head.send_modify(|_| {});
@@ -163,6 +181,8 @@ mod tests {
 
     /// Tests that make one run on a runtime: a lazy pool needs one, though it is never used here.
     fn hub(per_user: usize, per_process: usize) -> Arc<Hub> {
+        let lazy =
+            || sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/unused").unwrap();
         Hub::new(
             SyncSettings {
                 tombstone_retention_secs: 60,
@@ -173,8 +193,10 @@ mod tests {
                 heartbeat_secs: 15,
                 ticket_ttl_secs: 60,
                 read_connections: 1,
+                poll_interval_ms: 25,
             },
-            sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/unused").unwrap(),
+            lazy(),
+            lazy(),
         )
     }
 
@@ -205,6 +227,36 @@ mod tests {
         assert!(!sb.heads.has_changed().unwrap());
         hub.wake_all();
         assert!(sb.heads.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_local_write_wakes_only_its_users_streams() {
+        let hub = hub(5, 5);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (mut sa, mut sb) = (hub.subscribe(a).unwrap(), hub.subscribe(b).unwrap());
+        sa.heads.mark_unchanged();
+        sb.heads.mark_unchanged();
+        hub.wake(a);
+        hub.wake(Uuid::new_v4());
+        assert!(sa.heads.has_changed().unwrap());
+        assert!(!sb.heads.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn watched_lists_each_user_with_a_stream_once_with_its_head() {
+        let hub = hub(5, 5);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (_a1, _a2, b1) =
+            (hub.subscribe(a).unwrap(), hub.subscribe(a).unwrap(), hub.subscribe(b).unwrap());
+        hub.changed(a, 9);
+        let (users, heads) = hub.watched();
+        let mut watched: Vec<(Uuid, i64)> = users.into_iter().zip(heads).collect();
+        watched.sort();
+        let mut expected = vec![(a, 9), (b, 0)];
+        expected.sort();
+        assert_eq!(watched, expected);
+        drop(b1);
+        assert_eq!(hub.watched(), (vec![a], vec![9]), "a user whose last stream closed is not watched");
     }
 
     #[tokio::test]

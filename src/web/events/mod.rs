@@ -1,9 +1,11 @@
 //! Server-sent events: each open `GET /events` stream follows its user's change feed live.
 
+mod heads;
 mod hub;
 mod outbox;
 mod stream;
 
+pub use heads::follow as follow_heads;
 pub use hub::{AuthSignal, Hub, Refused, Subscription};
 pub use outbox::Body;
 pub use stream::{Position, StreamAuth};

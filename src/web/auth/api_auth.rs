@@ -25,7 +25,8 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let token = bearer(req.headers()).filter(|t| api_token::looks_like_one(t)).map(str::to_owned);
-    let needs = scope::needs(req.method(), req.match_pattern().as_deref());
+    // The route is found again only for an API token: the walk costs a regex match per pattern.
+    let needs = token.as_ref().and_then(|_| scope::needs(req.method(), req.match_pattern().as_deref()));
     let state = req.app_data::<web::Data<AppState>>().cloned();
     // Public routes ignore credentials; unknown ones are left to answer 404 or 405.
     let (Some(token), Some(needs @ (Needs::Scope(_) | Needs::Login)), Some(state)) = (token, needs, state)

@@ -361,8 +361,9 @@ pub struct SyncSettings {
     pub ticket_ttl_secs: u64,
     /// Connections, apart from the request pool, that streams read the change feed over.
     pub read_connections: u32,
-    /// How often a web process with streams open reads their users' newest change numbers: the
-    /// most a change waits before its streams wake.
+    /// How often a web process with streams open reads their users' newest change numbers: about
+    /// the longest a change made by another process waits before its streams wake (this process's
+    /// own writes wake them at once).
     pub poll_interval_ms: u64,
 }
 
